@@ -1,14 +1,19 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The node: apps and their limits, the hub (local connections, local subscriptions, fan-out),
+//! sessions (everything about one connection), presence and user logic, rate limits, and the
+//! `Backplane` trait with its in-memory implementation.
+//!
+//! **Invariant:** this crate never touches a socket, an HTTP request or Redis. It receives
+//! decoded text from the transport and pushes encoded frames into bounded outboxes.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod app;
+pub mod backplane;
+pub mod conn;
+pub mod hub;
+pub mod rate;
+pub mod session;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use app::{App, AppFeatures, Apps, WebhookEndpoint};
+pub use backplane::{Backplane, BackplaneError, MemoryBackplane};
+pub use conn::{CloseReason, ConnHandle, Outbox, Outgoing};
+pub use hub::{Hub, HubConfig};
+pub use session::Session;

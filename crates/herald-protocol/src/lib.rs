@@ -12,6 +12,7 @@ pub mod event;
 pub mod ids;
 pub mod limits;
 pub mod signature;
+pub mod user;
 pub mod webhook;
 
 pub use channel::{ChannelKind, ChannelName};

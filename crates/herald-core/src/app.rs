@@ -1,0 +1,121 @@
+//! Apps: credentials, feature switches, limits and webhook endpoints, as loaded from config.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_protocol::webhook::WebhookKind;
+use herald_protocol::{Limits, Secret};
+
+/// One tenant. Built by the server's config loader; immutable while the node runs.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub id: String,
+    pub key: String,
+    pub secret: Secret,
+    pub enabled: bool,
+    pub features: AppFeatures,
+    pub limits: Limits,
+    /// Most connections the app may hold across the cluster (close 4004 beyond it).
+    pub max_connections: Option<u64>,
+    /// How long a cache channel remembers its last event.
+    pub cache_ttl: Duration,
+    /// Time a connection has to sign in or subscribe to a private channel when
+    /// `features.require_authorized_connection` is on.
+    pub authorized_connection_timeout: Duration,
+    pub webhooks: Vec<WebhookEndpoint>,
+}
+
+/// Per-app switches (Pusher dashboard toggles, soketi/sockudo app flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppFeatures {
+    /// `client-…` events from connections (Pusher's default: off).
+    pub client_events: bool,
+    /// `pusher:signin` accepted.
+    pub user_authentication: bool,
+    /// `pusher_internal:watchlist_events` for signed-in users with a watchlist.
+    pub watchlist_events: bool,
+    /// `pusher_internal:subscription_count` events to subscribers.
+    pub subscription_count: bool,
+    /// Connections must sign in or subscribe to a private/presence channel in time (4009).
+    pub require_authorized_connection: bool,
+    /// Plain (non-TLS) connections are refused with 4000.
+    pub tls_only: bool,
+}
+
+impl Default for AppFeatures {
+    fn default() -> Self {
+        AppFeatures {
+            client_events: false,
+            user_authentication: true,
+            watchlist_events: true,
+            subscription_count: false,
+            require_authorized_connection: false,
+            tls_only: false,
+        }
+    }
+}
+
+/// Where an app's webhooks go (delivered by the webhook dispatcher).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub url: String,
+    pub event_types: Vec<WebhookKind>,
+    pub headers: Vec<(String, String)>,
+    pub filter_prefix: Option<String>,
+    pub filter_suffix: Option<String>,
+}
+
+impl App {
+    /// An app with default switches and limits.
+    pub fn new(id: &str, key: &str, secret: &str) -> App {
+        App {
+            id: id.to_owned(),
+            key: key.to_owned(),
+            secret: Secret::new(secret),
+            enabled: true,
+            features: AppFeatures::default(),
+            limits: Limits::default(),
+            max_connections: None,
+            cache_ttl: Duration::from_secs(1800),
+            authorized_connection_timeout: Duration::from_secs(30),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// The configured apps, looked up by id (HTTP API) and by key (WebSocket).
+#[derive(Clone, Debug, Default)]
+pub struct Apps {
+    by_id: HashMap<String, Arc<App>>,
+    by_key: HashMap<String, Arc<App>>,
+}
+
+impl Apps {
+    /// Fails on a duplicate id or key, naming it.
+    pub fn new(apps: Vec<App>) -> Result<Apps, String> {
+        let mut out = Apps::default();
+        for app in apps {
+            let app = Arc::new(app);
+            if out.by_id.insert(app.id.clone(), app.clone()).is_some() {
+                return Err(format!("duplicate app id '{}'", app.id));
+            }
+            if out.by_key.insert(app.key.clone(), app.clone()).is_some() {
+                return Err(format!("duplicate app key '{}'", app.key));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id.get(id)
+    }
+
+    pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.by_key.get(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_id.values()
+    }
+}

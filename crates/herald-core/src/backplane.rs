@@ -1,0 +1,187 @@
+//! The backplane: what nodes share. `MemoryBackplane` serves a single node; `RedisBackplane`
+//! (crate `herald-redis`) serves a cluster. Both pass the same conformance checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use herald_protocol::{ChannelName, SocketId, UserId};
+
+mod memory;
+pub use memory::MemoryBackplane;
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance;
+
+/// The backplane could not answer (Redis unreachable, script error). The hub turns it into a
+/// `ServerError` subscription error or an HTTP 503.
+#[derive(Debug, thiserror::Error)]
+#[error("backplane unavailable: {0}")]
+pub struct BackplaneError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// A presence member: the user and the raw JSON text of its `user_info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: UserId,
+    pub user_info: Option<Arc<str>>,
+}
+
+/// The cluster-wide subscription count of a channel after a subscribe or unsubscribe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Occupancy {
+    pub count: u64,
+    /// The count went 0 → 1 (subscribe) or 1 → 0 (unsubscribe): exactly once per cluster.
+    pub transition: bool,
+}
+
+/// Result of a presence join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// Admitted. `new_user` is true when this is the user's first connection in the channel
+    /// (send `member_added`); `members` is the member list including the joiner.
+    Admitted {
+        new_user: bool,
+        members: Vec<Member>,
+    },
+    /// The channel already holds the maximum number of distinct users.
+    Full,
+}
+
+/// The last event published on a cache channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedEvent {
+    /// The frame exactly as delivered.
+    pub frame: Bytes,
+    /// The event's `data` string (for `GET /channels/{name}?info=cache`).
+    pub data: String,
+    /// Time left before the entry expires.
+    pub ttl: Duration,
+}
+
+/// A channel in `GET /channels`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelCount {
+    pub name: String,
+    pub subscription_count: u64,
+    /// Distinct users (presence channels only).
+    pub user_count: Option<u64>,
+}
+
+/// A frame for the subscribers of one channel, on every node.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub channel: ChannelName,
+    pub frame: Bytes,
+    /// This connection (on whichever node) does not receive it.
+    pub except: Option<SocketId>,
+}
+
+/// A cluster-wide command about one app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Close every connection signed in as this user (4009).
+    TerminateUser(UserId),
+    /// A user came online or went offline (watchlist events).
+    Presence { user: UserId, online: bool },
+}
+
+/// What other nodes send to this one; handed to the hub once at start.
+#[derive(Clone, Debug)]
+pub enum Inbound {
+    Envelope { app: String, envelope: Envelope },
+    Control { app: String, control: Control },
+}
+
+/// Shared state and relay between nodes.
+///
+/// Guarantees every implementation gives (checked by `conformance`):
+/// - `publish` and `control` reach every *other* node's hub through its `Inbound` receiver, in
+///   publish order per channel; the calling node delivers locally itself and never receives its
+///   own messages back.
+/// - `subscribe`/`unsubscribe`, `presence_join`/`presence_leave` and `user_signin`/`user_signout`
+///   are atomic: each transition (occupied, vacated, new member, member gone, online, offline)
+///   is reported to exactly one caller in the cluster.
+/// - Queries (`channels`, `channel`, `members`, `users_online`, `cache_get`) read shared state,
+///   never ask other nodes.
+#[async_trait]
+pub trait Backplane: Send + Sync + 'static {
+    async fn publish(&self, app: &str, envelope: &Envelope) -> Result<(), BackplaneError>;
+    async fn control(&self, app: &str, control: &Control) -> Result<(), BackplaneError>;
+
+    /// One more subscription (a connection) on `channel`.
+    async fn subscribe(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+    ) -> Result<Occupancy, BackplaneError>;
+    async fn unsubscribe(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+    ) -> Result<Occupancy, BackplaneError>;
+
+    /// Adds `socket` as `member` of a presence channel; refuses a new user beyond `max_members`.
+    async fn presence_join(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+        member: &Member,
+        max_members: usize,
+    ) -> Result<Joined, BackplaneError>;
+    /// Removes `socket`; returns the user when it was the user's last connection in the channel.
+    async fn presence_leave(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+    ) -> Result<Option<UserId>, BackplaneError>;
+    async fn members(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+    ) -> Result<Vec<Member>, BackplaneError>;
+
+    /// Occupied channels whose name starts with `prefix`.
+    async fn channels(&self, app: &str, prefix: &str) -> Result<Vec<ChannelCount>, BackplaneError>;
+    /// Counts of one channel (zero when unoccupied).
+    async fn channel(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+    ) -> Result<ChannelCount, BackplaneError>;
+
+    /// A connection signed in as `user`; true when the user just came online.
+    async fn user_signin(
+        &self,
+        app: &str,
+        user: &UserId,
+        socket: &SocketId,
+    ) -> Result<bool, BackplaneError>;
+    /// A signed-in connection closed; true when the user just went offline.
+    async fn user_signout(
+        &self,
+        app: &str,
+        user: &UserId,
+        socket: &SocketId,
+    ) -> Result<bool, BackplaneError>;
+    async fn users_online(&self, app: &str, users: &[UserId]) -> Result<Vec<bool>, BackplaneError>;
+
+    async fn cache_set(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        event: CachedEvent,
+    ) -> Result<(), BackplaneError>;
+    async fn cache_get(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+    ) -> Result<Option<CachedEvent>, BackplaneError>;
+
+    /// Counts a connection of the app in (`+1`) or out (`-1`); returns the cluster-wide total.
+    async fn connections(&self, app: &str, delta: i64) -> Result<u64, BackplaneError>;
+}

@@ -1,0 +1,236 @@
+//! Behaviour every `Backplane` must show. `herald-core` runs these on `MemoryBackplane`;
+//! `herald-redis` runs the same checks on `RedisBackplane` against a real redis-server.
+//! Each check takes a fresh backplane and panics with a description on failure.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use herald_protocol::{ChannelName, SocketId, UserId};
+
+use super::*;
+
+fn ch(name: &str) -> ChannelName {
+    ChannelName::parse(name, 200).expect("valid test channel")
+}
+
+fn sock(n: u32) -> SocketId {
+    SocketId::from_parts(n, n)
+}
+
+fn user(id: &str) -> UserId {
+    UserId::parse(id, 128).expect("valid test user")
+}
+
+fn member(id: &str) -> Member {
+    Member {
+        user_id: user(id),
+        user_info: Some(format!("{{\"name\":\"{id}\"}}").into()),
+    }
+}
+
+/// Runs every check, each on a new backplane from `make`.
+pub async fn run_all<B: Backplane, F: std::future::Future<Output = B>>(make: impl Fn() -> F) {
+    occupancy_transitions_happen_once(&make().await).await;
+    presence_membership_is_per_user(&make().await).await;
+    presence_limit_refuses_new_users_only(&make().await).await;
+    users_go_online_and_offline_once(&make().await).await;
+    channel_queries_read_shared_state(&make().await).await;
+    cache_keeps_the_last_event(&make().await).await;
+    connection_totals_count_up_and_down(&make().await).await;
+}
+
+pub async fn occupancy_transitions_happen_once(bp: &dyn Backplane) {
+    let c = ch("room");
+    assert_eq!(
+        bp.subscribe("a", &c, &sock(1)).await.unwrap(),
+        Occupancy {
+            count: 1,
+            transition: true
+        }
+    );
+    assert_eq!(
+        bp.subscribe("a", &c, &sock(2)).await.unwrap(),
+        Occupancy {
+            count: 2,
+            transition: false
+        }
+    );
+    assert_eq!(
+        bp.unsubscribe("a", &c, &sock(1)).await.unwrap(),
+        Occupancy {
+            count: 1,
+            transition: false
+        }
+    );
+    assert_eq!(
+        bp.unsubscribe("a", &c, &sock(2)).await.unwrap(),
+        Occupancy {
+            count: 0,
+            transition: true
+        }
+    );
+    // Apps are separate namespaces.
+    assert_eq!(
+        bp.subscribe("b", &c, &sock(1)).await.unwrap(),
+        Occupancy {
+            count: 1,
+            transition: true
+        }
+    );
+}
+
+pub async fn presence_membership_is_per_user(bp: &dyn Backplane) {
+    let c = ch("presence-room");
+    let j1 = bp
+        .presence_join("a", &c, &sock(1), &member("u1"), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        j1,
+        Joined::Admitted {
+            new_user: true,
+            members: vec![member("u1")]
+        }
+    );
+    // Second tab of the same user: not a new member.
+    let j2 = bp
+        .presence_join("a", &c, &sock(2), &member("u1"), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        j2,
+        Joined::Admitted {
+            new_user: false,
+            members: vec![member("u1")]
+        }
+    );
+    let j3 = bp
+        .presence_join("a", &c, &sock(3), &member("u2"), 100)
+        .await
+        .unwrap();
+    assert!(matches!(j3, Joined::Admitted { new_user: true, ref members } if members.len() == 2));
+    assert_eq!(
+        bp.presence_leave("a", &c, &sock(1)).await.unwrap(),
+        None,
+        "u1 still has a tab"
+    );
+    assert_eq!(
+        bp.presence_leave("a", &c, &sock(2)).await.unwrap(),
+        Some(user("u1"))
+    );
+    assert_eq!(
+        bp.presence_leave("a", &c, &sock(2)).await.unwrap(),
+        None,
+        "leaving twice is a no-op"
+    );
+    assert_eq!(bp.members("a", &c).await.unwrap(), vec![member("u2")]);
+}
+
+pub async fn presence_limit_refuses_new_users_only(bp: &dyn Backplane) {
+    let c = ch("presence-small");
+    for i in 0..3 {
+        let j = bp
+            .presence_join("a", &c, &sock(i), &member(&format!("u{i}")), 3)
+            .await
+            .unwrap();
+        assert!(matches!(j, Joined::Admitted { new_user: true, .. }));
+    }
+    assert_eq!(
+        bp.presence_join("a", &c, &sock(9), &member("u9"), 3)
+            .await
+            .unwrap(),
+        Joined::Full
+    );
+    let again = bp
+        .presence_join("a", &c, &sock(10), &member("u0"), 3)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            again,
+            Joined::Admitted {
+                new_user: false,
+                ..
+            }
+        ),
+        "an existing user may open another tab"
+    );
+}
+
+pub async fn users_go_online_and_offline_once(bp: &dyn Backplane) {
+    let u = user("u1");
+    assert!(bp.user_signin("a", &u, &sock(1)).await.unwrap());
+    assert!(!bp.user_signin("a", &u, &sock(2)).await.unwrap());
+    assert_eq!(
+        bp.users_online("a", &[u.clone(), user("u2")])
+            .await
+            .unwrap(),
+        vec![true, false]
+    );
+    assert!(!bp.user_signout("a", &u, &sock(1)).await.unwrap());
+    assert!(bp.user_signout("a", &u, &sock(2)).await.unwrap());
+    assert!(!bp.user_signout("a", &u, &sock(2)).await.unwrap());
+    assert_eq!(bp.users_online("a", &[u]).await.unwrap(), vec![false]);
+}
+
+pub async fn channel_queries_read_shared_state(bp: &dyn Backplane) {
+    let p = ch("presence-x");
+    bp.subscribe("a", &ch("news"), &sock(1)).await.unwrap();
+    bp.subscribe("a", &p, &sock(1)).await.unwrap();
+    bp.presence_join("a", &p, &sock(1), &member("u1"), 100)
+        .await
+        .unwrap();
+    bp.subscribe("a", &p, &sock(2)).await.unwrap();
+    bp.presence_join("a", &p, &sock(2), &member("u1"), 100)
+        .await
+        .unwrap();
+    let all = bp.channels("a", "").await.unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["news", "presence-x"]
+    );
+    let presence = bp.channels("a", "presence-").await.unwrap();
+    assert_eq!(
+        presence,
+        vec![ChannelCount {
+            name: "presence-x".into(),
+            subscription_count: 2,
+            user_count: Some(1)
+        }]
+    );
+    let one = bp.channel("a", &p).await.unwrap();
+    assert_eq!((one.subscription_count, one.user_count), (2, Some(1)));
+    let none = bp.channel("a", &ch("empty")).await.unwrap();
+    assert_eq!((none.subscription_count, none.user_count), (0, None));
+}
+
+pub async fn cache_keeps_the_last_event(bp: &dyn Backplane) {
+    let c = ch("cache-x");
+    assert_eq!(bp.cache_get("a", &c).await.unwrap(), None);
+    for data in ["1", "2"] {
+        let ev = CachedEvent {
+            frame: Bytes::from(format!("frame{data}")),
+            data: data.into(),
+            ttl: Duration::from_secs(60),
+        };
+        bp.cache_set("a", &c, ev).await.unwrap();
+    }
+    let got = bp.cache_get("a", &c).await.unwrap().expect("cached");
+    assert_eq!((got.frame, got.data.as_str()), (Bytes::from("frame2"), "2"));
+    assert!(got.ttl <= Duration::from_secs(60) && got.ttl >= Duration::from_secs(1));
+}
+
+pub async fn connection_totals_count_up_and_down(bp: &dyn Backplane) {
+    assert_eq!(bp.connections("a", 1).await.unwrap(), 1);
+    assert_eq!(bp.connections("a", 1).await.unwrap(), 2);
+    assert_eq!(bp.connections("a", -1).await.unwrap(), 1);
+    assert_eq!(bp.connections("b", 1).await.unwrap(), 1);
+}
+
+#[cfg(test)]
+mod memory {
+    #[tokio::test]
+    async fn memory_backplane_conforms() {
+        super::run_all(|| async { super::MemoryBackplane::new() }).await;
+    }
+}

@@ -1,0 +1,300 @@
+//! The embedded backplane: one node, state in process memory, same semantics as Redis.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use herald_protocol::{ChannelKind, ChannelName, SocketId, UserId};
+use tokio::time::Instant;
+
+use super::*;
+
+/// All state behind one mutex: every operation is a few map updates, far shorter than the
+/// await points around it, so a std `Mutex` (never held across `.await`) is the cheapest lock.
+#[derive(Default)]
+pub struct MemoryBackplane {
+    apps: Mutex<HashMap<String, AppState>>,
+}
+
+#[derive(Default)]
+struct AppState {
+    channels: HashMap<String, u64>,
+    presence: HashMap<String, Presence>,
+    users: HashMap<UserId, HashSet<SocketId>>,
+    cache: HashMap<String, (Bytes, String, Instant)>,
+    connections: u64,
+}
+
+#[derive(Default)]
+struct Presence {
+    sockets: HashMap<SocketId, UserId>,
+    /// user → (connections in the channel, member as first joined). Sorted for stable lists.
+    users: BTreeMap<UserId, (u64, Member)>,
+}
+
+impl MemoryBackplane {
+    pub fn new() -> MemoryBackplane {
+        MemoryBackplane::default()
+    }
+
+    fn with<T>(&self, app: &str, f: impl FnOnce(&mut AppState) -> T) -> T {
+        let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+        f(apps.entry(app.to_owned()).or_default())
+    }
+}
+
+#[async_trait]
+impl Backplane for MemoryBackplane {
+    async fn publish(&self, _: &str, _: &Envelope) -> Result<(), BackplaneError> {
+        // There is no other node.
+        Ok(())
+    }
+
+    async fn control(&self, _: &str, _: &Control) -> Result<(), BackplaneError> {
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        _: &SocketId,
+    ) -> Result<Occupancy, BackplaneError> {
+        Ok(self.with(app, |s| {
+            let n = s.channels.entry(channel.as_str().to_owned()).or_default();
+            *n += 1;
+            Occupancy {
+                count: *n,
+                transition: *n == 1,
+            }
+        }))
+    }
+
+    async fn unsubscribe(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        _: &SocketId,
+    ) -> Result<Occupancy, BackplaneError> {
+        Ok(
+            self.with(app, |s| match s.channels.get_mut(channel.as_str()) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    Occupancy {
+                        count: *n,
+                        transition: false,
+                    }
+                }
+                Some(_) => {
+                    s.channels.remove(channel.as_str());
+                    Occupancy {
+                        count: 0,
+                        transition: true,
+                    }
+                }
+                None => Occupancy {
+                    count: 0,
+                    transition: false,
+                },
+            }),
+        )
+    }
+
+    async fn presence_join(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+        member: &Member,
+        max_members: usize,
+    ) -> Result<Joined, BackplaneError> {
+        Ok(self.with(app, |s| {
+            let p = s.presence.entry(channel.as_str().to_owned()).or_default();
+            if p.sockets.contains_key(socket) {
+                return Joined::Admitted {
+                    new_user: false,
+                    members: list(p),
+                };
+            }
+            let new_user = !p.users.contains_key(&member.user_id);
+            if new_user && p.users.len() >= max_members {
+                return Joined::Full;
+            }
+            p.sockets.insert(socket.clone(), member.user_id.clone());
+            p.users
+                .entry(member.user_id.clone())
+                .or_insert_with(|| (0, member.clone()))
+                .0 += 1;
+            Joined::Admitted {
+                new_user,
+                members: list(p),
+            }
+        }))
+    }
+
+    async fn presence_leave(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+    ) -> Result<Option<UserId>, BackplaneError> {
+        Ok(self.with(app, |s| {
+            let p = s.presence.get_mut(channel.as_str())?;
+            let user = p.sockets.remove(socket)?;
+            let gone = match p.users.get_mut(&user) {
+                Some(entry) if entry.0 > 1 => {
+                    entry.0 -= 1;
+                    false
+                }
+                _ => {
+                    p.users.remove(&user);
+                    true
+                }
+            };
+            if p.sockets.is_empty() {
+                s.presence.remove(channel.as_str());
+            }
+            gone.then_some(user)
+        }))
+    }
+
+    async fn members(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+    ) -> Result<Vec<Member>, BackplaneError> {
+        Ok(self.with(app, |s| {
+            s.presence
+                .get(channel.as_str())
+                .map(list)
+                .unwrap_or_default()
+        }))
+    }
+
+    async fn channels(&self, app: &str, prefix: &str) -> Result<Vec<ChannelCount>, BackplaneError> {
+        Ok(self.with(app, |s| {
+            let mut out: Vec<ChannelCount> = s
+                .channels
+                .iter()
+                .filter(|(name, _)| name.starts_with(prefix))
+                .map(|(name, &n)| ChannelCount {
+                    name: name.clone(),
+                    subscription_count: n,
+                    user_count: s.presence.get(name).map(|p| p.users.len() as u64),
+                })
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            out
+        }))
+    }
+
+    async fn channel(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+    ) -> Result<ChannelCount, BackplaneError> {
+        Ok(self.with(app, |s| ChannelCount {
+            name: channel.as_str().to_owned(),
+            subscription_count: s.channels.get(channel.as_str()).copied().unwrap_or(0),
+            user_count: (channel.kind() == ChannelKind::Presence).then(|| {
+                s.presence
+                    .get(channel.as_str())
+                    .map_or(0, |p| p.users.len() as u64)
+            }),
+        }))
+    }
+
+    async fn user_signin(
+        &self,
+        app: &str,
+        user: &UserId,
+        socket: &SocketId,
+    ) -> Result<bool, BackplaneError> {
+        Ok(self.with(app, |s| {
+            let set = s.users.entry(user.clone()).or_default();
+            set.insert(socket.clone()) && set.len() == 1
+        }))
+    }
+
+    async fn user_signout(
+        &self,
+        app: &str,
+        user: &UserId,
+        socket: &SocketId,
+    ) -> Result<bool, BackplaneError> {
+        Ok(self.with(app, |s| {
+            let Some(set) = s.users.get_mut(user) else {
+                return false;
+            };
+            if !set.remove(socket) {
+                return false;
+            }
+            let offline = set.is_empty();
+            if offline {
+                s.users.remove(user);
+            }
+            offline
+        }))
+    }
+
+    async fn users_online(&self, app: &str, users: &[UserId]) -> Result<Vec<bool>, BackplaneError> {
+        Ok(self.with(app, |s| {
+            users.iter().map(|u| s.users.contains_key(u)).collect()
+        }))
+    }
+
+    async fn cache_set(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        event: CachedEvent,
+    ) -> Result<(), BackplaneError> {
+        let expires = Instant::now() + event.ttl;
+        self.with(app, |s| {
+            // Drop expired entries now and then so abandoned cache channels do not pile up.
+            if s.cache.len() > 1024 {
+                let now = Instant::now();
+                s.cache.retain(|_, (_, _, at)| *at > now);
+            }
+            s.cache.insert(
+                channel.as_str().to_owned(),
+                (event.frame, event.data, expires),
+            );
+        });
+        Ok(())
+    }
+
+    async fn cache_get(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+    ) -> Result<Option<CachedEvent>, BackplaneError> {
+        let now = Instant::now();
+        Ok(self.with(app, |s| match s.cache.get(channel.as_str()) {
+            Some((frame, data, at)) if *at > now => Some(CachedEvent {
+                frame: frame.clone(),
+                data: data.clone(),
+                ttl: at
+                    .saturating_duration_since(now)
+                    .max(Duration::from_secs(1)),
+            }),
+            Some(_) => {
+                s.cache.remove(channel.as_str());
+                None
+            }
+            None => None,
+        }))
+    }
+
+    async fn connections(&self, app: &str, delta: i64) -> Result<u64, BackplaneError> {
+        Ok(self.with(app, |s| {
+            s.connections = s.connections.saturating_add_signed(delta);
+            s.connections
+        }))
+    }
+}
+
+fn list(p: &Presence) -> Vec<Member> {
+    p.users.values().map(|(_, m)| m.clone()).collect()
+}

@@ -1,0 +1,472 @@
+//! The node's hub: which local connections are on which channel, which are signed in as which
+//! user, who watches whom; fan-out of encoded frames; the bridge to the backplane.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use herald_protocol::event::encode;
+use herald_protocol::{ChannelKind, ChannelName, ErrorCode, ProtocolError, SocketId, UserId};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::backplane::{Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound};
+use crate::conn::{CloseReason, ConnHandle};
+use crate::{App, Apps};
+
+/// Node-wide settings the hub and its sessions need.
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// Sent in `connection_established`; the server pings after this much silence.
+    pub activity_timeout: Duration,
+    /// Time a client has to answer a ping before it is closed with 4201.
+    pub pong_timeout: Duration,
+    /// Frames a connection may have queued before it counts as a slow consumer (4100).
+    pub outbox_capacity: usize,
+    /// Refuse connections without `protocol` (4008) and with a malformed `version` (4006).
+    pub strict_protocol: bool,
+    /// Most connections this node holds (4100 beyond it).
+    pub max_node_connections: Option<usize>,
+    /// Also report subscription errors as `pusher:error` (hosted Pusher's duplicate reporting).
+    pub p_compat_errors: bool,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            activity_timeout: Duration::from_secs(120),
+            pong_timeout: Duration::from_secs(30),
+            outbox_capacity: 1024,
+            strict_protocol: false,
+            max_node_connections: None,
+            p_compat_errors: false,
+        }
+    }
+}
+
+/// Query parameters of a WebSocket handshake, as received.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Handshake<'a> {
+    pub protocol: Option<&'a str>,
+    pub version: Option<&'a str>,
+    /// The connection arrived over TLS (directly or per `X-Forwarded-Proto`).
+    pub secure: bool,
+}
+
+/// Presence joins and leaves of one channel run one at a time on this node, so that a joiner's
+/// member list and the `member_added` frames others see are consistent (no member announced
+/// before the list that should contain it). Locks are striped by channel name.
+const PRESENCE_STRIPES: usize = 32;
+
+#[derive(Default)]
+struct AppLocal {
+    conns: RwLock<HashMap<SocketId, ConnHandle>>,
+    channels: RwLock<HashMap<String, HashMap<SocketId, ConnHandle>>>,
+    users: RwLock<HashMap<UserId, HashMap<SocketId, ConnHandle>>>,
+    watchers: RwLock<HashMap<UserId, HashMap<SocketId, ConnHandle>>>,
+    presence_locks: [tokio::sync::Mutex<()>; PRESENCE_STRIPES],
+    counts: Mutex<HashMap<String, CountState>>,
+}
+
+/// Coalescing of `subscription_count` events: at most one per channel per second.
+#[derive(Default)]
+struct CountState {
+    pending: bool,
+    last_sent: Option<Instant>,
+}
+
+struct Inner {
+    apps: Apps,
+    backplane: Arc<dyn Backplane>,
+    config: HubConfig,
+    local: HashMap<String, AppLocal>,
+    connections: AtomicUsize,
+    draining: AtomicBool,
+}
+
+/// Cheap to clone; one per node.
+#[derive(Clone)]
+pub struct Hub(Arc<Inner>);
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    pub fn new(apps: Apps, backplane: Arc<dyn Backplane>, config: HubConfig) -> Hub {
+        let local = apps
+            .iter()
+            .map(|a| (a.id.clone(), AppLocal::default()))
+            .collect();
+        Hub(Arc::new(Inner {
+            apps,
+            backplane,
+            config,
+            local,
+            connections: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
+        }))
+    }
+
+    /// Delivers what other nodes send until the backplane closes the channel.
+    pub fn spawn_inbound(&self, mut rx: mpsc::Receiver<Inbound>) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    Inbound::Envelope { app, envelope } => hub.deliver_local(&app, &envelope),
+                    Inbound::Control { app, control } => hub.apply_control(&app, &control),
+                }
+            }
+        })
+    }
+
+    pub fn apps(&self) -> &Apps {
+        &self.0.apps
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.0.config
+    }
+
+    pub fn backplane(&self) -> &dyn Backplane {
+        self.0.backplane.as_ref()
+    }
+
+    /// Connections open on this node.
+    pub fn connection_count(&self) -> usize {
+        self.0.connections.load(Ordering::Relaxed)
+    }
+
+    /// Connections of one app on this node.
+    pub fn app_connection_count(&self, app: &str) -> usize {
+        self.0.local.get(app).map_or(0, |l| read(&l.conns).len())
+    }
+
+    pub fn set_draining(&self) {
+        self.0.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::SeqCst)
+    }
+
+    /// Decides whether a WebSocket handshake for `/app/{key}` may proceed (§1.1, §1.6).
+    pub fn admit(&self, key: &str, hs: Handshake<'_>) -> Result<Arc<App>, ProtocolError> {
+        let app = self
+            .0
+            .apps
+            .by_key(key)
+            .ok_or(ProtocolError::fatal(ErrorCode::AppNotFound))?;
+        if !app.enabled {
+            return Err(ProtocolError::fatal(ErrorCode::AppDisabled));
+        }
+        match hs.protocol {
+            Some(p) => match p.parse::<u32>() {
+                Ok(4..=7) => {}
+                _ => return Err(ProtocolError::fatal(ErrorCode::UnsupportedProtocol)),
+            },
+            None if self.0.config.strict_protocol => {
+                return Err(ProtocolError::fatal(ErrorCode::NoProtocol));
+            }
+            None => {}
+        }
+        if self.0.config.strict_protocol {
+            let well_formed = |v: &str| {
+                !v.is_empty()
+                    && v.split('.').all(|p| {
+                        !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    })
+            };
+            if !hs.version.is_some_and(well_formed) {
+                return Err(ProtocolError::fatal(ErrorCode::InvalidVersion));
+            }
+        }
+        if app.features.tls_only && !hs.secure {
+            return Err(ProtocolError::fatal(ErrorCode::TlsOnly));
+        }
+        if self.is_draining() {
+            return Err(ProtocolError::fatal(ErrorCode::ReconnectNow));
+        }
+        if let Some(max) = self.0.config.max_node_connections {
+            if self.connection_count() >= max {
+                return Err(ProtocolError::fatal(ErrorCode::OverCapacity));
+            }
+        }
+        Ok(app.clone())
+    }
+
+    fn local(&self, app: &str) -> Option<&AppLocal> {
+        self.0.local.get(app)
+    }
+
+    pub(crate) fn connection_opened(&self, app: &str, conn: &ConnHandle) {
+        if let Some(l) = self.local(app) {
+            self.0.connections.fetch_add(1, Ordering::Relaxed);
+            write(&l.conns).insert(conn.socket_id().clone(), conn.clone());
+        }
+    }
+
+    pub(crate) fn connection_closed(&self, app: &str, socket: &SocketId) {
+        if let Some(l) = self.local(app) {
+            if write(&l.conns).remove(socket).is_some() {
+                self.0.connections.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) async fn presence_lock(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let l = self.local(app)?;
+        let mut h = DefaultHasher::new();
+        channel.as_str().hash(&mut h);
+        Some(
+            l.presence_locks[(h.finish() as usize) % PRESENCE_STRIPES]
+                .lock()
+                .await,
+        )
+    }
+
+    pub(crate) fn add_subscriber(&self, app: &str, channel: &ChannelName, conn: &ConnHandle) {
+        if let Some(l) = self.local(app) {
+            write(&l.channels)
+                .entry(channel.as_str().to_owned())
+                .or_default()
+                .insert(conn.socket_id().clone(), conn.clone());
+        }
+    }
+
+    pub(crate) fn remove_subscriber(&self, app: &str, channel: &ChannelName, socket: &SocketId) {
+        if let Some(l) = self.local(app) {
+            let mut channels = write(&l.channels);
+            if let Some(subs) = channels.get_mut(channel.as_str()) {
+                subs.remove(socket);
+                if subs.is_empty() {
+                    channels.remove(channel.as_str());
+                }
+            }
+        }
+    }
+
+    pub(crate) fn add_user(&self, app: &str, user: &UserId, conn: &ConnHandle) {
+        if let Some(l) = self.local(app) {
+            write(&l.users)
+                .entry(user.clone())
+                .or_default()
+                .insert(conn.socket_id().clone(), conn.clone());
+        }
+    }
+
+    pub(crate) fn remove_user(&self, app: &str, user: &UserId, socket: &SocketId) {
+        if let Some(l) = self.local(app) {
+            remove_from(&l.users, user, socket);
+        }
+    }
+
+    pub(crate) fn add_watcher(&self, app: &str, watched: &UserId, conn: &ConnHandle) {
+        if let Some(l) = self.local(app) {
+            write(&l.watchers)
+                .entry(watched.clone())
+                .or_default()
+                .insert(conn.socket_id().clone(), conn.clone());
+        }
+    }
+
+    pub(crate) fn remove_watcher(&self, app: &str, watched: &UserId, socket: &SocketId) {
+        if let Some(l) = self.local(app) {
+            remove_from(&l.watchers, watched, socket);
+        }
+    }
+
+    /// Sends an envelope to its channel's subscribers here and on every other node.
+    pub async fn publish(&self, app: &str, envelope: Envelope) -> Result<(), BackplaneError> {
+        self.deliver_local(app, &envelope);
+        self.0.backplane.publish(app, &envelope).await
+    }
+
+    /// Delivers an envelope to this node's connections: channel subscribers, or for
+    /// `#server-to-user-{id}` every connection signed in as that user, subscribed or not.
+    pub fn deliver_local(&self, app: &str, envelope: &Envelope) {
+        let Some(l) = self.local(app) else { return };
+        let send_all = |conns: &HashMap<SocketId, ConnHandle>| {
+            for (sid, conn) in conns {
+                if envelope.except.as_ref() != Some(sid) {
+                    conn.send(envelope.frame.clone());
+                }
+            }
+        };
+        if let Some(user) = envelope.channel.server_to_user_id() {
+            let users = read(&l.users);
+            if let Some(conns) = UserId::parse(user, usize::MAX).and_then(|u| users.get(&u)) {
+                send_all(conns);
+            }
+            return;
+        }
+        if let Some(conns) = read(&l.channels).get(envelope.channel.as_str()) {
+            send_all(conns);
+        }
+    }
+
+    /// Applies a cluster-wide command to this node's connections.
+    pub fn apply_control(&self, app: &str, control: &Control) {
+        let Some(l) = self.local(app) else { return };
+        match control {
+            Control::TerminateUser(user) => {
+                let conns: Vec<ConnHandle> = read(&l.users)
+                    .get(user)
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default();
+                for conn in conns {
+                    conn.close(CloseReason::from_error(
+                        ErrorCode::Unauthorized,
+                        "You got disconnected by the app.",
+                    ));
+                }
+            }
+            Control::Presence { user, online } => {
+                let (on, off): (&[&str], &[&str]) = if *online {
+                    (&[user.as_str()], &[])
+                } else {
+                    (&[], &[user.as_str()])
+                };
+                let frame = Bytes::from(encode::watchlist_events(on, off));
+                if let Some(conns) = read(&l.watchers).get(user) {
+                    for conn in conns.values() {
+                        conn.send(frame.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a command here and sends it to every other node.
+    pub async fn control(&self, app: &str, control: Control) -> Result<(), BackplaneError> {
+        self.apply_control(app, &control);
+        self.0.backplane.control(app, &control).await
+    }
+
+    /// Publishes an HTTP API event on one channel: encoded once, remembered on cache channels.
+    pub async fn trigger(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        name: &str,
+        data: &str,
+        except: Option<SocketId>,
+    ) -> Result<(), BackplaneError> {
+        let frame = Bytes::from(encode::channel_event(name, channel.as_str(), data));
+        if channel.is_cache() {
+            let cached = CachedEvent {
+                frame: frame.clone(),
+                data: data.to_owned(),
+                ttl: app.cache_ttl,
+            };
+            self.0.backplane.cache_set(&app.id, channel, cached).await?;
+        }
+        self.publish(
+            &app.id,
+            Envelope {
+                channel: channel.clone(),
+                frame,
+                except,
+            },
+        )
+        .await
+    }
+
+    /// The channel's subscription count changed: schedule a `subscription_count` event,
+    /// coalesced to at most one per channel per second carrying the latest count.
+    pub(crate) fn count_changed(&self, app: &App, channel: &ChannelName) {
+        if !app.features.subscription_count
+            || channel.kind() == ChannelKind::Presence
+            || channel.kind() == ChannelKind::ServerToUser
+        {
+            return;
+        }
+        let Some(l) = self.local(&app.id) else { return };
+        let delay = {
+            let mut counts = l.counts.lock().unwrap_or_else(|e| e.into_inner());
+            let state = counts.entry(channel.as_str().to_owned()).or_default();
+            if state.pending {
+                return;
+            }
+            state.pending = true;
+            let now = Instant::now();
+            state.last_sent.map_or(Duration::ZERO, |t| {
+                (t + Duration::from_secs(1)).saturating_duration_since(now)
+            })
+        };
+        let hub = self.clone();
+        let app_id = app.id.clone();
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let count = hub
+                .0
+                .backplane
+                .channel(&app_id, &channel)
+                .await
+                .map(|c| c.subscription_count);
+            if let Some(l) = hub.local(&app_id) {
+                let mut counts = l.counts.lock().unwrap_or_else(|e| e.into_inner());
+                if matches!(count, Ok(0)) {
+                    counts.remove(channel.as_str());
+                } else if let Some(state) = counts.get_mut(channel.as_str()) {
+                    state.pending = false;
+                    state.last_sent = Some(Instant::now());
+                }
+            }
+            match count {
+                Ok(0) => {}
+                Ok(n) => {
+                    let frame = Bytes::from(encode::subscription_count(channel.as_str(), n));
+                    let env = Envelope {
+                        channel,
+                        frame,
+                        except: None,
+                    };
+                    if let Err(e) = hub.publish(&app_id, env).await {
+                        tracing::warn!(app = %app_id, error = %e, "subscription_count not relayed");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(app = %app_id, error = %e, "subscription_count not computed")
+                }
+            }
+        });
+    }
+
+    /// Every local connection, for a graceful drain.
+    pub fn connections(&self) -> Vec<ConnHandle> {
+        self.0
+            .local
+            .values()
+            .flat_map(|l| read(&l.conns).values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+fn remove_from(
+    map: &RwLock<HashMap<UserId, HashMap<SocketId, ConnHandle>>>,
+    key: &UserId,
+    socket: &SocketId,
+) {
+    let mut m = write(map);
+    if let Some(conns) = m.get_mut(key) {
+        conns.remove(socket);
+        if conns.is_empty() {
+            m.remove(key);
+        }
+    }
+}
