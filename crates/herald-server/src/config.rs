@@ -1,0 +1,534 @@
+//! Configuration: built-in defaults, then an optional TOML file, then `HERALD_…` environment
+//! variables (then command-line flags, applied by `main`). Loaded once, validated into typed
+//! values; any bad explicit value fails start-up with the key's name.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use herald_core::{App, AppFeatures, Apps, WebhookEndpoint};
+use herald_protocol::Limits;
+use herald_protocol::webhook::WebhookKind;
+use serde::Deserialize;
+
+/// The development app used when nothing else is configured.
+pub const DEV_APP: (&str, &str, &str) = ("app-id", "app-key", "app-secret");
+
+/// A configuration error that names the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The typed node configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub api_bind: Option<SocketAddr>,
+    pub metrics_bind: SocketAddr,
+    pub redis_url: Option<String>,
+    pub pid_file: Option<PathBuf>,
+    pub verbose: bool,
+    pub log_format: LogFormat,
+    pub activity_timeout: Duration,
+    pub pong_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub max_message_bytes: usize,
+    pub max_request_body_bytes: usize,
+    pub outbox_capacity: usize,
+    pub max_connections: Option<usize>,
+    pub strict_protocol: bool,
+    pub p_compat_errors: bool,
+    pub tls: Option<TlsFiles>,
+    pub apps: Apps,
+    /// True when no app was configured and the development app is in use.
+    pub dev_app: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_bind")]
+    bind: String,
+    api_bind: Option<String>,
+    #[serde(default = "default_metrics_bind")]
+    metrics_bind: String,
+    redis_url: Option<String>,
+    pid_file: Option<PathBuf>,
+    #[serde(default)]
+    verbose: bool,
+    #[serde(default = "default_log_format")]
+    log_format: LogFormat,
+    #[serde(default = "d120")]
+    activity_timeout_secs: u64,
+    #[serde(default = "d30")]
+    pong_timeout_secs: u64,
+    #[serde(default = "d10")]
+    handshake_timeout_secs: u64,
+    #[serde(default = "d64")]
+    max_message_kb: usize,
+    #[serde(default = "d1024")]
+    max_request_body_kb: usize,
+    #[serde(default = "d1024")]
+    outbox_capacity: usize,
+    max_connections: Option<usize>,
+    #[serde(default)]
+    strict_protocol: bool,
+    #[serde(default)]
+    p_compat_errors: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    /// Slanger's `--webhook-url`: one endpoint for every event kind of the environment app.
+    webhook_url: Option<String>,
+    /// A single app from the environment (12-factor): `HERALD_APP_ID`, `_KEY`, `_SECRET`.
+    app_id: Option<String>,
+    app_key: Option<String>,
+    app_secret: Option<String>,
+    #[serde(default)]
+    apps: Vec<RawApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    id: String,
+    key: String,
+    secret: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    client_events: bool,
+    #[serde(default = "yes")]
+    user_authentication: bool,
+    #[serde(default = "yes")]
+    watchlist_events: bool,
+    #[serde(default)]
+    subscription_count: bool,
+    #[serde(default)]
+    require_authorized_connection: bool,
+    #[serde(default = "d30")]
+    authorized_connection_timeout_secs: u64,
+    #[serde(default)]
+    tls_only: bool,
+    max_connections: Option<u64>,
+    #[serde(default = "d10")]
+    max_event_payload_kb: usize,
+    #[serde(default = "d200")]
+    max_event_name_len: usize,
+    #[serde(default = "d164")]
+    max_channel_name_len: usize,
+    #[serde(default = "d100")]
+    max_channels_per_trigger: usize,
+    #[serde(default = "d10")]
+    max_batch_events: usize,
+    #[serde(default = "d100")]
+    max_presence_members: usize,
+    #[serde(default = "d1")]
+    max_presence_user_info_kb: usize,
+    #[serde(default = "d10")]
+    client_events_per_second: u32,
+    #[serde(default = "d10000")]
+    max_channels_per_connection: usize,
+    #[serde(default = "d1800")]
+    cache_ttl_secs: u64,
+    #[serde(default)]
+    webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    #[serde(default)]
+    event_types: Vec<String>,
+    #[serde(default)]
+    headers: HashMap<String, String>,
+    #[serde(default)]
+    filter: RawFilter,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilter {
+    prefix: Option<String>,
+    suffix: Option<String>,
+}
+
+fn default_bind() -> String {
+    "0.0.0.0:6001".into()
+}
+fn default_metrics_bind() -> String {
+    "0.0.0.0:9601".into()
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+fn yes() -> bool {
+    true
+}
+fn d1() -> usize {
+    1
+}
+fn d10<T: From<u8>>() -> T {
+    T::from(10)
+}
+fn d30() -> u64 {
+    30
+}
+fn d64() -> usize {
+    64
+}
+fn d100() -> usize {
+    100
+}
+fn d120() -> u64 {
+    120
+}
+fn d164() -> usize {
+    164
+}
+fn d200() -> usize {
+    200
+}
+fn d1024() -> usize {
+    1024
+}
+fn d1800() -> u64 {
+    1800
+}
+fn d10000() -> usize {
+    10_000
+}
+
+/// Where configuration comes from. `main` passes the process environment; tests pass a map
+/// (never `std::env::set_var`).
+pub struct Sources<'a> {
+    pub file: Option<&'a Path>,
+    /// Environment variables (only `HERALD_…` ones are read).
+    pub env: HashMap<String, String>,
+    /// Command-line overrides as `(key, value)`, applied last.
+    pub overrides: Vec<(&'static str, String)>,
+}
+
+/// Environment variable names that are not configuration keys.
+const ENV_IGNORED: [&str; 1] = ["HERALD_LOG"];
+
+impl Config {
+    pub fn load(src: Sources<'_>) -> Result<Config, ConfigError> {
+        let mut b = config::Config::builder();
+        if let Some(path) = src.file {
+            if !path.exists() {
+                return Err(err(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
+            }
+            b = b.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env: HashMap<String, String> = src
+            .env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("HERALD_") && !ENV_IGNORED.contains(&k.as_str()))
+            .collect();
+        b = b.add_source(
+            config::Environment::with_prefix("HERALD")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        for (key, value) in src.overrides {
+            b = b
+                .set_override(key, value)
+                .map_err(|e| err(key, e.to_string()))?;
+        }
+        let raw: RawConfig = b
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| err(config_error_key(&e), e.to_string()))?;
+        Config::try_from(raw)
+    }
+}
+
+/// The config crate puts the key in its message; pull it out for the `key:` prefix.
+fn config_error_key(e: &config::ConfigError) -> String {
+    let text = e.to_string();
+    if let Some(start) = text.find("for key `") {
+        let rest = &text[start + 9..];
+        if let Some(end) = rest.find('`') {
+            return rest[..end].to_owned();
+        }
+    }
+    if let Some(start) = text.find("unknown field `") {
+        let rest = &text[start + 15..];
+        if let Some(end) = rest.find('`') {
+            return rest[..end].to_owned();
+        }
+    }
+    "config".to_owned()
+}
+
+fn addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        err(
+            key,
+            format!("expected HOST:PORT such as 0.0.0.0:6001, got '{value}'"),
+        )
+    })
+}
+
+fn positive<T: PartialOrd + Default + std::fmt::Display>(
+    key: &str,
+    v: T,
+) -> Result<T, ConfigError> {
+    if v > T::default() {
+        Ok(v)
+    } else {
+        Err(err(key, format!("must be greater than 0, got {v}")))
+    }
+}
+
+impl TryFrom<RawConfig> for Config {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawConfig) -> Result<Config, ConfigError> {
+        let mut apps = Vec::new();
+        for (i, a) in raw.apps.into_iter().enumerate() {
+            apps.push(app(&format!("apps[{i}]"), a)?);
+        }
+        match (raw.app_id, raw.app_key, raw.app_secret) {
+            (Some(id), Some(key), Some(secret)) => {
+                let mut a = App::new(&id, &key, &secret);
+                check_credentials("app_id", &a)?;
+                if let Some(url) = &raw.webhook_url {
+                    a.webhooks.push(WebhookEndpoint {
+                        url: webhook_url("webhook_url", url)?,
+                        event_types: WebhookKind::ALL.to_vec(),
+                        headers: Vec::new(),
+                        filter_prefix: None,
+                        filter_suffix: None,
+                    });
+                }
+                apps.push(a);
+            }
+            (None, None, None) => {
+                if raw.webhook_url.is_some() {
+                    return Err(err(
+                        "webhook_url",
+                        "needs the app_id, app_key and app_secret of the app it belongs to; use [[apps.webhooks]] for apps in the file",
+                    ));
+                }
+            }
+            _ => {
+                return Err(err(
+                    "app_id",
+                    "HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be given together",
+                ));
+            }
+        }
+        let dev_app = apps.is_empty();
+        if dev_app {
+            let (id, key, secret) = DEV_APP;
+            let mut a = App::new(id, key, secret);
+            a.features.client_events = true;
+            a.features.subscription_count = true;
+            apps.push(a);
+        }
+        let apps = Apps::new(apps).map_err(|m| err("apps", m))?;
+        if let Some(url) = &raw.redis_url {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
+                return Err(err(
+                    "redis_url",
+                    format!("expected redis://HOST:PORT/DB, got '{url}'"),
+                ));
+            }
+        }
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(err(
+                    "tls_cert",
+                    "tls_cert and tls_key must be given together",
+                ));
+            }
+        };
+        Ok(Config {
+            bind: addr("bind", &raw.bind)?,
+            api_bind: raw
+                .api_bind
+                .as_deref()
+                .map(|v| addr("api_bind", v))
+                .transpose()?,
+            metrics_bind: addr("metrics_bind", &raw.metrics_bind)?,
+            redis_url: raw.redis_url,
+            pid_file: raw.pid_file,
+            verbose: raw.verbose,
+            log_format: raw.log_format,
+            activity_timeout: Duration::from_secs(positive(
+                "activity_timeout_secs",
+                raw.activity_timeout_secs,
+            )?),
+            pong_timeout: Duration::from_secs(positive(
+                "pong_timeout_secs",
+                raw.pong_timeout_secs,
+            )?),
+            handshake_timeout: Duration::from_secs(positive(
+                "handshake_timeout_secs",
+                raw.handshake_timeout_secs,
+            )?),
+            max_message_bytes: positive("max_message_kb", raw.max_message_kb)? * 1024,
+            max_request_body_bytes: positive("max_request_body_kb", raw.max_request_body_kb)?
+                * 1024,
+            outbox_capacity: positive("outbox_capacity", raw.outbox_capacity)?,
+            max_connections: raw
+                .max_connections
+                .map(|n| positive("max_connections", n))
+                .transpose()?,
+            strict_protocol: raw.strict_protocol,
+            p_compat_errors: raw.p_compat_errors,
+            tls,
+            apps,
+            dev_app,
+        })
+    }
+}
+
+fn check_credentials(key: &str, a: &App) -> Result<(), ConfigError> {
+    for (field, value) in [("id", &a.id), ("key", &a.key)] {
+        if value.is_empty() || value.contains(['/', '?', '#', ' ']) {
+            return Err(err(
+                format!("{key}.{field}"),
+                "must be non-empty, without '/', '?', '#' or spaces",
+            ));
+        }
+    }
+    if a.secret == herald_protocol::Secret::new("") {
+        return Err(err(format!("{key}.secret"), "must not be empty"));
+    }
+    Ok(())
+}
+
+fn webhook_url(key: &str, url: &str) -> Result<String, ConfigError> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://")) && url.len() > 8;
+    if ok {
+        Ok(url.to_owned())
+    } else {
+        Err(err(
+            key,
+            format!("expected an http:// or https:// URL, got '{url}'"),
+        ))
+    }
+}
+
+fn app(key: &str, a: RawApp) -> Result<App, ConfigError> {
+    let mut app = App::new(&a.id, &a.key, &a.secret);
+    check_credentials(key, &app)?;
+    app.enabled = a.enabled;
+    app.features = AppFeatures {
+        client_events: a.client_events,
+        user_authentication: a.user_authentication,
+        watchlist_events: a.watchlist_events,
+        subscription_count: a.subscription_count,
+        require_authorized_connection: a.require_authorized_connection,
+        tls_only: a.tls_only,
+    };
+    let k = |f: &str| format!("{key}.{f}");
+    app.limits = Limits {
+        max_event_payload_bytes: positive(&k("max_event_payload_kb"), a.max_event_payload_kb)?
+            * 1024,
+        max_event_name_len: positive(&k("max_event_name_len"), a.max_event_name_len)?,
+        max_channel_name_len: positive(&k("max_channel_name_len"), a.max_channel_name_len)?,
+        max_channels_per_trigger: positive(
+            &k("max_channels_per_trigger"),
+            a.max_channels_per_trigger,
+        )?,
+        max_batch_events: positive(&k("max_batch_events"), a.max_batch_events)?,
+        max_presence_members: positive(&k("max_presence_members"), a.max_presence_members)?,
+        max_presence_user_info_bytes: positive(
+            &k("max_presence_user_info_kb"),
+            a.max_presence_user_info_kb,
+        )? * 1024,
+        client_events_per_second: positive(
+            &k("client_events_per_second"),
+            a.client_events_per_second,
+        )?,
+        max_channels_per_connection: positive(
+            &k("max_channels_per_connection"),
+            a.max_channels_per_connection,
+        )?,
+        ..Limits::default()
+    };
+    app.max_connections = a
+        .max_connections
+        .map(|n| positive(&k("max_connections"), n))
+        .transpose()?;
+    app.cache_ttl = Duration::from_secs(positive(&k("cache_ttl_secs"), a.cache_ttl_secs)?);
+    app.authorized_connection_timeout = Duration::from_secs(positive(
+        &k("authorized_connection_timeout_secs"),
+        a.authorized_connection_timeout_secs,
+    )?);
+    for (i, w) in a.webhooks.into_iter().enumerate() {
+        let wk = format!("{key}.webhooks[{i}]");
+        let event_types = if w.event_types.is_empty() {
+            WebhookKind::ALL.to_vec()
+        } else {
+            w.event_types
+                .iter()
+                .map(|t| t.parse().map_err(|m| err(format!("{wk}.event_types"), m)))
+                .collect::<Result<_, _>>()?
+        };
+        let mut headers: Vec<(String, String)> = w.headers.into_iter().collect();
+        headers.sort();
+        if let Some((h, _)) = headers.iter().find(|(h, _)| {
+            let h = h.to_ascii_lowercase();
+            h == "x-pusher-key" || h == "x-pusher-signature" || h == "content-type"
+        }) {
+            return Err(err(
+                format!("{wk}.headers"),
+                format!("'{h}' is set by Herald and cannot be overridden"),
+            ));
+        }
+        app.webhooks.push(WebhookEndpoint {
+            url: webhook_url(&format!("{wk}.url"), &w.url)?,
+            event_types,
+            headers,
+            filter_prefix: w.filter.prefix,
+            filter_suffix: w.filter.suffix,
+        });
+    }
+    Ok(app)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+use super::*;
+use std::io::Write;
+
+fn load(toml: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let file = toml.map(|t| {
+        let mut f = tempfile();
+        f.1.write_all(t.as_bytes()).unwrap();
+        f.0
+    });
+    let env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::load(Sources {
+        file: file.as_deref(),
+        env,
+        overrides: vec![],
+    })
+}
+
+fn tempfile() -> (PathBuf, std::fs::File) {
+    let path = std::env::temp_dir().join(format!(
+        "herald-config-{}-{}.toml",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let f = std::fs::File::create(&path).unwrap();
+    (path, f)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn error_key(toml: Option<&str>, env: &[(&str, &str)]) -> String {
+    load(toml, env).unwrap_err().key
+}
+
+#[test]
+fn no_config_gives_the_dev_app() {
+    let c = load(None, &[]).unwrap();
+    assert!(c.dev_app);
+    let app = c.apps.by_key("app-key").unwrap();
+    assert_eq!(app.id, "app-id");
+    assert!(app.features.client_events);
+    assert_eq!(c.bind.to_string(), "0.0.0.0:6001");
+    assert_eq!(c.metrics_bind.to_string(), "0.0.0.0:9601");
+}
+
+#[test]
+fn the_documented_example_loads() {
+    let c = load(Some(r#"
+bind = "127.0.0.1:7001"
+metrics_bind = "127.0.0.1:9701"
+
+[[apps]]
+id = "app-1"
+key = "app-key"
+secret = "app-secret"
+client_events = true
+user_authentication = true
+max_event_payload_kb = 10
+
+[[apps.webhooks]]
+url = "http://127.0.0.1:6099/webhook"
+event_types = ["channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event"]
+"#), &[]).unwrap();
+    assert!(!c.dev_app);
+    let app = c.apps.by_id("app-1").unwrap();
+    assert!(app.features.client_events);
+    assert_eq!(app.webhooks[0].event_types.len(), 5);
+    assert_eq!(c.bind.to_string(), "127.0.0.1:7001");
+}
+
+#[test]
+fn environment_overrides_the_file_and_defines_an_app() {
+    let c = load(
+        Some("bind = \"127.0.0.1:7001\""),
+        &[
+            ("HERALD_BIND", "127.0.0.1:7002"),
+            ("HERALD_APP_ID", "1"),
+            ("HERALD_APP_KEY", "k"),
+            ("HERALD_APP_SECRET", "s"),
+            ("PATH", "/bin"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.bind.to_string(), "127.0.0.1:7002");
+    assert!(c.apps.by_key("k").is_some());
+    assert!(!c.dev_app);
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    assert_eq!(error_key(Some("bnd = \"x\""), &[]), "bnd");
+    assert_eq!(error_key(Some("bind = \"nope\""), &[]), "bind");
+    assert_eq!(
+        error_key(None, &[("HERALD_METRICS_BIND", "x")]),
+        "metrics_bind"
+    );
+    assert_eq!(
+        error_key(None, &[("HERALD_REDIS_URL", "http://x")]),
+        "redis_url"
+    );
+    assert_eq!(
+        error_key(None, &[("HERALD_ACTIVITY_TIMEOUT_SECS", "0")]),
+        "activity_timeout_secs"
+    );
+    assert_eq!(error_key(None, &[("HERALD_APP_ID", "1")]), "app_id");
+    assert_eq!(
+        error_key(Some("[[apps]]\nid=\"a\"\nkey=\"k\"\nsecret=\"\""), &[]),
+        "apps[0].secret"
+    );
+    assert_eq!(
+        error_key(
+            Some("[[apps]]\nid=\"a\"\nkey=\"k\"\nsecret=\"s\"\nmax_event_payload_kb=0"),
+            &[]
+        ),
+        "apps[0].max_event_payload_kb"
+    );
+    let hook = "[[apps]]\nid=\"a\"\nkey=\"k\"\nsecret=\"s\"\n[[apps.webhooks]]\nurl=\"http://x/y\"\nevent_types=[\"nope\"]";
+    assert_eq!(
+        error_key(Some(hook), &[]),
+        "apps[0].webhooks[0].event_types"
+    );
+    let dup =
+        "[[apps]]\nid=\"a\"\nkey=\"k\"\nsecret=\"s\"\n[[apps]]\nid=\"a\"\nkey=\"k2\"\nsecret=\"s\"";
+    assert_eq!(error_key(Some(dup), &[]), "apps");
+}
+
+#[test]
+fn unknown_app_keys_fail() {
+    let e = load(
+        Some("[[apps]]\nid=\"a\"\nkey=\"k\"\nsecret=\"s\"\nclient_event=true"),
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("client_event"), "{e}");
+}

@@ -1,0 +1,82 @@
+//! HTTP plumbing shared by the listeners: the body type, JSON responses, the router of the
+//! public listener (WebSocket upgrade and HTTP API).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use crate::State;
+
+pub type Body = Full<Bytes>;
+
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// WebSocket `/app/{key}`, plus the HTTP API unless it has its own listener.
+    Public { api: bool, tls: bool },
+    /// The HTTP API only (`api_bind`).
+    Api,
+}
+
+pub fn json(status: StatusCode, body: String) -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// `{"error": message, "code": status}`.
+pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": message, "code": status.as_u16() });
+    json(status, body.to_string())
+}
+
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+/// Routes one request on the public or API listener.
+pub async fn route(
+    state: Arc<State>,
+    role: Role,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let (serves_ws, serves_api, tls) = match role {
+        Role::Public { api, tls } => (true, api, tls),
+        Role::Api => (false, true, false),
+    };
+    if serves_ws {
+        if let Some(key) = path.strip_prefix("/app/") {
+            if !key.is_empty() && !key.contains('/') {
+                let forwarded_tls = req
+                    .headers()
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+                let key = key.to_owned();
+                return crate::ws::upgrade(&state, req, &key, tls || forwarded_tls);
+            }
+        }
+    }
+    if serves_api && path.starts_with("/apps/") {
+        return crate::http_api::handle(&state, req).await;
+    }
+    if path == "/" {
+        return text(StatusCode::OK, "OK");
+    }
+    json_error(
+        StatusCode::NOT_FOUND,
+        "Not found: WebSocket clients connect to /app/{key}, the HTTP API lives under /apps/{app_id}/",
+    )
+}

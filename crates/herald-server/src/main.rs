@@ -1,0 +1,179 @@
+//! `herald`: parse flags, load config, bind, say how to connect, serve until SIGTERM/ctrl-c.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use herald_server::config::{Config, LogFormat, Sources};
+use herald_server::{Listeners, build_state, run};
+use tokio::net::TcpListener;
+
+/// A Pusher Channels compatible realtime server.
+///
+/// Point pusher-js, Laravel Echo and the Pusher server SDKs at it unchanged. Without a config
+/// file it runs one development app (id app-id, key app-key, secret app-secret).
+/// Configuration: defaults < TOML file (--config) < HERALD_* environment variables < flags.
+#[derive(Parser, Debug)]
+#[command(name = "herald", version, about, long_about)]
+struct Cli {
+    /// TOML configuration file (see README for every key).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// WebSocket /app/{key} and HTTP API listen address [default 0.0.0.0:6001].
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
+    /// Separate HTTP API listen address (the API then leaves the public port).
+    #[arg(long, value_name = "ADDR")]
+    api_bind: Option<String>,
+    /// /metrics, /health, /ready listen address [default 0.0.0.0:9601].
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<String>,
+    /// Redis backplane URL for a cluster (absent: single node, in memory).
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+    /// Write the process id to this file.
+    #[arg(long, value_name = "PATH")]
+    pid_file: Option<PathBuf>,
+    /// Log every frame in and out (debugging; noisy).
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut overrides: Vec<(&'static str, String)> = Vec::new();
+    for (key, value) in [
+        ("bind", &cli.bind),
+        ("api_bind", &cli.api_bind),
+        ("metrics_bind", &cli.metrics_bind),
+        ("redis_url", &cli.redis_url),
+    ] {
+        if let Some(v) = value {
+            overrides.push((key, v.clone()));
+        }
+    }
+    if let Some(p) = &cli.pid_file {
+        overrides.push(("pid_file", p.display().to_string()));
+    }
+    if cli.verbose {
+        overrides.push(("verbose", "true".into()));
+    }
+    let config = Config::load(Sources {
+        file: cli.config.as_deref(),
+        env: std::env::vars().collect(),
+        overrides,
+    })
+    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    init_logging(&config);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(config))
+}
+
+fn init_logging(config: &Config) {
+    let default = if config.verbose {
+        "info,herald::frames=info"
+    } else {
+        "info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let public = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("bind: cannot listen on {}", config.bind))?;
+    let api = match config.api_bind {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("api_bind: cannot listen on {a}"))?,
+        ),
+        None => None,
+    };
+    let admin = TcpListener::bind(config.metrics_bind)
+        .await
+        .with_context(|| format!("metrics_bind: cannot listen on {}", config.metrics_bind))?;
+    if let Some(path) = &config.pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("pid_file: cannot write {}", path.display()))?;
+    }
+    announce(&config, &public, api.as_ref(), &admin)?;
+    let pid_file = config.pid_file.clone();
+    let state = build_state(config)?;
+    run(state, Listeners { public, api, admin }, shutdown_signal()).await?;
+    if let Some(path) = pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+fn announce(
+    config: &Config,
+    public: &TcpListener,
+    api: Option<&TcpListener>,
+    admin: &TcpListener,
+) -> anyhow::Result<()> {
+    let addr = public.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "herald listening: WebSocket ws://{addr}/app/{{key}}"
+    );
+    match api {
+        Some(a) => tracing::info!(
+            "HTTP API on http://{}/apps/{{app_id}}/ (separate listener)",
+            a.local_addr()?
+        ),
+        None => tracing::info!("HTTP API on http://{addr}/apps/{{app_id}}/"),
+    }
+    tracing::info!(
+        "metrics and health on http://{}/metrics /health /ready",
+        admin.local_addr()?
+    );
+    tracing::info!("backplane: in-memory (single node)");
+    if config.dev_app {
+        tracing::warn!(
+            "NO APPS CONFIGURED: serving the development app id=app-id key=app-key secret=app-secret with client events on. Do not use it in production; configure [[apps]] or HERALD_APP_ID/KEY/SECRET."
+        );
+    }
+    for app in config.apps.iter() {
+        tracing::info!(
+            "connect with pusher-js: new Pusher(\"{}\", {{ wsHost: \"{host}\", wsPort: {}, forceTLS: false, enabledTransports: [\"ws\"], cluster: \"\" }})   (app id {})",
+            app.key,
+            addr.port(),
+            app.id
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,168 @@
+//! Prometheus metrics (`herald_` prefix). App labels come only from configured apps, so the
+//! label set stays bounded.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use herald_core::Hub;
+
+pub struct Metrics {
+    registry: Registry,
+    connections: IntGaugeVec,
+    node_connections: IntGauge,
+    opened: IntCounterVec,
+    closed: IntCounterVec,
+    refused: IntCounterVec,
+    messages_in: IntCounterVec,
+    bytes_in: IntCounterVec,
+    api_events: IntCounterVec,
+    http_requests: IntCounterVec,
+    http_latency: HistogramVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let connections = IntGaugeVec::new(
+            Opts::new(
+                "herald_connections",
+                "Open WebSocket connections on this node",
+            ),
+            &["app"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(connections.clone()))
+            .expect("unique metric");
+        let node_connections = IntGauge::new(
+            "herald_node_connections",
+            "Open WebSocket connections on this node, all apps",
+        )
+        .expect("valid metric");
+        r.register(Box::new(node_connections.clone()))
+            .expect("unique metric");
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "herald_http_request_duration_seconds",
+                "HTTP API request latency",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+            &["endpoint"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(http_latency.clone()))
+            .expect("unique metric");
+        Metrics {
+            opened: counter(
+                &r,
+                "herald_connections_opened_total",
+                "WebSocket connections opened",
+                &["app"],
+            ),
+            closed: counter(
+                &r,
+                "herald_connections_closed_total",
+                "WebSocket connections closed",
+                &["app"],
+            ),
+            refused: counter(
+                &r,
+                "herald_connections_refused_total",
+                "WebSocket handshakes refused, by close code",
+                &["code"],
+            ),
+            messages_in: counter(
+                &r,
+                "herald_messages_received_total",
+                "Frames received from clients",
+                &["app"],
+            ),
+            bytes_in: counter(
+                &r,
+                "herald_received_bytes_total",
+                "Bytes received from clients",
+                &["app"],
+            ),
+            api_events: counter(
+                &r,
+                "herald_api_events_total",
+                "Events published through the HTTP API (one per channel)",
+                &["app"],
+            ),
+            http_requests: counter(
+                &r,
+                "herald_http_requests_total",
+                "HTTP API requests by endpoint and status",
+                &["endpoint", "status"],
+            ),
+            registry: r,
+            connections,
+            node_connections,
+            http_latency,
+        }
+    }
+
+    pub fn connection_opened(&self, app: &str) {
+        self.opened.with_label_values(&[app]).inc();
+    }
+
+    pub fn connection_closed(&self, app: &str) {
+        self.closed.with_label_values(&[app]).inc();
+    }
+
+    pub fn connection_refused(&self, code: u16) {
+        self.refused.with_label_values(&[&code.to_string()]).inc();
+    }
+
+    pub fn message_received(&self, app: &str, bytes: usize) {
+        self.messages_in.with_label_values(&[app]).inc();
+        self.bytes_in.with_label_values(&[app]).inc_by(bytes as u64);
+    }
+
+    pub fn api_event_published(&self, app: &str, channels: usize) {
+        self.api_events
+            .with_label_values(&[app])
+            .inc_by(channels as u64);
+    }
+
+    pub fn http_request(&self, endpoint: &str, status: u16, took: Duration) {
+        self.http_requests
+            .with_label_values(&[endpoint, &status.to_string()])
+            .inc();
+        self.http_latency
+            .with_label_values(&[endpoint])
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text exposition, with gauges read from the hub at scrape time.
+    pub fn render(&self, hub: &Hub) -> String {
+        for app in hub.apps().iter() {
+            self.connections
+                .with_label_values(&[&app.id])
+                .set(hub.app_connection_count(&app.id) as i64);
+        }
+        self.node_connections.set(hub.connection_count() as i64);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
