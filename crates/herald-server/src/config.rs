@@ -225,8 +225,11 @@ fn d10000() -> usize {
 
 /// Where configuration comes from. `main` passes the process environment; tests pass a map
 /// (never `std::env::set_var`).
+#[derive(Default)]
 pub struct Sources<'a> {
     pub file: Option<&'a Path>,
+    /// TOML text used instead of a file (tests).
+    pub toml: Option<&'a str>,
     /// Environment variables (only `HERALD_…` ones are read).
     pub env: HashMap<String, String>,
     /// Command-line overrides as `(key, value)`, applied last.
@@ -251,6 +254,9 @@ impl Config {
                     .format(config::FileFormat::Toml)
                     .required(true),
             );
+        }
+        if let Some(text) = src.toml {
+            b = b.add_source(config::File::from_str(text, config::FileFormat::Toml));
         }
         let env: HashMap<String, String> = src
             .env

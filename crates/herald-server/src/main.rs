@@ -60,6 +60,7 @@ fn main() -> anyhow::Result<()> {
     }
     let config = Config::load(Sources {
         file: cli.config.as_deref(),
+        toml: None,
         env: std::env::vars().collect(),
         overrides,
     })

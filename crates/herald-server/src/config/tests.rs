@@ -1,37 +1,32 @@
 use super::*;
-use std::io::Write;
 
 fn load(toml: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let file = toml.map(|t| {
-        let mut f = tempfile();
-        f.1.write_all(t.as_bytes()).unwrap();
-        f.0
-    });
     let env = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     Config::load(Sources {
-        file: file.as_deref(),
+        toml,
         env,
-        overrides: vec![],
+        ..Sources::default()
     })
 }
 
-fn tempfile() -> (PathBuf, std::fs::File) {
-    let path = std::env::temp_dir().join(format!(
-        "herald-config-{}-{}.toml",
-        std::process::id(),
-        rand_suffix()
-    ));
-    let f = std::fs::File::create(&path).unwrap();
-    (path, f)
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
+#[test]
+fn a_config_file_is_read() {
+    let path = std::env::temp_dir().join(format!("herald-config-test-{}.toml", std::process::id()));
+    std::fs::write(&path, "bind = \"127.0.0.1:7003\"").unwrap();
+    let c = Config::load(Sources {
+        file: Some(&path),
+        ..Sources::default()
+    });
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(c.unwrap().bind.to_string(), "127.0.0.1:7003");
+    let missing = Config::load(Sources {
+        file: Some(Path::new("/nonexistent/herald.toml")),
+        ..Sources::default()
+    });
+    assert_eq!(missing.unwrap_err().key, "--config");
 }
 
 fn error_key(toml: Option<&str>, env: &[(&str, &str)]) -> String {

@@ -1,0 +1,10 @@
+//! End-to-end tests: a real server on port 0, real WebSocket and HTTP clients, exact frames,
+//! codes and statuses.
+
+mod support;
+
+mod channels;
+mod client_events;
+mod connection;
+mod http_api;
+mod users;

@@ -1,0 +1,410 @@
+//! `TestServer` (a node on port 0, stopped on drop), `Client` (a raw WebSocket client) and
+//! `Api` (a signed HTTP API client).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use herald_protocol::signature::{
+    api_request_payload, auth_token, body_md5, channel_auth_payload, sign, signin_payload,
+};
+use herald_protocol::{ChannelName, Secret, SocketId};
+use herald_server::config::{Config, Sources};
+use herald_server::{Listeners, State, build_state, run};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const KEY: &str = "app-key";
+pub const SECRET: &str = "app-secret";
+pub const APP_ID: &str = "app-1";
+
+/// The app most tests use: every feature on.
+pub const DEFAULT_TOML: &str = r#"
+[[apps]]
+id = "app-1"
+key = "app-key"
+secret = "app-secret"
+client_events = true
+
+[[apps]]
+id = "app-off"
+key = "off-key"
+secret = "off-secret"
+enabled = false
+"#;
+
+/// How long any expected frame may take before the test fails.
+const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub admin: std::net::SocketAddr,
+    pub state: Arc<State>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::with_config(DEFAULT_TOML).await
+    }
+
+    pub async fn with_config(toml: &str) -> TestServer {
+        let config = Config::load(Sources {
+            toml: Some(toml),
+            ..Sources::default()
+        })
+        .expect("test config");
+        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = public.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let state = build_state(config).expect("state");
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(run(
+            state.clone(),
+            Listeners {
+                public,
+                api: None,
+                admin,
+            },
+            async {
+                let _ = rx.await;
+            },
+        ));
+        let task = tokio::spawn(async move {
+            let _ = task.await;
+        });
+        TestServer {
+            addr,
+            admin: admin_addr,
+            state,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn ws_url(&self, key: &str) -> String {
+        format!(
+            "ws://{}/app/{key}?protocol=7&client=js&version=8.4.0&flash=false",
+            self.addr
+        )
+    }
+
+    pub async fn connect(&self) -> Client {
+        Client::connect(&self.ws_url(KEY)).await
+    }
+
+    pub fn api(&self) -> Api {
+        Api {
+            addr: self.addr,
+            app_id: APP_ID.into(),
+            key: KEY.into(),
+            secret: SECRET.into(),
+        }
+    }
+
+    /// Stops the server and waits until it has closed every connection.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A raw WebSocket client that checks frames exactly.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub socket_id: String,
+}
+
+/// How a connection ended.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    Closed(u16),
+    Dropped,
+}
+
+impl Client {
+    /// Connects and reads `connection_established`.
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
+        let mut c = Client {
+            ws,
+            socket_id: String::new(),
+        };
+        let ev = c.recv().await;
+        assert_eq!(ev["event"], "pusher:connection_established", "{ev}");
+        let data: Value =
+            serde_json::from_str(ev["data"].as_str().expect("data is a string")).unwrap();
+        c.socket_id = data["socket_id"].as_str().unwrap().to_owned();
+        assert!(
+            SocketId::parse(&c.socket_id).is_some(),
+            "socket_id {}",
+            c.socket_id
+        );
+        c
+    }
+
+    /// Connects without reading anything.
+    pub async fn connect_raw(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
+        Client {
+            ws,
+            socket_id: String::new(),
+        }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_message(&mut self, m: Message) {
+        self.ws.send(m).await.expect("send");
+    }
+
+    /// The next text frame, as JSON (fails on close or timeout).
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("no frame within 5 s");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return serde_json::from_str(t.as_str()).expect("frame is JSON");
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame's raw text.
+    pub async fn recv_text(&mut self) -> String {
+        match tokio::time::timeout(WAIT, self.ws.next())
+            .await
+            .expect("no frame within 5 s")
+        {
+            Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// Reads frames until one has this event name; fails if another arrives first.
+    pub async fn expect(&mut self, event: &str) -> Value {
+        let v = self.recv().await;
+        assert_eq!(v["event"], event, "unexpected frame {v}");
+        v
+    }
+
+    /// `data` of a frame, decoded when it is a JSON string.
+    pub fn data(v: &Value) -> Value {
+        match &v["data"] {
+            Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+            other => other.clone(),
+        }
+    }
+
+    /// Proves nothing else is queued: a ping's pong must be the very next frame.
+    pub async fn expect_nothing_queued(&mut self) {
+        self.send(serde_json::json!({"event": "pusher:ping", "data": {}}))
+            .await;
+        let v = self.recv().await;
+        assert_eq!(
+            v["event"], "pusher:pong",
+            "a frame was queued before the pong: {v}"
+        );
+    }
+
+    /// Waits for the connection to end and returns how.
+    pub async fn ended(&mut self) -> Ended {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("connection did not end within 5 s")
+            {
+                Some(Ok(Message::Close(Some(f)))) => return Ended::Closed(u16::from(f.code)),
+                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return Ended::Dropped,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, channel: &str) -> Value {
+        self.send(serde_json::json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": ""}})).await;
+        self.recv().await
+    }
+
+    /// Subscribes with a valid signature (and `channel_data` for presence).
+    pub async fn subscribe_signed(&mut self, channel: &str, channel_data: Option<&str>) -> Value {
+        let auth = channel_auth(&self.socket_id, channel, channel_data);
+        let mut data = serde_json::json!({"channel": channel, "auth": auth});
+        if let Some(cd) = channel_data {
+            data["channel_data"] = Value::String(cd.to_owned());
+        }
+        self.send(serde_json::json!({"event": "pusher:subscribe", "data": data}))
+            .await;
+        self.recv().await
+    }
+
+    pub async fn signin(&mut self, user_data: &str) -> Value {
+        let auth = auth_token(
+            KEY,
+            &Secret::new(SECRET),
+            &signin_payload(&SocketId::parse(&self.socket_id).unwrap(), user_data),
+        );
+        self.send(serde_json::json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
+        self.recv().await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+pub fn channel_auth(socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
+    let sid = SocketId::parse(socket_id).unwrap();
+    let ch = ChannelName::parse(channel, 200).unwrap();
+    auth_token(
+        KEY,
+        &Secret::new(SECRET),
+        &channel_auth_payload(&sid, &ch, channel_data),
+    )
+}
+
+/// A signed HTTP API client speaking plain HTTP/1.1.
+pub struct Api {
+    pub addr: std::net::SocketAddr,
+    pub app_id: String,
+    pub key: String,
+    pub secret: String,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub content_type: String,
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl Api {
+    /// `path` is relative to `/apps/{id}`; `params` are extra query parameters (unescaped).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        self.request_at(method, path, params, body, now()).await
+    }
+
+    pub async fn request_at(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &str,
+        ts: u64,
+    ) -> Reply {
+        let full_path = format!("/apps/{}{}", self.app_id, path);
+        let ts = ts.to_string();
+        let md5 = body_md5(body.as_bytes());
+        let mut all: Vec<(&str, &str)> = vec![
+            ("auth_key", &self.key),
+            ("auth_timestamp", &ts),
+            ("auth_version", "1.0"),
+        ];
+        if !body.is_empty() {
+            all.push(("body_md5", &md5));
+        }
+        all.extend_from_slice(params);
+        let sig = sign(
+            &Secret::new(self.secret.clone()),
+            api_request_payload(method, &full_path, &all).as_bytes(),
+        );
+        let query: Vec<String> = all.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let target = format!("{full_path}?{}&auth_signature={sig}", query.join("&"));
+        raw_http(self.addr, method, &target, body).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.request("POST", path, &[], &body.to_string()).await
+    }
+
+    pub async fn get(&self, path: &str, params: &[(&str, &str)]) -> Reply {
+        self.request("GET", path, params, "").await
+    }
+
+    pub async fn trigger(&self, channels: &[&str], name: &str, data: &str) -> Reply {
+        self.post(
+            "/events",
+            serde_json::json!({"name": name, "channels": channels, "data": data}),
+        )
+        .await
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub async fn raw_http(addr: std::net::SocketAddr, method: &str, target: &str, body: &str) -> Reply {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("HTTP reply within 5 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let body = serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()));
+    Reply {
+        status,
+        body,
+        content_type,
+    }
+}
