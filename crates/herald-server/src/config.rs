@@ -53,6 +53,8 @@ pub struct Config {
     pub apps: Apps,
     /// True when no app was configured and the development app is in use.
     pub dev_app: bool,
+    /// `HERALD_…` environment variables that are not configuration keys (logged as warnings).
+    pub ignored_env: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,8 +238,64 @@ pub struct Sources<'a> {
     pub overrides: Vec<(&'static str, String)>,
 }
 
-/// Environment variable names that are not configuration keys.
-const ENV_IGNORED: [&str; 1] = ["HERALD_LOG"];
+/// Top-level keys that may come from `HERALD_{KEY}` environment variables.
+const ENV_KEYS: [&str; 23] = [
+    "bind",
+    "api_bind",
+    "metrics_bind",
+    "redis_url",
+    "pid_file",
+    "verbose",
+    "log_format",
+    "activity_timeout_secs",
+    "pong_timeout_secs",
+    "handshake_timeout_secs",
+    "max_message_kb",
+    "max_request_body_kb",
+    "outbox_capacity",
+    "max_connections",
+    "strict_protocol",
+    "p_compat_errors",
+    "tls_cert",
+    "tls_key",
+    "webhook_url",
+    "app_id",
+    "app_key",
+    "app_secret",
+    "apps",
+];
+
+/// Splits `HERALD_…` variables into configuration and ignored names. Unknown names are not
+/// fatal: Kubernetes injects `HERALD_PORT`, `HERALD_SERVICE_HOST`… for a Service named `herald`.
+fn env_config(env: HashMap<String, String>) -> (HashMap<String, String>, Vec<String>) {
+    let mut used = HashMap::new();
+    let mut ignored = Vec::new();
+    for (name, value) in env {
+        let Some(key) = name.strip_prefix("HERALD_") else {
+            continue;
+        };
+        let top = key
+            .split("__")
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if top == "log" {
+            continue; // HERALD_LOG is the log filter, read by the logger.
+        }
+        if ENV_KEYS.contains(&top.as_str()) {
+            used.insert(name, value);
+        } else if !is_service_link(key) {
+            ignored.push(name);
+        }
+    }
+    ignored.sort();
+    (used, ignored)
+}
+
+/// `PORT`, `SERVICE_HOST`, `PORT_6001_TCP_ADDR`…: Kubernetes service-link variables.
+fn is_service_link(key: &str) -> bool {
+    key == "PORT" || key.starts_with("SERVICE_") || key.starts_with("PORT_")
+}
 
 impl Config {
     pub fn load(src: Sources<'_>) -> Result<Config, ConfigError> {
@@ -258,11 +316,7 @@ impl Config {
         if let Some(text) = src.toml {
             b = b.add_source(config::File::from_str(text, config::FileFormat::Toml));
         }
-        let env: HashMap<String, String> = src
-            .env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("HERALD_") && !ENV_IGNORED.contains(&k.as_str()))
-            .collect();
+        let (env, ignored_env) = env_config(src.env);
         b = b.add_source(
             config::Environment::with_prefix("HERALD")
                 .prefix_separator("_")
@@ -279,7 +333,9 @@ impl Config {
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| err(config_error_key(&e), e.to_string()))?;
-        Config::try_from(raw)
+        let mut config = Config::try_from(raw)?;
+        config.ignored_env = ignored_env;
+        Ok(config)
     }
 }
 
@@ -426,6 +482,7 @@ impl TryFrom<RawConfig> for Config {
             tls,
             apps,
             dev_app,
+            ignored_env: Vec::new(),
         })
     }
 }

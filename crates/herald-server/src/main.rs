@@ -108,6 +108,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .with_context(|| format!("pid_file: cannot write {}", path.display()))?;
     }
+    for name in &config.ignored_env {
+        tracing::warn!(
+            "ignoring environment variable {name}: not a configuration key (see README)"
+        );
+    }
     announce(&config, &public, api.as_ref(), &admin)?;
     let pid_file = config.pid_file.clone();
     let state = build_state(config)?;

@@ -134,3 +134,19 @@ fn unknown_app_keys_fail() {
     .unwrap_err();
     assert!(e.to_string().contains("client_event"), "{e}");
 }
+
+#[test]
+fn unknown_environment_names_are_reported_not_fatal() {
+    let c = load(
+        None,
+        &[
+            ("HERALD_REDIS_ULR", "x"),
+            ("HERALD_PORT", "tcp://10.0.0.1:6001"),
+            ("HERALD_SERVICE_HOST", "10.0.0.1"),
+            ("HERALD_PORT_6001_TCP_ADDR", "10.0.0.1"),
+            ("HERALD_LOG", "debug"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.ignored_env, vec!["HERALD_REDIS_ULR".to_owned()]);
+}

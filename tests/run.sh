@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test suite: unit, end-to-end (Rust) and compatibility (pusher-js + pusher SDK).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() {
+    command -v "$1" >/dev/null 2>&1 || { echo "error: $1 is missing. $2" >&2; exit 1; }
+}
+need cargo "Install Rust from https://rustup.rs"
+need node "Install Node.js 20 or newer (Debian: apt-get install nodejs npm)"
+need npm "Install npm (Debian: apt-get install npm)"
+
+echo "== unit and end-to-end tests (cargo test --workspace)"
+cargo test --workspace --locked
+
+echo "== building the herald binary for the compatibility suite"
+cargo build --locked -p herald-server --bin herald
+export HERALD_BIN="$PWD/target/debug/herald"
+
+echo "== compatibility tests (pusher-js and the pusher server SDK)"
+cd tests/compat
+if ! npm ls --silent >/dev/null 2>&1; then
+    npm ci --no-audit --no-fund
+fi
+npm test
