@@ -196,10 +196,10 @@ impl Hub {
         if self.is_draining() {
             return Err(ProtocolError::fatal(ErrorCode::ReconnectNow));
         }
-        if let Some(max) = self.0.config.max_node_connections {
-            if self.connection_count() >= max {
-                return Err(ProtocolError::fatal(ErrorCode::OverCapacity));
-            }
+        if let Some(max) = self.0.config.max_node_connections
+            && self.connection_count() >= max
+        {
+            return Err(ProtocolError::fatal(ErrorCode::OverCapacity));
         }
         Ok(app.clone())
     }
@@ -216,10 +216,10 @@ impl Hub {
     }
 
     pub(crate) fn connection_closed(&self, app: &str, socket: &SocketId) {
-        if let Some(l) = self.local(app) {
-            if write(&l.conns).remove(socket).is_some() {
-                self.0.connections.fetch_sub(1, Ordering::Relaxed);
-            }
+        if let Some(l) = self.local(app)
+            && write(&l.conns).remove(socket).is_some()
+        {
+            self.0.connections.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

@@ -298,18 +298,18 @@ impl Session {
         let limits = &self.app.limits;
         let cd = parse_channel_data(data, limits.max_user_id_len)
             .map_err(|m| ProtocolError::subscription(channel, SubErr::InvalidChannelData, m))?;
-        if let Some(info) = cd.user_info {
-            if info.len() > limits.max_presence_user_info_bytes {
-                return Err(ProtocolError::subscription(
-                    channel,
-                    SubErr::UserInfoLimit,
-                    format!(
-                        "user_info is {} bytes; at most {} are allowed",
-                        info.len(),
-                        limits.max_presence_user_info_bytes
-                    ),
-                ));
-            }
+        if let Some(info) = cd.user_info
+            && info.len() > limits.max_presence_user_info_bytes
+        {
+            return Err(ProtocolError::subscription(
+                channel,
+                SubErr::UserInfoLimit,
+                format!(
+                    "user_info is {} bytes; at most {} are allowed",
+                    info.len(),
+                    limits.max_presence_user_info_bytes
+                ),
+            ));
         }
         Ok(Member {
             user_id: cd.user_id,
@@ -656,10 +656,10 @@ impl Session {
                 Err(e) => tracing::warn!(error = %e, "sign-out not recorded on the backplane"),
             }
         }
-        if app.max_connections.is_some() {
-            if let Err(e) = self.hub.backplane().connections(&app.id, -1).await {
-                tracing::warn!(error = %e, "connection quota not released");
-            }
+        if app.max_connections.is_some()
+            && let Err(e) = self.hub.backplane().connections(&app.id, -1).await
+        {
+            tracing::warn!(error = %e, "connection quota not released");
         }
         self.hub.connection_closed(&app.id, self.socket_id());
     }

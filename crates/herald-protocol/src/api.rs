@@ -118,12 +118,12 @@ pub fn verify_request(
     if verify(secret, raw.as_bytes(), signature) {
         return Ok(());
     }
-    if let Ok(decoded) = percent_decode_str(req.path).decode_utf8() {
-        if decoded != req.path {
-            let payload = api_request_payload(req.method, &decoded, &signed);
-            if verify(secret, payload.as_bytes(), signature) {
-                return Ok(());
-            }
+    if let Ok(decoded) = percent_decode_str(req.path).decode_utf8()
+        && decoded != req.path
+    {
+        let payload = api_request_payload(req.method, &decoded, &signed);
+        if verify(secret, payload.as_bytes(), signature) {
+            return Ok(());
         }
     }
     Err(ApiError::unauthorized(format!(

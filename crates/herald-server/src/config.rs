@@ -424,16 +424,15 @@ impl TryFrom<RawConfig> for Config {
             apps.push(a);
         }
         let apps = Apps::new(apps).map_err(|m| err("apps", m))?;
-        if let Some(url) = &raw.redis_url {
-            if !(url.starts_with("redis://")
+        if let Some(url) = &raw.redis_url
+            && !(url.starts_with("redis://")
                 || url.starts_with("rediss://")
                 || url.starts_with("unix://"))
-            {
-                return Err(err(
-                    "redis_url",
-                    format!("expected redis://HOST:PORT/DB, got '{url}'"),
-                ));
-            }
+        {
+            return Err(err(
+                "redis_url",
+                format!("expected redis://HOST:PORT/DB, got '{url}'"),
+            ));
         }
         let tls = match (raw.tls_cert, raw.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),

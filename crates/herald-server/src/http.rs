@@ -56,18 +56,18 @@ pub async fn route(
         Role::Public { api, tls } => (true, api, tls),
         Role::Api => (false, true, false),
     };
-    if serves_ws {
-        if let Some(key) = path.strip_prefix("/app/") {
-            if !key.is_empty() && !key.contains('/') {
-                let forwarded_tls = req
-                    .headers()
-                    .get("x-forwarded-proto")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-                let key = key.to_owned();
-                return crate::ws::upgrade(&state, req, &key, tls || forwarded_tls);
-            }
-        }
+    if serves_ws
+        && let Some(key) = path.strip_prefix("/app/")
+        && !key.is_empty()
+        && !key.contains('/')
+    {
+        let forwarded_tls = req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+        let key = key.to_owned();
+        return crate::ws::upgrade(&state, req, &key, tls || forwarded_tls);
     }
     if serves_api && path.starts_with("/apps/") {
         return crate::http_api::handle(&state, req).await;

@@ -2,6 +2,8 @@
 //! `herald-redis` runs the same checks on `RedisBackplane` against a real redis-server.
 //! Each check takes a fresh backplane and panics with a description on failure.
 
+#![allow(clippy::unwrap_used)] // Test code: a panic is how a check reports failure.
+
 use std::time::Duration;
 
 use bytes::Bytes;

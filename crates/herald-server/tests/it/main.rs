@@ -1,6 +1,9 @@
 //! End-to-end tests: a real server on port 0, real WebSocket and HTTP clients, exact frames,
 //! codes and statuses.
 
+// Helpers outside #[test] functions: a panic is how they fail the test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod channels;
