@@ -153,3 +153,30 @@ test('wire: presence without channel_data on a connection that is not signed in 
   r.send({ event: 'pusher:ping', data: {} });
   await r.waitMsg((m) => m.event === 'pusher:pong', 'pong: socket still open');
 });
+
+test('unsubscribing (not only disconnecting) removes the member', { timeout: TEST_TIMEOUT }, async () => {
+  const CH = 'presence-unsub';
+  const a = await ctx.connectedClient({ presence: ANN });
+  const { channel: chA } = await a.subscribe(CH);
+  const removed = a.on(chA, 'pusher:member_removed');
+  const b = await ctx.connectedClient({ presence: BOB });
+  await b.subscribe(CH);
+  await a.waitFrame((f) => f.event === 'pusher_internal:member_added', 'member_added');
+  b.pusher.unsubscribe(CH);
+  const ev = await removed.nth(1, 'member_removed after unsubscribe');
+  assert.deepEqual(ev.data, { id: 'u2', info: { name: 'Bob' } });
+  const frame = a.frames.items.find((f) => f.event === 'pusher_internal:member_removed');
+  assert.deepEqual(frame, { event: 'pusher_internal:member_removed', channel: CH, data: { user_id: 'u2' } });
+  assert.equal(b.state, 'connected');
+});
+
+test('user_info over 1 KB -> subscription_error LimitReached', { timeout: TEST_TIMEOUT }, async () => {
+  const big = { user_id: 'big', user_info: { blob: 'x'.repeat(1100) } };
+  const c = await ctx.connectedClient({ presence: big });
+  const { result } = c.subscribeRaw('presence-big');
+  const first = await result.nth(1, 'subscription result');
+  assert.equal(first.event, 'pusher:subscription_error');
+  assert.equal(first.data.type, 'LimitReached');
+  assert.equal(first.data.status, 4301);
+  assert.equal(c.state, 'connected');
+});

@@ -121,3 +121,26 @@ test('client event larger than 10 KB is refused; 10 KB is accepted', { timeout: 
   await b.waitEvent(CH, 'sentinel');
   assert.deepEqual(b.appFrames(CH).map((f) => f.event), ['client-big', 'sentinel']);
 });
+
+test('client events over 10 per second: pusher:error 4301, extra events dropped, socket kept', { timeout: TEST_TIMEOUT }, async () => {
+  const CH = 'private-rate';
+  const a = await ctx.connectedClient();
+  const b = await ctx.connectedClient();
+  const { channel: chA } = await a.subscribe(CH);
+  await b.subscribe(CH);
+  const errs = a.on(a.pusher, 'pusher:error');
+  // one synchronous burst: far faster than 10/s
+  for (let i = 0; i < 12; i++) chA.trigger('client-burst', { i });
+  const first = await errs.nth(1, 'rate limit error');
+  assert.deepEqual(first.data, { code: 4301, message: first.data.message });
+  assert.equal(typeof first.data.message, 'string');
+  await ctx.sdk().trigger(CH, 'sentinel', {});
+  await b.waitEvent(CH, 'sentinel');
+  await a.waitEvent(CH, 'sentinel');
+  const got = b.appFrames(CH).filter((f) => f.event === 'client-burst').map((f) => f.data.i);
+  assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'the first 10 pass, in order');
+  assert.equal(errs.length, 2, 'one pusher:error per rejected event');
+  assert.ok(errs.items.every((e) => e.data.code === 4301));
+  // 4301 never closes (§1.6): pusher-js stays connected
+  assert.deepEqual(a.states.items, ['connecting', 'connected']);
+});

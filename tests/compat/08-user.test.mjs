@@ -152,3 +152,18 @@ test('wire: #server-to-user- of another user, or when not signed in -> AuthError
   assert.equal(JSON.parse(e3.data).type, 'InvalidChannel');
   assert.equal(JSON.parse(e3.data).status, 400);
 });
+
+test('watchlist over 100 ids: sign-in succeeds plus pusher:error 4302', { timeout: TEST_TIMEOUT }, async () => {
+  const watchlist = Array.from({ length: 101 }, (_, i) => `many-${i}`);
+  const c = await ctx.connectedClient({ user: { id: 'many-watcher', watchlist } });
+  const errs = c.on(c.pusher, 'pusher:error');
+  const wl = c.on(c.pusher.user.watchlist, ['online', 'offline']);
+  const data = await c.signin();
+  assert.deepEqual(JSON.parse(data.user_data).watchlist, watchlist);
+  const err = await errs.nth(1, 'pusher:error 4302');
+  assert.equal(err.data.code, 4302);
+  assert.equal(typeof err.data.message, 'string');
+  const off = await wl.nth(1, 'initial offline statuses');
+  assert.deepEqual(off.data, { name: 'offline', user_ids: watchlist.slice(0, 100) });
+  assert.equal(c.state, 'connected');
+});

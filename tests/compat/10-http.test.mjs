@@ -34,6 +34,10 @@ async function json(res) {
 // Runs first in this file, so no channel of an earlier test is still occupied.
 test('GET /channels lists exactly the occupied channels', { timeout: TEST_TIMEOUT }, async () => {
   await occupy();
+  // a signed-in user has a #server-to-user- channel, which is never listed (§5.3)
+  const signed = await ctx.connectedClient({ user: { id: 'listed-not' } });
+  await signed.signin();
+  await signed.waitFrame((f) => f.channel === '#server-to-user-listed-not', '#server-to-user- subscribed');
   const sdk = ctx.sdk();
   const all = await json(await sdk.get({ path: '/channels' }));
   assert.deepEqual(all, { channels: { 'http-pub-1': {}, 'http-pub-2': {}, 'presence-http': {} } });
@@ -230,4 +234,27 @@ test('hand-signed: percent-encoded query values are verified decoded (PHP/Guzzle
 test('unknown route -> 404', { timeout: TEST_TIMEOUT }, async () => {
   const res = await ctx.signed({ method: 'GET', path: '/apps/app-1/no-such-endpoint' });
   assert.equal(res.status, 404);
+});
+
+test('disabled app -> 403', { timeout: TEST_TIMEOUT }, async () => {
+  const err = await expectRequestError(ctx.sdk(APPS.disabled).trigger('x', 'ev', {}));
+  assert.equal(err.status, 403);
+});
+
+test('hand-signed: validation errors -> 400', { timeout: TEST_TIMEOUT }, async () => {
+  const post = (body) => ctx.signed({ method: 'POST', path: '/apps/app-1/events', body });
+  const cases = {
+    'more than 100 channels': { name: 'ev', channels: Array.from({ length: 101 }, (_, i) => `c${i}`), data: '{}' },
+    'event name over 200 chars': { name: 'e'.repeat(201), channels: ['ok'], data: '{}' },
+    'invalid socket_id': { name: 'ev', channels: ['ok'], data: '{}', socket_id: '1.1:private-other' },
+    'invalid channel name': { name: 'ev', channels: ['bad channel'], data: '{}' },
+    'missing name': { channels: ['ok'], data: '{}' },
+    'malformed JSON': '{"name":',
+  };
+  for (const [what, body] of Object.entries(cases)) {
+    const res = await post(body);
+    assert.equal(res.status, 400, `${what}: got ${res.status} ${res.text}`);
+  }
+  const okName = await post({ name: 'e'.repeat(200), channels: Array.from({ length: 100 }, (_, i) => `c${i}`), data: '{}' });
+  assert.equal(okName.status, 200, 'exactly 100 channels and a 200-char name are fine');
 });

@@ -25,6 +25,24 @@ import { after, afterEach, before } from 'node:test';
 import PusherJS from 'pusher-js'; // Node build; already includes tweetnacl (PusherWithEncryption)
 import PusherSDK from 'pusher';
 
+// faye-websocket (bundled in pusher-js) arms a 30 s close-handshake timer in close() even when
+// the socket is already closed, which pusher-js does after every server-initiated close (4001,
+// 4009, ...). Unref it so a finished test file does not wait 30 s to exit; behaviour is unchanged.
+{
+  const runtime = PusherJS.Runtime;
+  const create = runtime.createWebSocket;
+  runtime.createWebSocket = function (url) {
+    const ws = create.call(this, url);
+    const close = ws.close;
+    ws.close = function (...args) {
+      const r = close.apply(this, args);
+      if (this._closeTimer && typeof this._closeTimer.unref === 'function') this._closeTimer.unref();
+      return r;
+    };
+    return ws;
+  };
+}
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(HERE, '../..');
 export const HERALD_BIN = process.env.HERALD_BIN
@@ -268,7 +286,14 @@ export async function startHerald({ config = CONFIG_TOML } = {}) {
         try {
           process.kill(child.pid, 'SIGTERM');
         } catch {}
-        const res = await Promise.race([exitPromise, observe(3000).then(() => null)]);
+        let timer;
+        const res = await Promise.race([
+          exitPromise,
+          new Promise((resolve) => {
+            timer = setTimeout(() => resolve(null), 3000);
+          }),
+        ]);
+        clearTimeout(timer);
         if (res === null) {
           try {
             process.kill(child.pid, 'SIGKILL');

@@ -31,7 +31,7 @@ const MESSAGE_TOO_BIG: u16 = 1009;
 /// Answers an upgrade request on `/app/{key}`; the connection itself runs in a spawned task.
 pub fn upgrade(
     state: &Arc<State>,
-    mut req: Request<hyper::body::Incoming>,
+    req: Request<hyper::body::Incoming>,
     app_key: &str,
     secure: bool,
 ) -> Response<Body> {
@@ -70,15 +70,19 @@ pub fn upgrade(
     );
     let state = state.clone();
     tokio::spawn(async move {
-        let upgraded = match hyper::upgrade::on(&mut req).await {
+        // Taking the request by value drops it (headers and all) once the upgrade is extracted,
+        // instead of keeping it alive for the connection's lifetime.
+        let upgraded = match hyper::upgrade::on(req).await {
             Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "upgrade failed");
                 return;
             }
         };
+        // A 1 KiB read buffer: idle connections dominate memory, and Pusher client frames are
+        // small (a larger message is simply read in more steps).
         let config = WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
+            .read_buffer_size(1024)
             .write_buffer_size(0)
             .max_write_buffer_size(state.config.max_message_bytes * 4 + 64 * 1024)
             .max_message_size(Some(state.config.max_message_bytes))
