@@ -329,3 +329,53 @@ async fn body_over_the_server_limit_is_413() {
     // The node keeps serving.
     assert_eq!(server.api().trigger(&["a"], "e", "x").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_separate_api_listener_serves_the_api_and_the_public_port_does_not() {
+    let server = TestServer::with_api_listener(DEFAULT_TOML).await;
+    let mut c = server.connect().await;
+    c.subscribe("news").await;
+    assert_eq!(server.api().trigger(&["news"], "ev", "1").await.status, 200);
+    assert_eq!(c.expect("ev").await["data"], "1");
+    let on_public = Api {
+        addr: server.addr,
+        ..server.api()
+    };
+    assert_eq!(on_public.get("/channels", &[]).await.status, 404);
+    // WebSocket upgrades are not served on the API listener.
+    let r = raw_http(server.api_addr.unwrap(), "GET", "/app/app-key", "").await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_cut_off_and_others_keep_receiving() {
+    let server = TestServer::with_config(&format!("outbox_capacity = 8\n{DEFAULT_TOML}")).await;
+    let mut slow = server.connect().await;
+    slow.subscribe("firehose").await;
+    let mut fast = server.connect().await;
+    fast.subscribe("firehose").await;
+    let data = "x".repeat(10_000);
+    let api = server.api();
+    // Enough bytes to fill the slow socket's kernel buffers and then its outbox.
+    let mut sent = 0;
+    while server.state.hub.app_connection_count("app-1") == 2 {
+        assert!(sent < 4000, "the slow subscriber was never cut off");
+        assert_eq!(api.trigger(&["firehose"], "e", &data).await.status, 200);
+        sent += 1;
+        fast.expect("e").await;
+    }
+    // The slow client gets what was already on the wire, then the connection ends.
+    let mut received = 0;
+    loop {
+        match slow.next_event().await {
+            Some(v) if v["event"] == "e" => received += 1,
+            Some(v) => {
+                assert_eq!(v["data"]["code"], 4100, "{v}");
+            }
+            None => break,
+        }
+    }
+    assert!(received < sent, "received {received} of {sent}");
+    api.trigger(&["firehose"], "after", "1").await;
+    assert_eq!(fast.expect("after").await["data"], "1");
+}

@@ -42,6 +42,8 @@ const WAIT: Duration = Duration::from_secs(5);
 
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
+    /// The separate HTTP API listener, when there is one.
+    pub api_addr: Option<std::net::SocketAddr>,
     pub admin: std::net::SocketAddr,
     pub state: Arc<State>,
     stop: Option<oneshot::Sender<()>>,
@@ -54,6 +56,15 @@ impl TestServer {
     }
 
     pub async fn with_config(toml: &str) -> TestServer {
+        TestServer::start_with(toml, false).await
+    }
+
+    /// A node whose HTTP API has its own listener (`api_bind`).
+    pub async fn with_api_listener(toml: &str) -> TestServer {
+        TestServer::start_with(toml, true).await
+    }
+
+    async fn start_with(toml: &str, separate_api: bool) -> TestServer {
         let config = Config::load(Sources {
             toml: Some(toml),
             ..Sources::default()
@@ -63,15 +74,17 @@ impl TestServer {
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = public.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
+        let api = if separate_api {
+            Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        };
+        let api_addr = api.as_ref().map(|l| l.local_addr().unwrap());
         let state = build_state(config).expect("state");
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(run(
             state.clone(),
-            Listeners {
-                public,
-                api: None,
-                admin,
-            },
+            Listeners { public, api, admin },
             async {
                 let _ = rx.await;
             },
@@ -80,6 +93,7 @@ impl TestServer {
             let _ = task.await;
         });
         TestServer {
+            api_addr,
             addr,
             admin: admin_addr,
             state,
@@ -101,7 +115,7 @@ impl TestServer {
 
     pub fn api(&self) -> Api {
         Api {
-            addr: self.addr,
+            addr: self.api_addr.unwrap_or(self.addr),
             app_id: APP_ID.into(),
             key: KEY.into(),
             secret: SECRET.into(),
@@ -201,6 +215,22 @@ impl Client {
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next text frame, or None once the connection has ended (close, reset or EOF).
+    pub async fn next_event(&mut self) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("no frame within 5 s")
+            {
+                Some(Ok(Message::Text(t))) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("frame is JSON"));
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(_)) => continue,
             }
         }
     }
