@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod http_api;
 pub mod metrics;
+pub mod tls;
 pub mod ws;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 pub use crate::config::Config;
 use crate::http::Role;
@@ -31,6 +33,8 @@ use crate::metrics::Metrics;
 /// Everything a request handler needs.
 pub struct State {
     pub hub: Hub,
+    /// The public listener's TLS acceptor when `tls_cert`/`tls_key` are set.
+    pub tls: Option<TlsAcceptor>,
     pub config: Config,
     pub metrics: Metrics,
 }
@@ -48,10 +52,9 @@ pub enum StartError {
         "redis_url is set, but this build has no Redis backplane yet (see issue #4); remove redis_url to run a single node"
     )]
     RedisUnsupported,
-    #[error(
-        "tls_cert/tls_key are set, but native TLS is not built in yet; terminate TLS in a proxy in front of herald"
-    )]
-    TlsUnsupported,
+    /// The certificate or key could not be loaded; the message names the config key.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// The hub for a configuration: the in-memory backplane when no Redis is configured.
@@ -59,9 +62,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     if config.redis_url.is_some() {
         return Err(StartError::RedisUnsupported);
     }
-    if config.tls.is_some() {
-        return Err(StartError::TlsUnsupported);
-    }
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let hub_config = HubConfig {
         activity_timeout: config.activity_timeout,
         pong_timeout: config.pong_timeout,
@@ -77,6 +78,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     );
     Ok(Arc::new(State {
         hub,
+        tls,
         config,
         metrics: Metrics::new(),
     }))
@@ -91,27 +93,27 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let api_separate = listeners.api.is_some();
-    let tls = false;
-    let mut tasks = vec![tokio::spawn(accept(
+    let tls = state.tls.clone();
+    let public_role = Role::Public {
+        api: !api_separate,
+        tls: tls.is_some(),
+    };
+    let public = accept(
         state.clone(),
         listeners.public,
-        Some(Role::Public {
-            api: !api_separate,
-            tls,
-        }),
+        Some(public_role),
+        tls,
         stop_rx.clone(),
-    ))];
+    );
+    let mut tasks = vec![tokio::spawn(public)];
     if let Some(api) = listeners.api {
-        tasks.push(tokio::spawn(accept(
-            state.clone(),
-            api,
-            Some(Role::Api),
-            stop_rx.clone(),
-        )));
+        let api = accept(state.clone(), api, Some(Role::Api), None, stop_rx.clone());
+        tasks.push(tokio::spawn(api));
     }
     let admin = tokio::spawn(accept(
         state.clone(),
         listeners.admin,
+        None,
         None,
         stop_rx.clone(),
     ));
@@ -142,6 +144,7 @@ async fn accept(
     state: Arc<State>,
     listener: TcpListener,
     role: Option<Role>,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -159,25 +162,47 @@ async fn accept(
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move {
-                    let res = match role {
-                        Some(role) => http::route(state, role, req).await,
-                        None => admin::route(state, req).await,
-                    };
-                    Ok::<_, std::convert::Infallible>(res)
+            let timeout = state.config.handshake_timeout;
+            match tls {
+                None => serve_http(state, role, TokioIo::new(stream)).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            serve_http(state, role, TokioIo::new(tls_stream)).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
                 }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) on one accepted connection.
+async fn serve_http<I>(state: Arc<State>, role: Option<Role>, io: I)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let timeout = state.config.handshake_timeout;
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move {
+            let res = match role {
+                Some(role) => http::route(state, role, req).await,
+                None => admin::route(state, req).await,
+            };
+            Ok::<_, std::convert::Infallible>(res)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(io, service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
 }

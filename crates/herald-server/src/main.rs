@@ -113,9 +113,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "ignoring environment variable {name}: not a configuration key (see README)"
         );
     }
-    announce(&config, &public, api.as_ref(), &admin)?;
     let pid_file = config.pid_file.clone();
     let state = build_state(config)?;
+    announce(&state.config, &public, api.as_ref(), &admin)?;
     run(state, Listeners { public, api, admin }, shutdown_signal()).await?;
     if let Some(path) = pid_file {
         let _ = std::fs::remove_file(path);
@@ -135,16 +135,20 @@ fn announce(
     } else {
         addr.ip().to_string()
     };
+    let (ws, http, tls) = match config.tls {
+        Some(_) => ("wss", "https", true),
+        None => ("ws", "http", false),
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        "herald listening: WebSocket ws://{addr}/app/{{key}}"
+        "herald listening: WebSocket {ws}://{addr}/app/{{key}}"
     );
     match api {
         Some(a) => tracing::info!(
             "HTTP API on http://{}/apps/{{app_id}}/ (separate listener)",
             a.local_addr()?
         ),
-        None => tracing::info!("HTTP API on http://{addr}/apps/{{app_id}}/"),
+        None => tracing::info!("HTTP API on {http}://{addr}/apps/{{app_id}}/"),
     }
     tracing::info!(
         "metrics and health on http://{}/metrics /health /ready",
@@ -156,9 +160,10 @@ fn announce(
             "NO APPS CONFIGURED: serving the development app id=app-id key=app-key secret=app-secret with client events on. Do not use it in production; configure [[apps]] or HERALD_APP_ID/KEY/SECRET."
         );
     }
+    let port_key = if tls { "wssPort" } else { "wsPort" };
     for app in config.apps.iter() {
         tracing::info!(
-            "connect with pusher-js: new Pusher(\"{}\", {{ wsHost: \"{host}\", wsPort: {}, forceTLS: false, enabledTransports: [\"ws\"], cluster: \"\" }})   (app id {})",
+            "connect with pusher-js: new Pusher(\"{}\", {{ wsHost: \"{host}\", {port_key}: {}, forceTLS: {tls}, enabledTransports: [\"{ws}\"], cluster: \"\" }})   (app id {})",
             app.key,
             addr.port(),
             app.id

@@ -10,4 +10,5 @@ mod channels;
 mod client_events;
 mod connection;
 mod http_api;
+mod tls;
 mod users;
