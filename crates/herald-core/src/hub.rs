@@ -295,6 +295,14 @@ impl Hub {
         self.0.backplane.publish(app, &envelope).await
     }
 
+    /// `publish` for frames nobody waits on: a backplane failure is logged, not returned.
+    pub(crate) async fn relay(&self, app: &str, envelope: Envelope, what: &'static str) {
+        let channel = envelope.channel.clone();
+        if let Err(e) = self.publish(app, envelope).await {
+            tracing::warn!(app, channel = %channel, error = %e, "{what} not relayed to other nodes");
+        }
+    }
+
     /// Delivers an envelope to this node's connections: channel subscribers, or for
     /// `#server-to-user-{id}` every connection signed in as that user, subscribed or not.
     pub fn deliver_local(&self, app: &str, envelope: &Envelope) {
@@ -346,6 +354,38 @@ impl Hub {
                         conn.send(frame.clone());
                     }
                 }
+            }
+        }
+    }
+
+    /// Records that a connection signed in as `user` (`signed_in`) or has gone, and tells the
+    /// watchers cluster-wide when that makes the user come online or go offline.
+    pub(crate) async fn user_signed(
+        &self,
+        app: &App,
+        user: &UserId,
+        socket: &SocketId,
+        signed_in: bool,
+    ) {
+        let bp = self.backplane();
+        let changed = if signed_in {
+            bp.user_signin(&app.id, user, socket).await
+        } else {
+            bp.user_signout(&app.id, user, socket).await
+        };
+        match changed {
+            Ok(true) if app.features.watchlist_events => {
+                let control = Control::Presence {
+                    user: user.clone(),
+                    online: signed_in,
+                };
+                if let Err(e) = self.control(&app.id, control).await {
+                    tracing::warn!(app = %app.id, error = %e, "watchlist event not relayed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(app = %app.id, error = %e, "sign-in state not recorded on the backplane")
             }
         }
     }
@@ -436,9 +476,7 @@ impl Hub {
                         frame,
                         except: None,
                     };
-                    if let Err(e) = hub.publish(&app_id, env).await {
-                        tracing::warn!(app = %app_id, error = %e, "subscription_count not relayed");
-                    }
+                    hub.relay(&app_id, env, "subscription_count").await;
                 }
                 Err(e) => {
                     tracing::warn!(app = %app_id, error = %e, "subscription_count not computed")

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::App;
-use crate::backplane::{BackplaneError, Control, Envelope, Joined, Member};
+use crate::backplane::{BackplaneError, Envelope, Joined, Member};
 use crate::conn::{CloseReason, ConnHandle, Outbox};
 use crate::hub::Hub;
 use crate::rate::RateWindow;
@@ -397,9 +397,7 @@ impl Session {
                 frame: Bytes::from(frame),
                 except: Some(self.socket_id().clone()),
             };
-            if let Err(e) = hub.publish(&app.id, env).await {
-                tracing::warn!(app = %app.id, channel = %channel, error = %e, "member_added not relayed");
-            }
+            hub.relay(&app.id, env, "member_added").await;
         }
         hub.add_subscriber(&app.id, &channel, &self.conn);
         Ok(())
@@ -457,9 +455,7 @@ impl Session {
                         frame,
                         except: Some(self.socket_id().clone()),
                     };
-                    if let Err(e) = hub.publish(&app.id, env).await {
-                        tracing::warn!(channel = %channel, error = %e, "member_removed not relayed");
-                    }
+                    hub.relay(&app.id, env, "member_removed").await;
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(channel = %channel, error = %e, "presence leave failed"),
@@ -563,31 +559,10 @@ impl Session {
         watchlist.truncate(app.limits.max_watchlist);
         self.authorized = true;
         self.hub.add_user(&app.id, &parsed.id, &self.conn);
-        let online = self
-            .hub
-            .backplane()
-            .user_signin(&app.id, &parsed.id, self.socket_id())
-            .await;
         self.send(encode::signin_success(user_data));
-        match online {
-            Ok(true) if app.features.watchlist_events => {
-                if let Err(e) = self
-                    .hub
-                    .control(
-                        &app.id,
-                        Control::Presence {
-                            user: parsed.id.clone(),
-                            online: true,
-                        },
-                    )
-                    .await
-                {
-                    tracing::warn!(error = %e, "online event not relayed");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "sign-in not recorded on the backplane"),
-        }
+        self.hub
+            .user_signed(&app, &parsed.id, self.socket_id(), true)
+            .await;
         if over_limit {
             self.report(ProtocolError::Notice {
                 code: Some(ErrorCode::WatchlistLimit),
@@ -631,30 +606,9 @@ impl Session {
                 self.hub.remove_watcher(&app.id, watched, self.socket_id());
             }
             self.hub.remove_user(&app.id, &user.id, self.socket_id());
-            match self
-                .hub
-                .backplane()
-                .user_signout(&app.id, &user.id, self.socket_id())
-                .await
-            {
-                Ok(true) if app.features.watchlist_events => {
-                    if let Err(e) = self
-                        .hub
-                        .control(
-                            &app.id,
-                            Control::Presence {
-                                user: user.id,
-                                online: false,
-                            },
-                        )
-                        .await
-                    {
-                        tracing::warn!(error = %e, "offline event not relayed");
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sign-out not recorded on the backplane"),
-            }
+            self.hub
+                .user_signed(&app, &user.id, self.socket_id(), false)
+                .await;
         }
         if app.max_connections.is_some()
             && let Err(e) = self.hub.backplane().connections(&app.id, -1).await
