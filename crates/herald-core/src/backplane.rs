@@ -89,8 +89,29 @@ pub enum Control {
 /// What other nodes send to this one; handed to the hub once at start.
 #[derive(Clone, Debug)]
 pub enum Inbound {
-    Envelope { app: String, envelope: Envelope },
-    Control { app: String, control: Control },
+    Envelope {
+        app: String,
+        envelope: Envelope,
+    },
+    Control {
+        app: String,
+        control: Control,
+    },
+    /// A dead node's contribution was undone by this node's reaper; the hub announces the
+    /// resulting transition exactly as if the dead node's client had left.
+    Reaped {
+        app: String,
+        event: Reaped,
+    },
+}
+
+/// A transition produced by reaping a dead node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reaped {
+    MemberRemoved { channel: ChannelName, user: UserId },
+    Vacated { channel: ChannelName },
+    Unsubscribed { channel: ChannelName },
+    Offline { user: UserId },
 }
 
 /// Shared state and relay between nodes.
@@ -184,4 +205,13 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// Counts a connection of the app in (`+1`) or out (`-1`); returns the cluster-wide total.
     async fn connections(&self, app: &str, delta: i64) -> Result<u64, BackplaneError>;
+
+    /// Whether the backplane can serve right now (readiness). The memory backplane always can.
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    /// Called once at shutdown: withdraw this node's contributions so counts and members fall
+    /// at once instead of after the dead-node timeout.
+    async fn shutdown(&self) {}
 }

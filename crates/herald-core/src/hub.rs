@@ -14,7 +14,9 @@ use herald_protocol::{ChannelKind, ChannelName, ErrorCode, ProtocolError, Socket
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::backplane::{Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound};
+use crate::backplane::{
+    Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Reaped,
+};
 use crate::conn::{CloseReason, ConnHandle};
 use crate::{App, Apps};
 
@@ -124,6 +126,7 @@ impl Hub {
                 match msg {
                     Inbound::Envelope { app, envelope } => hub.deliver_local(&app, &envelope),
                     Inbound::Control { app, control } => hub.apply_control(&app, &control),
+                    Inbound::Reaped { app, event } => hub.announce_reaped(&app, event).await,
                 }
             }
         })
@@ -295,6 +298,28 @@ impl Hub {
         self.0.backplane.publish(app, &envelope).await
     }
 
+    /// Announces what reaping a dead node changed, as the dead node would have.
+    async fn announce_reaped(&self, app: &str, event: Reaped) {
+        let Some(app) = self.0.apps.by_id(app).cloned() else {
+            return;
+        };
+        match event {
+            Reaped::MemberRemoved { channel, user } => {
+                let frame = Bytes::from(encode::member_removed(channel.as_str(), user.as_str()));
+                let env = Envelope {
+                    channel,
+                    frame,
+                    except: None,
+                };
+                self.relay(&app.id, env, "member_removed").await;
+            }
+            Reaped::Vacated { channel } | Reaped::Unsubscribed { channel } => {
+                self.count_changed(&app, &channel);
+            }
+            Reaped::Offline { user } => self.announce_online(&app, user, false).await,
+        }
+    }
+
     /// `publish` for frames nobody waits on: a backplane failure is logged, not returned.
     pub(crate) async fn relay(&self, app: &str, envelope: Envelope, what: &'static str) {
         let channel = envelope.channel.clone();
@@ -374,19 +399,24 @@ impl Hub {
             bp.user_signout(&app.id, user, socket).await
         };
         match changed {
-            Ok(true) if app.features.watchlist_events => {
-                let control = Control::Presence {
-                    user: user.clone(),
-                    online: signed_in,
-                };
-                if let Err(e) = self.control(&app.id, control).await {
-                    tracing::warn!(app = %app.id, error = %e, "watchlist event not relayed");
-                }
-            }
-            Ok(_) => {}
+            Ok(true) => self.announce_online(app, user.clone(), signed_in).await,
+            Ok(false) => {}
             Err(e) => {
                 tracing::warn!(app = %app.id, error = %e, "sign-in state not recorded on the backplane")
             }
+        }
+    }
+
+    /// Tells every watcher in the cluster that `user` came online or went offline.
+    async fn announce_online(&self, app: &App, user: UserId, online: bool) {
+        if !app.features.watchlist_events {
+            return;
+        }
+        if let Err(e) = self
+            .control(&app.id, Control::Presence { user, online })
+            .await
+        {
+            tracing::warn!(app = %app.id, error = %e, "watchlist event not relayed");
         }
     }
 

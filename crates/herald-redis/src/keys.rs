@@ -1,0 +1,196 @@
+//! Every Redis key and channel name Herald uses. Nothing else formats a key.
+//!
+//! State keys of one app share the hash tag `{app}`, so each Lua transition touches one slot
+//! (Redis Cluster ready); pub/sub channels are tagged `{app/channel}` so sharded pub/sub can
+//! spread channels over shards later.
+
+/// Key builder for one prefix (default `herald`).
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// channel → subscription count.
+    pub fn channels(&self, app: &str) -> String {
+        format!("{}:{{{app}}}:channels", self.prefix)
+    }
+
+    /// socket id → user id of each presence connection.
+    pub fn presence(&self, app: &str, channel: &str) -> String {
+        format!("{}:{{{app}}}:presence:{channel}", self.prefix)
+    }
+
+    /// user id → connections of that user in the channel.
+    pub fn presence_users(&self, app: &str, channel: &str) -> String {
+        format!("{}:{{{app}}}:presence-users:{channel}", self.prefix)
+    }
+
+    /// user id → `user_info` JSON of the user's first connection (`null` when none).
+    pub fn presence_info(&self, app: &str, channel: &str) -> String {
+        format!("{}:{{{app}}}:presence-info:{channel}", self.prefix)
+    }
+
+    /// Socket ids signed in as the user.
+    pub fn user(&self, app: &str, user: &str) -> String {
+        format!("{}:{{{app}}}:user:{user}", self.prefix)
+    }
+
+    pub fn cache(&self, app: &str, channel: &str) -> String {
+        format!("{}:{{{app}}}:cache:{channel}", self.prefix)
+    }
+
+    /// node id → connections of the app on that node.
+    pub fn connections(&self, app: &str) -> String {
+        format!("{}:{{{app}}}:conns", self.prefix)
+    }
+
+    /// What a node contributed to an app's state, so survivors can undo it.
+    pub fn node(&self, app: &str, node: &str) -> String {
+        format!("{}:{{{app}}}:node:{node}", self.prefix)
+    }
+
+    /// node id → last heartbeat (ms).
+    pub fn nodes(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+
+    /// Reaping lock for a dead node.
+    pub fn reap_lock(&self, node: &str) -> String {
+        format!("{}:reap:{node}", self.prefix)
+    }
+
+    /// Pub/sub channel of one Pusher channel.
+    pub fn channel_topic(&self, app: &str, channel: &str) -> String {
+        format!("{}:{{{app}/{channel}}}:ch", self.prefix)
+    }
+
+    /// Pub/sub control channel of an app.
+    pub fn control_topic(&self, app: &str) -> String {
+        format!("{}:{{{app}}}:ctl", self.prefix)
+    }
+
+    /// What a pub/sub channel name refers to.
+    pub fn parse_topic<'a>(&self, topic: &'a str) -> Option<Topic<'a>> {
+        let rest = topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(":{")?;
+        let (tag, kind) = rest.rsplit_once("}:")?;
+        match kind {
+            "ch" => {
+                let (app, channel) = tag.split_once('/')?;
+                Some(Topic::Channel { app, channel })
+            }
+            "ctl" => Some(Topic::Control { app: tag }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Topic<'a> {
+    Channel { app: &'a str, channel: &'a str },
+    Control { app: &'a str },
+}
+
+/// A node's contribution, as stored in its per-app node set.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Contribution {
+    Subscription { channel: String, socket: String },
+    Presence { channel: String, socket: String },
+    Signin { user: String, socket: String },
+}
+
+impl Contribution {
+    /// `s|channel|socket`, `p|channel|socket`, `u|user|socket`: channel names and sign-in user ids
+    /// never contain `|`.
+    pub fn encode(&self) -> String {
+        match self {
+            Contribution::Subscription { channel, socket } => format!("s|{channel}|{socket}"),
+            Contribution::Presence { channel, socket } => format!("p|{channel}|{socket}"),
+            Contribution::Signin { user, socket } => format!("u|{user}|{socket}"),
+        }
+    }
+
+    pub fn decode(s: &str) -> Option<Contribution> {
+        let mut parts = s.splitn(3, '|');
+        let (kind, name, socket) = (parts.next()?, parts.next()?, parts.next()?);
+        let (name, socket) = (name.to_owned(), socket.to_owned());
+        match kind {
+            "s" => Some(Contribution::Subscription {
+                channel: name,
+                socket,
+            }),
+            "p" => Some(Contribution::Presence {
+                channel: name,
+                socket,
+            }),
+            "u" => Some(Contribution::Signin { user: name, socket }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_shapes_carry_the_app_hash_tag() {
+        let k = Keys::new("herald");
+        assert_eq!(k.channels("app-1"), "herald:{app-1}:channels");
+        assert_eq!(
+            k.presence_users("app-1", "presence-room"),
+            "herald:{app-1}:presence-users:presence-room"
+        );
+        assert_eq!(k.node("app-1", "n1"), "herald:{app-1}:node:n1");
+        assert_eq!(
+            k.channel_topic("app-1", "presence-room"),
+            "herald:{app-1/presence-room}:ch"
+        );
+        assert_eq!(k.control_topic("app-1"), "herald:{app-1}:ctl");
+    }
+
+    #[test]
+    fn topics_parse_back() {
+        let k = Keys::new("herald");
+        assert_eq!(
+            k.parse_topic("herald:{app-1/#server-to-user-u}:ch"),
+            Some(Topic::Channel {
+                app: "app-1",
+                channel: "#server-to-user-u"
+            })
+        );
+        assert_eq!(
+            k.parse_topic("herald:{app-1}:ctl"),
+            Some(Topic::Control { app: "app-1" })
+        );
+        assert_eq!(k.parse_topic("other:{a/b}:ch"), None);
+    }
+
+    #[test]
+    fn contributions_round_trip() {
+        for c in [
+            Contribution::Subscription {
+                channel: "a".into(),
+                socket: "1.2".into(),
+            },
+            Contribution::Presence {
+                channel: "presence-x".into(),
+                socket: "1.2".into(),
+            },
+            Contribution::Signin {
+                user: "u@x".into(),
+                socket: "3.4".into(),
+            },
+        ] {
+            assert_eq!(Contribution::decode(&c.encode()), Some(c));
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The node's one pub/sub connection: SUBSCRIBEs to a Pusher channel's topic while the node has
+//! local subscribers (requests batched into one command), hands what other nodes publish to the
+//! hub, and reconnects with backoff, resubscribing everything, when Redis goes away.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use herald_core::backplane::Inbound;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::keys::Topic;
+use crate::{Inner, wire};
+
+pub enum ListenCmd {
+    /// Subscribe (if not yet) and answer once Redis confirmed.
+    Listen(String, oneshot::Sender<Result<(), String>>),
+    Unlisten(String),
+}
+
+/// Most topics in one SUBSCRIBE command.
+const BATCH: usize = 512;
+
+pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>) {
+    // topic → local references; a topic is subscribed while its count is above zero.
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        let conn = match inner.client.get_async_pubsub().await {
+            Ok(c) => c,
+            Err(e) => {
+                mark_down(&inner, &e.to_string());
+                fail_pending(&mut cmds, &mut counts, "Redis unreachable");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = conn.split();
+        let mut topics: Vec<String> = inner
+            .apps
+            .iter()
+            .map(|a| inner.keys.control_topic(a))
+            .collect();
+        topics.extend(
+            counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(t, _)| t.clone()),
+        );
+        let mut ok = true;
+        for chunk in topics.chunks(BATCH) {
+            if let Err(e) = sink.subscribe(chunk).await {
+                mark_down(&inner, &e.to_string());
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        backoff = Duration::from_millis(100);
+        if !first {
+            tracing::info!(
+                topics = topics.len(),
+                "Redis pub/sub reconnected; re-asserting this node's state"
+            );
+        }
+        first = false;
+        inner.pubsub_up.store(true, Ordering::SeqCst);
+        inner.reassert().await;
+
+        loop {
+            tokio::select! {
+                cmd = cmds.recv() => {
+                    let Some(cmd) = cmd else { return };
+                    let mut batch = vec![cmd];
+                    while batch.len() < BATCH {
+                        match cmds.try_recv() {
+                            Ok(c) => batch.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = apply(&mut sink, &mut counts, batch).await {
+                        mark_down(&inner, &e);
+                        break;
+                    }
+                }
+                msg = stream.next() => match msg {
+                    Some(msg) => dispatch(&inner, msg).await,
+                    None => {
+                        mark_down(&inner, "pub/sub connection closed");
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
+
+fn mark_down(inner: &Inner, why: &str) {
+    if inner.pubsub_up.swap(false, Ordering::SeqCst) {
+        tracing::error!(
+            error = why,
+            "Redis pub/sub lost; node not ready until it is back"
+        );
+    }
+}
+
+/// While disconnected, listen requests fail at once (the caller reports a server error);
+/// unlisten requests still update the counts so the reconnect subscribes the right set.
+fn fail_pending(
+    cmds: &mut mpsc::UnboundedReceiver<ListenCmd>,
+    counts: &mut HashMap<String, usize>,
+    why: &str,
+) {
+    while let Ok(cmd) = cmds.try_recv() {
+        match cmd {
+            ListenCmd::Listen(_, reply) => {
+                let _ = reply.send(Err(why.to_owned()));
+            }
+            ListenCmd::Unlisten(topic) => {
+                release(counts, &topic);
+            }
+        }
+    }
+}
+
+fn release(counts: &mut HashMap<String, usize>, topic: &str) -> bool {
+    match counts.get_mut(topic) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            false
+        }
+        Some(_) => {
+            counts.remove(topic);
+            true
+        }
+        None => false,
+    }
+}
+
+async fn apply(
+    sink: &mut redis::aio::PubSubSink,
+    counts: &mut HashMap<String, usize>,
+    batch: Vec<ListenCmd>,
+) -> Result<(), String> {
+    let mut subscribe = Vec::new();
+    let mut unsubscribe = Vec::new();
+    let mut waiters = Vec::new();
+    for cmd in batch {
+        match cmd {
+            ListenCmd::Listen(topic, reply) => {
+                let n = counts.entry(topic.clone()).or_default();
+                *n += 1;
+                if *n == 1 {
+                    unsubscribe.retain(|t| t != &topic);
+                    subscribe.push(topic);
+                }
+                waiters.push(reply);
+            }
+            ListenCmd::Unlisten(topic) => {
+                if release(counts, &topic) {
+                    subscribe.retain(|t| t != &topic);
+                    unsubscribe.push(topic);
+                }
+            }
+        }
+    }
+    let result = async {
+        if !subscribe.is_empty() {
+            sink.subscribe(&subscribe)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if !unsubscribe.is_empty() {
+            sink.unsubscribe(&unsubscribe)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    }
+    .await;
+    for w in waiters {
+        let _ = w.send(result.clone());
+    }
+    result
+}
+
+async fn dispatch(inner: &Inner, msg: redis::Msg) {
+    let topic = msg.get_channel_name().to_owned();
+    let payload = msg.get_payload_bytes();
+    let inbound = match inner.keys.parse_topic(&topic) {
+        Some(Topic::Channel { app, channel }) => match wire::decode_envelope(channel, payload) {
+            Some((origin, envelope)) if origin != inner.node => Inbound::Envelope {
+                app: app.to_owned(),
+                envelope,
+            },
+            Some(_) => return, // Our own publish: already delivered locally.
+            None => {
+                tracing::warn!(topic, "malformed envelope ignored");
+                return;
+            }
+        },
+        Some(Topic::Control { app }) => match wire::decode_control(payload) {
+            Some((origin, control)) if origin != inner.node => Inbound::Control {
+                app: app.to_owned(),
+                control,
+            },
+            Some(_) => return,
+            None => {
+                tracing::warn!(topic, "malformed control message ignored");
+                return;
+            }
+        },
+        None => return,
+    };
+    if inner.inbound.send(inbound).await.is_err() {
+        tracing::debug!("hub gone; dropping inbound message");
+    }
+}

@@ -1,0 +1,235 @@
+//! Node liveness: the heartbeat, reaping dead nodes, re-asserting this node's state after Redis
+//! lost it, and withdrawing it at shutdown. All undo work goes through the same idempotent
+//! scripts as normal leaves, so each transition is announced exactly once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use herald_core::backplane::{BackplaneError, Inbound, Reaped};
+use herald_protocol::{ChannelName, UserId};
+
+use crate::{Contribution, Inner, err};
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub async fn run(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(inner.config.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = beat_and_reap(&inner).await {
+            tracing::debug!(error = %e, "heartbeat failed");
+        }
+    }
+}
+
+async fn beat_and_reap(inner: &Inner) -> Result<(), BackplaneError> {
+    let mut c = inner.conn().await?;
+    let now = now_ms();
+    redis::cmd("ZADD")
+        .arg(inner.keys.nodes())
+        .arg(now)
+        .arg(&inner.node)
+        .query_async::<()>(&mut *c)
+        .await
+        .map_err(err)?;
+    let deadline = now.saturating_sub(inner.config.node_timeout.as_millis() as u64);
+    let dead: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+        .arg(inner.keys.nodes())
+        .arg("-inf")
+        .arg(deadline)
+        .query_async(&mut *c)
+        .await
+        .map_err(err)?;
+    for node in dead.into_iter().filter(|n| *n != inner.node) {
+        // One survivor reaps; the lock outlives any reasonable reap.
+        let won: Option<String> = redis::cmd("SET")
+            .arg(inner.keys.reap_lock(&node))
+            .arg(&inner.node)
+            .arg("NX")
+            .arg("EX")
+            .arg(60)
+            .query_async(&mut *c)
+            .await
+            .map_err(err)?;
+        if won.is_some() {
+            let undone = reap(inner, &node).await?;
+            redis::cmd("ZREM")
+                .arg(inner.keys.nodes())
+                .arg(&node)
+                .query_async::<()>(&mut *c)
+                .await
+                .map_err(err)?;
+            tracing::warn!(dead_node = %node, contributions = undone, "reaped a dead node");
+        }
+    }
+    Ok(())
+}
+
+/// Undoes everything `node` contributed, announcing each transition through this node's hub.
+async fn reap(inner: &Inner, node: &str) -> Result<usize, BackplaneError> {
+    let mut total = 0;
+    for app in &inner.apps {
+        let mut c = inner.conn().await?;
+        let entries: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(inner.keys.node(app, node))
+            .query_async(&mut *c)
+            .await
+            .map_err(err)?;
+        let entries: Vec<Contribution> = entries
+            .iter()
+            .filter_map(|e| Contribution::decode(e))
+            .collect();
+        total += entries.len();
+        undo(inner, app, node, entries).await?;
+        inner
+            .run_connections(app, node, &["del".to_owned()])
+            .await?;
+    }
+    Ok(total)
+}
+
+/// Runs the leave scripts for `entries` as `node`, presence first so `member_removed` precedes
+/// the vacancy, and hands the transitions to the hub.
+async fn undo(
+    inner: &Inner,
+    app: &str,
+    node: &str,
+    mut entries: Vec<Contribution>,
+) -> Result<(), BackplaneError> {
+    entries.sort_by_key(|c| match c {
+        Contribution::Presence { .. } => 0,
+        Contribution::Subscription { .. } => 1,
+        Contribution::Signin { .. } => 2,
+    });
+    for entry in entries {
+        let event = match &entry {
+            Contribution::Presence { channel, socket } => {
+                let gone = inner.run_leave(app, node, channel, socket).await?;
+                match (gone, ChannelName::parse(channel, usize::MAX)) {
+                    (Some(user), Ok(channel)) => Some(Reaped::MemberRemoved { channel, user }),
+                    _ => None,
+                }
+            }
+            Contribution::Subscription { channel, socket } => {
+                let o = inner.run_unsubscribe(app, node, channel, socket).await?;
+                ChannelName::parse(channel, usize::MAX).ok().map(|channel| {
+                    if o.transition {
+                        Reaped::Vacated { channel }
+                    } else {
+                        Reaped::Unsubscribed { channel }
+                    }
+                })
+            }
+            Contribution::Signin { user, socket } => {
+                let offline = inner.run_signin(app, node, user, socket, false).await?;
+                UserId::parse(user, usize::MAX)
+                    .filter(|_| offline)
+                    .map(|user| Reaped::Offline { user })
+            }
+        };
+        if let Some(event) = event {
+            let _ = inner
+                .inbound
+                .send(Inbound::Reaped {
+                    app: app.to_owned(),
+                    event,
+                })
+                .await;
+        }
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// After (re)connecting: make Redis hold exactly what this node's memory says it holds.
+    /// Entries Redis has but memory does not are undone (and announced); entries memory has but
+    /// Redis lost (it restarted empty) are replayed silently: clients already know about them.
+    pub(crate) async fn reassert(&self) {
+        if let Err(e) = self.try_reassert().await {
+            tracing::warn!(error = %e, "re-asserting state failed; the next reconnect retries");
+        }
+    }
+
+    async fn try_reassert(&self) -> Result<(), BackplaneError> {
+        let _exclusive = self.gate.write().await;
+        for app in &self.apps {
+            let (local, connections) = {
+                let m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+                (
+                    m.contributions.get(app).cloned().unwrap_or_default(),
+                    m.connections.get(app).copied().unwrap_or(0),
+                )
+            };
+            let mut c = self.conn().await?;
+            let remote: HashSet<String> = redis::cmd("SMEMBERS")
+                .arg(self.keys.node(app, &self.node))
+                .query_async(&mut *c)
+                .await
+                .map_err(err)?;
+            let stale: Vec<Contribution> = remote
+                .iter()
+                .filter(|e| !local.contains_key(*e))
+                .filter_map(|e| Contribution::decode(e))
+                .collect();
+            let node = self.node.clone();
+            undo(self, app, &node, stale).await?;
+            for (encoded, member) in local.iter().filter(|(e, _)| !remote.contains(*e)) {
+                match (Contribution::decode(encoded), member) {
+                    (Some(Contribution::Subscription { channel, socket }), _) => {
+                        self.run_subscribe(app, &node, &channel, &socket).await?;
+                    }
+                    (Some(Contribution::Presence { channel, socket }), Some(member)) => {
+                        self.run_join(app, &node, &channel, &socket, member, usize::MAX)
+                            .await?;
+                    }
+                    (Some(Contribution::Signin { user, socket }), _) => {
+                        self.run_signin(app, &node, &user, &socket, true).await?;
+                    }
+                    _ => {}
+                }
+            }
+            self.run_connections(app, &node, &["set".to_owned(), connections.to_string()])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Graceful shutdown: remove what is left of this node's state and leave the node list.
+    pub(crate) async fn withdraw(&self) {
+        let result = async {
+            for app in &self.apps {
+                let mut c = self.conn().await?;
+                let entries: Vec<String> = redis::cmd("SMEMBERS")
+                    .arg(self.keys.node(app, &self.node))
+                    .query_async(&mut *c)
+                    .await
+                    .map_err(err)?;
+                let entries = entries
+                    .iter()
+                    .filter_map(|e| Contribution::decode(e))
+                    .collect();
+                let node = self.node.clone();
+                undo(self, app, &node, entries).await?;
+                self.run_connections(app, &node, &["del".to_owned()])
+                    .await?;
+            }
+            let mut c = self.conn().await?;
+            redis::cmd("ZREM")
+                .arg(self.keys.nodes())
+                .arg(&self.node)
+                .query_async::<()>(&mut *c)
+                .await
+                .map_err(err)
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not withdraw this node's state from Redis; survivors will reap it");
+        }
+    }
+}

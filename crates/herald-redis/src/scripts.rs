@@ -1,0 +1,133 @@
+//! The atomic transitions, as Lua scripts. Each one first records or removes the node's
+//! contribution in its node set and only changes counts when that membership changed, so every
+//! script is idempotent: replaying a node's contributions after Redis restarted, or reaping a
+//! dead node twice, never counts anything twice.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// KEYS: channels, node set. ARGV: channel, socket.
+/// Returns {count, 1 if the channel just became occupied}.
+pub static SUBSCRIBE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local entry = 's|' .. ARGV[1] .. '|' .. ARGV[2]
+if redis.call('SADD', KEYS[2], entry) == 0 then
+  return {tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), 0}
+end
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if n == 1 then return {n, 1} end
+return {n, 0}
+",
+    )
+});
+
+/// KEYS: channels, node set. ARGV: channel, socket.
+/// Returns {count, 1 if the channel just became vacant}.
+pub static UNSUBSCRIBE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local entry = 's|' .. ARGV[1] .. '|' .. ARGV[2]
+if redis.call('SREM', KEYS[2], entry) == 0 then
+  return {tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), 0}
+end
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if n <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return {0, 1}
+end
+return {n, 0}
+",
+    )
+});
+
+/// KEYS: presence, presence-users, presence-info, node set.
+/// ARGV: socket, user id, user_info JSON (`null` when none), max members, channel.
+/// Returns {0} when full, else {1, new_user, user1, info1, user2, info2, …}.
+pub static PRESENCE_JOIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local entry = 'p|' .. ARGV[5] .. '|' .. ARGV[1]
+local new_user = 0
+if redis.call('SISMEMBER', KEYS[4], entry) == 0 then
+  if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
+    if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then return {0} end
+    new_user = 1
+    redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+  end
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('SADD', KEYS[4], entry)
+end
+local out = {1, new_user}
+local info = redis.call('HGETALL', KEYS[3])
+for i = 1, #info do out[#out + 1] = info[i] end
+return out
+",
+    )
+});
+
+/// KEYS: presence, presence-users, presence-info, node set. ARGV: socket, channel.
+/// Returns the user id when this was the user's last connection in the channel, else nil.
+pub static PRESENCE_LEAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SREM', KEYS[4], 'p|' .. ARGV[2] .. '|' .. ARGV[1]) == 0 then return false end
+local user = redis.call('HGET', KEYS[1], ARGV[1])
+if not user then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local n = redis.call('HINCRBY', KEYS[2], user, -1)
+if n <= 0 then
+  redis.call('HDEL', KEYS[2], user)
+  redis.call('HDEL', KEYS[3], user)
+  return user
+end
+return false
+",
+    )
+});
+
+/// KEYS: user set, node set. ARGV: socket, user. Returns 1 when the user just came online.
+pub static SIGNIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SADD', KEYS[2], 'u|' .. ARGV[2] .. '|' .. ARGV[1]) == 0 then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 1 then return 1 end
+return 0
+",
+    )
+});
+
+/// KEYS: user set, node set. ARGV: socket, user. Returns 1 when the user just went offline.
+pub static SIGNOUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SREM', KEYS[2], 'u|' .. ARGV[2] .. '|' .. ARGV[1]) == 0 then return 0 end
+redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 0 then return 1 end
+return 0
+",
+    )
+});
+
+/// KEYS: connections hash. ARGV: node, delta (or `set` and a value). Returns the app's total.
+pub static CONNECTIONS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if ARGV[2] == 'set' then
+  if tonumber(ARGV[3]) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1])
+  else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+elseif ARGV[2] == 'del' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+  if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+end
+local total = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+return total
+",
+    )
+});

@@ -1,0 +1,103 @@
+//! What travels over Redis pub/sub: envelopes (a frame for one channel) and control messages.
+//! Line-separated fields, the frame last and verbatim: no JSON work per message.
+
+use bytes::Bytes;
+use herald_core::backplane::{Control, Envelope};
+use herald_protocol::{ChannelName, SocketId, UserId};
+
+/// `{origin}\n{except}\n{frame}`.
+pub fn encode_envelope(origin: &str, env: &Envelope) -> Vec<u8> {
+    let except = env.except.as_ref().map_or("", |s| s.as_str());
+    let mut out = Vec::with_capacity(origin.len() + except.len() + env.frame.len() + 2);
+    out.extend_from_slice(origin.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(except.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&env.frame);
+    out
+}
+
+/// The origin node and the envelope; None for anything malformed.
+pub fn decode_envelope(channel: &str, payload: &[u8]) -> Option<(String, Envelope)> {
+    let mut parts = payload.splitn(3, |b| *b == b'\n');
+    let origin = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    let except = std::str::from_utf8(parts.next()?).ok()?;
+    let frame = parts.next()?;
+    std::str::from_utf8(frame).ok()?;
+    let env = Envelope {
+        channel: ChannelName::parse(channel, usize::MAX).ok()?,
+        frame: Bytes::copy_from_slice(frame),
+        except: if except.is_empty() {
+            None
+        } else {
+            Some(SocketId::parse(except)?)
+        },
+    };
+    Some((origin, env))
+}
+
+/// `{origin}\nT\n{user}` (terminate) or `{origin}\nP1|P0\n{user}` (online / offline).
+pub fn encode_control(origin: &str, control: &Control) -> String {
+    match control {
+        Control::TerminateUser(user) => format!("{origin}\nT\n{user}"),
+        Control::Presence { user, online } => format!("{origin}\nP{}\n{user}", u8::from(*online)),
+    }
+}
+
+pub fn decode_control(payload: &[u8]) -> Option<(String, Control)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(3, '\n');
+    let origin = parts.next()?.to_owned();
+    let kind = parts.next()?;
+    let user = UserId::parse(parts.next()?, usize::MAX)?;
+    let control = match kind {
+        "T" => Control::TerminateUser(user),
+        "P1" => Control::Presence { user, online: true },
+        "P0" => Control::Presence {
+            user,
+            online: false,
+        },
+        _ => return None,
+    };
+    Some((origin, control))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip() {
+        let env = Envelope {
+            channel: ChannelName::parse("presence-x", 200).unwrap(),
+            frame: Bytes::from_static(b"{\"event\":\"e\",\"data\":\"a\\nb\"}"),
+            except: SocketId::parse("1.2"),
+        };
+        let (origin, back) =
+            decode_envelope("presence-x", &encode_envelope("node-1", &env)).unwrap();
+        assert_eq!(origin, "node-1");
+        assert_eq!((back.frame, back.except), (env.frame, env.except));
+        assert!(decode_envelope("x", b"garbage").is_none());
+    }
+
+    #[test]
+    fn controls_round_trip() {
+        let u = UserId::parse("u 1", 128).unwrap();
+        for c in [
+            Control::TerminateUser(u.clone()),
+            Control::Presence {
+                user: u.clone(),
+                online: true,
+            },
+            Control::Presence {
+                user: u,
+                online: false,
+            },
+        ] {
+            assert_eq!(
+                decode_control(encode_control("n", &c).as_bytes()),
+                Some(("n".to_owned(), c))
+            );
+        }
+    }
+}
