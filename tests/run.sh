@@ -9,6 +9,7 @@ need() {
 need cargo "Install Rust from https://rustup.rs"
 need node "Install Node.js 20 or newer (Debian: apt-get install nodejs npm)"
 need npm "Install npm (Debian: apt-get install npm)"
+need redis-server "The cluster tests start their own redis-server (Debian: apt-get install redis-server)"
 
 echo "== unit and end-to-end tests (cargo test --workspace)"
 cargo test --workspace --locked

@@ -292,10 +292,14 @@ impl Hub {
         }
     }
 
-    /// Sends an envelope to its channel's subscribers here and on every other node.
+    /// Sends an envelope to its channel's subscribers here and on every other node. The relay
+    /// goes first: when it fails nobody receives the event, so the caller's error (HTTP 503)
+    /// is true and a retry does not duplicate it here. Local delivery does not wait for the
+    /// node's own echo, which the backplane drops.
     pub async fn publish(&self, app: &str, envelope: Envelope) -> Result<(), BackplaneError> {
+        self.0.backplane.publish(app, &envelope).await?;
         self.deliver_local(app, &envelope);
-        self.0.backplane.publish(app, &envelope).await
+        Ok(())
     }
 
     /// Announces what reaping a dead node changed, as the dead node would have.
@@ -420,10 +424,11 @@ impl Hub {
         }
     }
 
-    /// Applies a command here and sends it to every other node.
+    /// Sends a command to every other node, then applies it here (relay first, as `publish`).
     pub async fn control(&self, app: &str, control: Control) -> Result<(), BackplaneError> {
+        self.0.backplane.control(app, &control).await?;
         self.apply_control(app, &control);
-        self.0.backplane.control(app, &control).await
+        Ok(())
     }
 
     /// Publishes an HTTP API event on one channel: encoded once, remembered on cache channels.

@@ -20,22 +20,31 @@ fn now_ms() -> u64 {
 pub async fn run(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(inner.config.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
         tick.tick().await;
-        if let Err(e) = beat_and_reap(&inner).await {
-            tracing::debug!(error = %e, "heartbeat failed");
+        match beat_and_reap(&inner).await {
+            // Not in the node list although we beat before: Redis restarted empty or a survivor
+            // reaped us during a long outage. Put our state back.
+            Ok(true) if !first => {
+                tracing::warn!("this node was missing from the node list; re-asserting its state");
+                inner.reassert().await;
+            }
+            Ok(_) => first = false,
+            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
         }
     }
 }
 
-async fn beat_and_reap(inner: &Inner) -> Result<(), BackplaneError> {
+/// Beats, then reaps whoever is dead. True when this node was not in the node list.
+async fn beat_and_reap(inner: &Inner) -> Result<bool, BackplaneError> {
     let mut c = inner.conn().await?;
     let now = now_ms();
-    redis::cmd("ZADD")
+    let added: u32 = redis::cmd("ZADD")
         .arg(inner.keys.nodes())
         .arg(now)
         .arg(&inner.node)
-        .query_async::<()>(&mut *c)
+        .query_async(&mut *c)
         .await
         .map_err(err)?;
     let deadline = now.saturating_sub(inner.config.node_timeout.as_millis() as u64);
@@ -68,7 +77,7 @@ async fn beat_and_reap(inner: &Inner) -> Result<(), BackplaneError> {
             tracing::warn!(dead_node = %node, contributions = undone, "reaped a dead node");
         }
     }
-    Ok(())
+    Ok(added == 1)
 }
 
 /// Undoes everything `node` contributed, announcing each transition through this node's hub.

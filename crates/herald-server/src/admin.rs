@@ -22,6 +22,8 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
         "/ready" => {
             if state.hub.is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING")
+            } else if !state.hub.backplane().is_ready() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "BACKPLANE UNAVAILABLE")
             } else if state
                 .config
                 .max_connections

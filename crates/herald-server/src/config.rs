@@ -37,6 +37,11 @@ pub struct Config {
     pub api_bind: Option<SocketAddr>,
     pub metrics_bind: SocketAddr,
     pub redis_url: Option<String>,
+    /// Key prefix in Redis, so several clusters can share one server.
+    pub redis_prefix: String,
+    pub heartbeat_interval: Duration,
+    /// A node whose heartbeat is older than this is dead and gets reaped.
+    pub node_timeout: Duration,
     pub pid_file: Option<PathBuf>,
     pub verbose: bool,
     pub log_format: LogFormat,
@@ -79,6 +84,12 @@ struct RawConfig {
     #[serde(default = "default_metrics_bind")]
     metrics_bind: String,
     redis_url: Option<String>,
+    #[serde(default = "default_prefix")]
+    redis_prefix: String,
+    #[serde(default = "d5")]
+    heartbeat_interval_secs: u64,
+    #[serde(default = "d15")]
+    node_timeout_secs: u64,
     pid_file: Option<PathBuf>,
     #[serde(default)]
     verbose: bool,
@@ -185,6 +196,15 @@ fn default_bind() -> String {
 fn default_metrics_bind() -> String {
     "0.0.0.0:9601".into()
 }
+fn default_prefix() -> String {
+    "herald".into()
+}
+fn d5() -> u64 {
+    5
+}
+fn d15() -> u64 {
+    15
+}
 fn default_log_format() -> LogFormat {
     LogFormat::Text
 }
@@ -239,7 +259,10 @@ pub struct Sources<'a> {
 }
 
 /// Top-level keys that may come from `HERALD_{KEY}` environment variables.
-const ENV_KEYS: [&str; 23] = [
+const ENV_KEYS: [&str; 26] = [
+    "redis_prefix",
+    "heartbeat_interval_secs",
+    "node_timeout_secs",
     "bind",
     "api_bind",
     "metrics_bind",
@@ -434,6 +457,22 @@ impl TryFrom<RawConfig> for Config {
                 format!("expected redis://HOST:PORT/DB, got '{url}'"),
             ));
         }
+        if raw.redis_prefix.is_empty() || raw.redis_prefix.contains(['{', '}', ' ']) {
+            return Err(err(
+                "redis_prefix",
+                "must be non-empty, without braces or spaces",
+            ));
+        }
+        let heartbeat = positive("heartbeat_interval_secs", raw.heartbeat_interval_secs)?;
+        let node_timeout = positive("node_timeout_secs", raw.node_timeout_secs)?;
+        if node_timeout <= heartbeat {
+            return Err(err(
+                "node_timeout_secs",
+                format!(
+                    "must be longer than heartbeat_interval_secs ({heartbeat}), got {node_timeout}"
+                ),
+            ));
+        }
         let tls = match (raw.tls_cert, raw.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -453,6 +492,9 @@ impl TryFrom<RawConfig> for Config {
                 .transpose()?,
             metrics_bind: addr("metrics_bind", &raw.metrics_bind)?,
             redis_url: raw.redis_url,
+            redis_prefix: raw.redis_prefix,
+            heartbeat_interval: Duration::from_secs(heartbeat),
+            node_timeout: Duration::from_secs(node_timeout),
             pid_file: raw.pid_file,
             verbose: raw.verbose,
             log_format: raw.log_format,

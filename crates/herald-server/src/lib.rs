@@ -20,6 +20,7 @@ use std::time::Duration;
 use herald_core::hub::HubConfig;
 use herald_core::{CloseReason, Hub, MemoryBackplane};
 use herald_protocol::ErrorCode;
+use herald_redis::{RedisBackplane, RedisConfig};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -48,10 +49,8 @@ pub struct Listeners {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(
-        "redis_url is set, but this build has no Redis backplane yet (see issue #4); remove redis_url to run a single node"
-    )]
-    RedisUnsupported,
+    #[error("redis_url: {0}")]
+    Backplane(#[source] herald_core::BackplaneError),
     /// The certificate or key could not be loaded; the message names the config key.
     #[error("{0}")]
     Tls(String),
@@ -59,9 +58,6 @@ pub enum StartError {
 
 /// The hub for a configuration: the in-memory backplane when no Redis is configured.
 pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
-    if config.redis_url.is_some() {
-        return Err(StartError::RedisUnsupported);
-    }
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let hub_config = HubConfig {
         activity_timeout: config.activity_timeout,
@@ -71,11 +67,27 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
         max_node_connections: config.max_connections,
         p_compat_errors: config.p_compat_errors,
     };
-    let hub = Hub::new(
-        config.apps.clone(),
-        Arc::new(MemoryBackplane::new()),
-        hub_config,
-    );
+    let hub = match &config.redis_url {
+        None => Hub::new(
+            config.apps.clone(),
+            Arc::new(MemoryBackplane::new()),
+            hub_config,
+        ),
+        Some(url) => {
+            let redis = RedisConfig {
+                url: url.clone(),
+                prefix: config.redis_prefix.clone(),
+                heartbeat: config.heartbeat_interval,
+                node_timeout: config.node_timeout,
+                apps: config.apps.iter().map(|a| a.id.clone()).collect(),
+            };
+            let (backplane, inbound) =
+                RedisBackplane::start(redis).map_err(StartError::Backplane)?;
+            let hub = Hub::new(config.apps.clone(), backplane, hub_config);
+            hub.spawn_inbound(inbound);
+            hub
+        }
+    };
     Ok(Arc::new(State {
         hub,
         tls,
@@ -134,6 +146,7 @@ pub async fn run(
     while state.hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    state.hub.backplane().shutdown().await;
     admin.abort();
     tracing::info!("stopped");
     Ok(())

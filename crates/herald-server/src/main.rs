@@ -164,7 +164,14 @@ fn announce(
         "metrics and health on http://{}/metrics /health /ready",
         admin.local_addr()?
     );
-    tracing::info!("backplane: in-memory (single node)");
+    match &config.redis_url {
+        None => tracing::info!("backplane: in-memory (single node)"),
+        Some(url) => tracing::info!(
+            "backplane: Redis at {} (prefix {}); not ready until Redis answers",
+            redact(url),
+            config.redis_prefix
+        ),
+    }
     if config.dev_app {
         tracing::warn!(
             "NO APPS CONFIGURED: serving the development app id=app-id key=app-key secret=app-secret with client events on. Do not use it in production; configure [[apps]] or HERALD_APP_ID/KEY/SECRET."
@@ -180,6 +187,16 @@ fn announce(
         );
     }
     Ok(())
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,8 @@ mod support;
 
 mod channels;
 mod client_events;
+mod cluster;
+mod cluster_faults;
 mod connection;
 mod http_api;
 mod tls;

@@ -141,6 +141,136 @@ impl Drop for TestServer {
     }
 }
 
+/// `n` nodes on one fresh `redis-server`.
+pub struct TestCluster {
+    pub nodes: Vec<TestServer>,
+    pub redis: herald_redis::test_support::RedisServer,
+}
+
+impl TestCluster {
+    pub async fn start(n: usize) -> TestCluster {
+        TestCluster::with_apps(n, DEFAULT_TOML).await
+    }
+
+    pub async fn with_apps(n: usize, apps: &str) -> TestCluster {
+        let redis = herald_redis::test_support::RedisServer::start();
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            nodes.push(TestServer::with_config(&cluster_toml(&redis.url(), apps)).await);
+        }
+        for node in &nodes {
+            node.wait_ready(true).await;
+        }
+        TestCluster { nodes, redis }
+    }
+}
+
+/// Node settings for tests: short heartbeats so dead nodes are found within seconds.
+pub fn cluster_toml(redis_url: &str, apps: &str) -> String {
+    format!(
+        "redis_url = \"{redis_url}\"\nredis_prefix = \"t\"\nheartbeat_interval_secs = 1\nnode_timeout_secs = 3\n{apps}"
+    )
+}
+
+impl TestServer {
+    /// Polls `/ready` until it answers as wanted (fails after 15 s).
+    pub async fn wait_ready(&self, ready: bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let status = raw_http(self.admin, "GET", "/ready", "").await.status;
+            if (status == 200) == ready {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/ready never became {ready}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A real `herald` process (for crash tests: it can be killed with SIGKILL).
+pub struct NodeProcess {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    pub admin: std::net::SocketAddr,
+    config_path: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl NodeProcess {
+    pub async fn start(toml: &str) -> NodeProcess {
+        let config_path = std::env::temp_dir().join(format!(
+            "herald-node-{}-{}.toml",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::write(&config_path, toml).unwrap();
+        let (port, admin_port) = (free_port(), free_port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("--config")
+            .arg(&config_path)
+            .args([
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--metrics-bind",
+                &format!("127.0.0.1:{admin_port}"),
+            ])
+            .env("HERALD_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the herald binary");
+        let node = NodeProcess {
+            child,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            admin: format!("127.0.0.1:{admin_port}").parse().unwrap(),
+            config_path,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if TcpStream::connect(node.admin).await.is_ok()
+                && raw_http(node.admin, "GET", "/ready", "").await.status == 200
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "herald process never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        node
+    }
+
+    pub fn ws_url(&self, key: &str) -> String {
+        format!(
+            "ws://{}/app/{key}?protocol=7&client=js&version=8.4.0",
+            self.addr
+        )
+    }
+
+    /// SIGKILL: no cleanup, as in a crash.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_file(&self.config_path);
+    }
+}
+
 /// A raw WebSocket client that checks frames exactly.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -243,6 +373,24 @@ impl Client {
         {
             Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
             other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// Waits up to `secs` for the next frame, which must be `event`.
+    pub async fn expect_within(&mut self, event: &str, secs: u64) -> Value {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(secs), self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {event} within {secs} s"));
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    assert_eq!(v["event"], event, "unexpected frame {v}");
+                    return v;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected {event}, got {other:?}"),
+            }
         }
     }
 

@@ -1,0 +1,272 @@
+//! Three nodes on one real redis-server: every behaviour holds whichever node a client or an
+//! API call lands on (PROTOCOL.md §9.2).
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_on_any_node_reaches_subscribers_on_every_node() {
+    let cluster = TestCluster::start(3).await;
+    let mut clients = Vec::new();
+    for node in &cluster.nodes {
+        let mut c = node.connect().await;
+        c.subscribe("news").await;
+        clients.push(c);
+    }
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        assert_eq!(
+            node.api()
+                .trigger(&["news"], "ev", &i.to_string())
+                .await
+                .status,
+            200
+        );
+        for c in clients.iter_mut() {
+            assert_eq!(
+                c.recv_text().await,
+                format!(r#"{{"event":"ev","channel":"news","data":"{i}"}}"#)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_id_exclusion_works_across_nodes() {
+    let cluster = TestCluster::start(2).await;
+    let mut a = cluster.nodes[0].connect().await;
+    let mut b = cluster.nodes[1].connect().await;
+    a.subscribe("room").await;
+    b.subscribe("room").await;
+    let body = json!({"name": "ev", "channels": ["room"], "data": "1", "socket_id": a.socket_id});
+    assert_eq!(
+        cluster.nodes[1].api().post("/events", body).await.status,
+        200
+    );
+    assert_eq!(b.expect("ev").await["data"], "1");
+    let body = json!({"name": "ev2", "channels": ["room"], "data": "2", "socket_id": b.socket_id});
+    assert_eq!(
+        cluster.nodes[1].api().post("/events", body).await.status,
+        200
+    );
+    assert_eq!(a.expect("ev2").await["data"], "2");
+    b.expect_nothing_queued().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_events_cross_nodes_with_user_id_and_no_echo() {
+    let cluster = TestCluster::start(2).await;
+    let mut a = cluster.nodes[0].connect().await;
+    let mut b = cluster.nodes[1].connect().await;
+    a.subscribe_signed("presence-chat", Some(r#"{"user_id":"ann"}"#))
+        .await;
+    b.subscribe_signed("presence-chat", Some(r#"{"user_id":"bob"}"#))
+        .await;
+    a.expect("pusher_internal:member_added").await;
+    a.send(json!({"event": "client-hi", "channel": "presence-chat", "data": {"x": 1}}))
+        .await;
+    assert_eq!(
+        b.recv().await,
+        json!({"event": "client-hi", "channel": "presence-chat", "data": {"x": 1}, "user_id": "ann"})
+    );
+    a.expect_nothing_queued().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_lists_and_counts_agree_on_every_node() {
+    let cluster = TestCluster::start(3).await;
+    let mut a = cluster.nodes[0].connect().await;
+    a.subscribe_signed(
+        "presence-room",
+        Some(r#"{"user_id":"ann","user_info":{"n":1}}"#),
+    )
+    .await;
+    let mut b = cluster.nodes[1].connect().await;
+    let ok = b
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"bob"}"#))
+        .await;
+    assert_eq!(
+        Client::data(&ok),
+        json!({"presence": {"ids": ["ann", "bob"], "hash": {"ann": {"n": 1}, "bob": null}, "count": 2}})
+    );
+    assert_eq!(
+        Client::data(&a.expect("pusher_internal:member_added").await),
+        json!({"user_id": "bob"})
+    );
+    for node in &cluster.nodes {
+        let api = node.api();
+        assert_eq!(
+            api.get("/channels/presence-room/users", &[]).await.body,
+            json!({"users": [{"id": "ann"}, {"id": "bob"}]})
+        );
+        let info = api
+            .get(
+                "/channels/presence-room",
+                &[("info", "user_count,subscription_count")],
+            )
+            .await
+            .body;
+        assert_eq!(
+            info,
+            json!({"occupied": true, "user_count": 2, "subscription_count": 2})
+        );
+        let list = api
+            .get(
+                "/channels",
+                &[("filter_by_prefix", "presence-"), ("info", "user_count")],
+            )
+            .await
+            .body;
+        assert_eq!(
+            list,
+            json!({"channels": {"presence-room": {"user_count": 2}}})
+        );
+    }
+    b.close().await;
+    assert_eq!(
+        Client::data(&a.expect("pusher_internal:member_removed").await),
+        json!({"user_id": "bob"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_user_joining_on_two_nodes_at_once_is_announced_once() {
+    let cluster = TestCluster::start(3).await;
+    let mut watcher = cluster.nodes[2].connect().await;
+    watcher
+        .subscribe_signed("presence-race", Some(r#"{"user_id":"w"}"#))
+        .await;
+    for round in 0..5 {
+        let mut x = cluster.nodes[0].connect().await;
+        let mut y = cluster.nodes[1].connect().await;
+        let cd = format!(r#"{{"user_id":"u{round}"}}"#);
+        let (rx, ry) = tokio::join!(
+            x.subscribe_signed("presence-race", Some(&cd)),
+            y.subscribe_signed("presence-race", Some(&cd))
+        );
+        assert_eq!(rx["event"], "pusher_internal:subscription_succeeded");
+        assert_eq!(ry["event"], "pusher_internal:subscription_succeeded");
+        let added = watcher.expect("pusher_internal:member_added").await;
+        assert_eq!(Client::data(&added)["user_id"], format!("u{round}"));
+        watcher.expect_nothing_queued().await;
+        x.close().await;
+        y.close().await;
+        let removed = watcher.expect("pusher_internal:member_removed").await;
+        assert_eq!(Client::data(&removed)["user_id"], format!("u{round}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_are_occupied_once_and_vacated_when_the_last_node_leaves() {
+    let cluster = TestCluster::start(3).await;
+    let mut a = cluster.nodes[0].connect().await;
+    let mut b = cluster.nodes[1].connect().await;
+    a.subscribe("shared").await;
+    b.subscribe("shared").await;
+    let api = cluster.nodes[2].api();
+    assert_eq!(
+        api.get("/channels", &[("info", "subscription_count")])
+            .await
+            .body,
+        json!({"channels": {"shared": {"subscription_count": 2}}})
+    );
+    a.close().await;
+    poll_until(|| async {
+        api.get("/channels/shared", &[("info", "subscription_count")])
+            .await
+            .body
+            == json!({"occupied": true, "subscription_count": 1})
+    })
+    .await;
+    b.close().await;
+    poll_until(|| async { api.get("/channels", &[]).await.body == json!({"channels": {}}) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_send_to_user_and_watchlist_work_across_nodes() {
+    let cluster = TestCluster::start(3).await;
+    let mut watcher = cluster.nodes[2].connect().await;
+    watcher.signin(r#"{"id":"w","watchlist":["u1"]}"#).await;
+    let v = watcher.expect("pusher_internal:watchlist_events").await;
+    assert_eq!(
+        Client::data(&v),
+        json!({"events": [{"name": "offline", "user_ids": ["u1"]}]})
+    );
+    let mut a = cluster.nodes[0].connect().await;
+    let mut b = cluster.nodes[1].connect().await;
+    a.signin(r#"{"id":"u1"}"#).await;
+    let v = watcher.expect("pusher_internal:watchlist_events").await;
+    assert_eq!(
+        Client::data(&v),
+        json!({"events": [{"name": "online", "user_ids": ["u1"]}]})
+    );
+    b.signin(r#"{"id":"u1"}"#).await;
+    cluster.nodes[2]
+        .api()
+        .trigger(&["#server-to-user-u1"], "note", "hi")
+        .await;
+    assert_eq!(a.expect("note").await["data"], "hi");
+    assert_eq!(b.expect("note").await["data"], "hi");
+    let r = cluster.nodes[2]
+        .api()
+        .post("/users/u1/terminate_connections", json!({}))
+        .await;
+    assert_eq!(r.status, 200);
+    for c in [&mut a, &mut b] {
+        assert_eq!(c.expect("pusher:error").await["data"]["code"], 4009);
+        assert_eq!(c.ended().await, Ended::Closed(4009));
+    }
+    let v = watcher.expect("pusher_internal:watchlist_events").await;
+    assert_eq!(
+        Client::data(&v),
+        json!({"events": [{"name": "offline", "user_ids": ["u1"]}]})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_connection_quota_counts_every_node() {
+    let apps =
+        "[[apps]]\nid=\"app-1\"\nkey=\"app-key\"\nsecret=\"app-secret\"\nmax_connections = 2";
+    let cluster = TestCluster::with_apps(3, apps).await;
+    let _a = cluster.nodes[0].connect().await;
+    let _b = cluster.nodes[1].connect().await;
+    let mut c = Client::connect_raw(&cluster.nodes[2].ws_url(KEY)).await;
+    assert_eq!(c.recv().await["data"]["code"], 4004);
+    assert_eq!(c.ended().await, Ended::Closed(4004));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_channels_share_the_last_event() {
+    let cluster = TestCluster::start(2).await;
+    cluster.nodes[0]
+        .api()
+        .trigger(&["cache-x"], "price", "42")
+        .await;
+    let mut c = cluster.nodes[1].connect().await;
+    c.subscribe("cache-x").await;
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"price","channel":"cache-x","data":"42"}"#
+    );
+    let r = cluster.nodes[1]
+        .api()
+        .get("/channels/cache-x", &[("info", "cache")])
+        .await;
+    assert_eq!(r.body["cache"]["data"], "42");
+}
+
+/// Polls a condition every 50 ms for up to 10 s.
+pub async fn poll_until<F, Fut>(mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
