@@ -24,3 +24,6 @@ if ! npm ls --silent >/dev/null 2>&1; then
     npm ci --no-audit --no-fund
 fi
 npm test
+
+echo "== compatibility tests in cluster mode (3 herald nodes on a private redis-server)"
+npm run test:cluster

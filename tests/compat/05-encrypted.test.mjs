@@ -48,8 +48,9 @@ test('wire: a client event on private-encrypted- is refused with pusher:error an
   assert.equal(err.data.code, null);
   assert.equal(typeof err.data.message, 'string');
 
-  // sentinel: the listener must see the SDK event and nothing before it
-  await ctx.sdk().trigger(CH, 'sentinel', { s: 1 });
+  // sentinel, sent through the node the raw socket is on (in cluster mode a relayed client
+  // event would have been published from there first): the listener must see it and nothing before
+  await ctx.sdkOn(r).trigger(CH, 'sentinel', { s: 1 });
   await listener.waitEvent(CH, 'sentinel');
   assert.deepEqual(listener.appFrames(CH).map((f) => f.event), ['sentinel']);
   assert.equal(r.closes.length, 0);

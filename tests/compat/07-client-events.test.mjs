@@ -69,7 +69,8 @@ async function expectClientEventError(sender, send, listener, channel) {
   // the socket stays connected and keeps working
   assert.equal(sender.state, 'connected');
   if (listener) {
-    await ctx.sdk(listener.app).trigger(channel, 'sentinel', {});
+    // through the sender's node: in cluster mode a relayed event would have been published there first
+    await ctx.sdkOn(sender, listener.app).trigger(channel, 'sentinel', {});
     await listener.client.waitEvent(channel, 'sentinel');
     assert.deepEqual(listener.client.appFrames(channel).map((f) => f.event), ['sentinel']);
   }
@@ -117,7 +118,7 @@ test('client event larger than 10 KB is refused; 10 KB is accepted', { timeout: 
   const ok = await b.waitEvent(CH, 'client-big');
   assert.equal(ok.data, exact);
   await expectClientEventError(a, () => chA.trigger('client-too-big', exact + 'y'), null, CH);
-  await ctx.sdk().trigger(CH, 'sentinel', {});
+  await ctx.sdkOn(a).trigger(CH, 'sentinel', {});
   await b.waitEvent(CH, 'sentinel');
   assert.deepEqual(b.appFrames(CH).map((f) => f.event), ['client-big', 'sentinel']);
 });
@@ -134,7 +135,10 @@ test('client events over 10 per second: pusher:error 4301, extra events dropped,
   const first = await errs.nth(1, 'rate limit error');
   assert.deepEqual(first.data, { code: 4301, message: first.data.message });
   assert.equal(typeof first.data.message, 'string');
-  await ctx.sdk().trigger(CH, 'sentinel', {});
+  // wait for the second rejection first, then send the marker through the sender's node, which
+  // published the ten accepted events before (cluster mode: a's node relays them through Redis)
+  await errs.nth(2, 'second rate limit error');
+  await ctx.sdkOn(a).trigger(CH, 'sentinel', {});
   await b.waitEvent(CH, 'sentinel');
   await a.waitEvent(CH, 'sentinel');
   const got = b.appFrames(CH).filter((f) => f.event === 'client-burst').map((f) => f.data.i);

@@ -94,13 +94,18 @@ test('watchlist: a watched user already online is reported online at sign-in; tw
     const body = await (await sdk.get({ path: '/channels/busy-tabs', params: { info: 'subscription_count' } })).json();
     return { ok: body.subscription_count === 1, value: body };
   }, 'first tab gone');
-  await sdk.sendToUser('watcher2', 'sentinel', {});
+  // marker through the node that handled tab1's leave (cluster mode: it would announce offline)
+  await ctx.sdkOn(tab1).sendToUser('watcher2', 'sentinel', {});
   await userEvents.nth(1, 'sentinel to the watcher');
   assert.equal(wl.length, 2, `no watchlist event while a tab is open: ${JSON.stringify(wl.items)}`);
 
   tab2.disconnect();
   const off = await wl.nth(3, 'offline after last tab');
   assert.deepEqual(off.data, { name: 'offline', user_ids: ['wl-busy'] });
+  // exactly one offline: a late one for tab1 would show up as a fourth event
+  await sdk.sendToUser('watcher2', 'sentinel', {});
+  await userEvents.nth(2, 'second sentinel to the watcher');
+  assert.equal(wl.length, 3, `one offline event only: ${JSON.stringify(wl.items)}`);
 });
 
 test('sign-in with a bad signature -> pusher:error (code null), connection stays open', { timeout: TEST_TIMEOUT }, async () => {

@@ -60,9 +60,11 @@ test('wire: terminated connection gets pusher:error 4009 then close 4009', { tim
 test('presence member that never signed in is not terminated', { timeout: TEST_TIMEOUT }, async () => {
   const member = await ctx.connectedClient({ presence: { user_id: 'term-p' } });
   await member.subscribe('presence-term');
-  const res = await ctx.sdk().terminateUserConnections('term-p');
+  // one SDK (one node) for both requests: the marker is published after the terminate request
+  const sdk = ctx.sdk();
+  const res = await sdk.terminateUserConnections('term-p');
   assert.equal(res.status, 200);
-  await ctx.sdk().trigger('presence-term', 'after', {});
+  await sdk.trigger('presence-term', 'after', {});
   await member.waitEvent('presence-term', 'after');
   assert.equal(member.state, 'connected');
   assert.deepEqual(member.states.items, ['connecting', 'connected']);

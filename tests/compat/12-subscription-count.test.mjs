@@ -49,8 +49,12 @@ test('subscription_count is not sent on presence channels', { timeout: TEST_TIME
   await a.subscribe(CH);
   const b = await ctx.connectedClient({ presence: { user_id: 'pc2' } });
   await b.subscribe(CH);
-  // negative check: updates may be coalesced for up to 1 s, so observe a bit longer than that
+  // negative check: updates may be coalesced for up to 1 s, so observe a bit longer than that,
+  // then a marker on the channel that both must have received after anything sent before it
   await observe(1300);
+  await ctx.sdk().trigger(CH, 'sentinel', {});
+  await a.waitEvent(CH, 'sentinel');
+  await b.waitEvent(CH, 'sentinel');
   assert.equal(
     a.frames.items.filter((f) => f.event === 'pusher_internal:subscription_count' && f.channel === CH).length,
     0,

@@ -2,11 +2,14 @@
 //
 // - starts the `herald` binary on free loopback ports with a generated TOML config,
 // - waits for /health on the metrics port,
+// - in cluster mode (HERALD_COMPAT_CLUSTER=N, `npm run test:cluster`) starts a private
+//   redis-server and N herald nodes on it instead, waits for every node's /ready, and spreads
+//   clients and API calls over the nodes,
 // - hands out real pusher-js clients (wrapped so every frame, state change and
 //   error is recorded) and real `pusher` server SDK instances,
 // - offers a raw WebSocket (the faye-websocket client bundled in pusher-js) and a
 //   hand-signed HTTP request helper for wire-level assertions,
-// - disconnects every client after each test and kills the server after the file.
+// - disconnects every client after each test and kills the server(s) after the file.
 //
 // Waiting is always event driven with a deadline (Recorder.until); nothing sleeps
 // to wait for a condition. The only fixed-length waits are `observe()` windows used
@@ -48,6 +51,21 @@ export const REPO_ROOT = path.resolve(HERE, '../..');
 export const HERALD_BIN = process.env.HERALD_BIN
   ? path.resolve(process.env.HERALD_BIN)
   : path.resolve(HERE, '../../target/debug/herald');
+
+/**
+ * Cluster mode: HERALD_COMPAT_CLUSTER=N (N >= 1) runs every test file against N herald nodes that
+ * share one private redis-server; unset or 0 runs a single node with the in-memory backplane.
+ * Tests that only make sense on one process use `{ skip: CLUSTER && 'reason' }`.
+ */
+export const CLUSTER = (() => {
+  const v = (process.env.HERALD_COMPAT_CLUSTER || '').trim();
+  if (v === '' || v === '0') return 0;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 16) {
+    throw new Error(`HERALD_COMPAT_CLUSTER must be a node count between 1 and 16, got '${v}'`);
+  }
+  return n;
+})();
 
 /** Default deadline for any single awaited condition. */
 export const WAIT_MS = Number(process.env.HERALD_COMPAT_WAIT_MS || 5000);
@@ -211,42 +229,47 @@ function safeJson(v) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Server process
+// Processes (herald nodes and, in cluster mode, one redis-server per test file)
 
-export async function startHerald({ config = CONFIG_TOML } = {}) {
-  if (!fs.existsSync(HERALD_BIN)) {
-    throw new Error(
-      `herald binary not found at ${HERALD_BIN}: build it with \`cargo build -p herald-server\` ` +
-        `(or set HERALD_BIN)`,
-    );
-  }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-'));
-  const configPath = path.join(dir, 'herald.toml');
-  fs.writeFileSync(configPath, config);
+/** SIGKILLs (by pid) of the processes not stopped yet, for a test process that is killed. */
+const runningKillers = new Set();
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    for (const kill of runningKillers) kill();
+    process.kill(process.pid, sig); // the listener is gone: default action
+  });
+}
 
-  const port = await freePort();
-  let metricsPort = await freePort();
-  while (metricsPort === port) metricsPort = await freePort();
-
-  const args = [
-    '--config',
-    configPath,
-    '--bind',
-    `127.0.0.1:${port}`,
-    '--metrics-bind',
-    `127.0.0.1:${metricsPort}`,
-  ];
-  const child = spawn(HERALD_BIN, args, {
+/**
+ * Spawns `cmd` and keeps its combined output. `label` prefixes streamed lines
+ * (HERALD_COMPAT_LOG) and the dump after the file (HERALD_COMPAT_DUMP_LOGS).
+ * stop() sends SIGTERM to the pid, then SIGKILL after 3 s; the process is also killed by pid
+ * if the test process exits first.
+ */
+function spawnManaged(cmd, args, { label, cleanupDir, env = process.env } = {}) {
+  const child = spawn(cmd, args, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: process.env,
+    env,
   });
 
   const LOG_CAP = 2 * 1024 * 1024;
   let log = '';
+  let pending = '';
+  const prefix = label ? `[${label}] ` : '';
   const onData = (chunk) => {
-    if (log.length < LOG_CAP) log += chunk.toString('utf8');
-    if (process.env.HERALD_COMPAT_LOG) process.stderr.write(chunk);
+    const text = chunk.toString('utf8');
+    if (log.length < LOG_CAP) log += text;
+    if (!process.env.HERALD_COMPAT_LOG) return;
+    if (!prefix) {
+      process.stderr.write(chunk);
+      return;
+    }
+    // prefix whole lines so the output of several processes stays readable
+    pending += text;
+    const lines = pending.split('\n');
+    pending = lines.pop();
+    if (lines.length) process.stderr.write(lines.map((l) => `${prefix}${l}\n`).join(''));
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
@@ -255,6 +278,8 @@ export async function startHerald({ config = CONFIG_TOML } = {}) {
   const exitPromise = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       exited = { code, signal };
+      if (pending && process.env.HERALD_COMPAT_LOG) process.stderr.write(`${prefix}${pending}\n`);
+      pending = '';
       resolve(exited);
     });
   });
@@ -264,25 +289,24 @@ export async function startHerald({ config = CONFIG_TOML } = {}) {
   });
 
   const killOnExit = () => {
-    if (exited === null) {
+    if (exited === null && child.pid) {
       try {
         process.kill(child.pid, 'SIGKILL');
       } catch {}
     }
   };
   process.on('exit', killOnExit);
+  runningKillers.add(killOnExit);
 
-  const server = {
-    port,
-    metricsPort,
+  return {
     pid: child.pid,
-    configPath,
-    wsBase: `ws://127.0.0.1:${port}`,
-    httpBase: `http://127.0.0.1:${port}`,
     logs: () => log,
+    /** null while running, else { code, signal } or { error } if it could not be spawned. */
+    status: () => (spawnError ? { error: spawnError.message } : exited),
     async stop() {
       process.off('exit', killOnExit);
-      if (exited === null && child.pid) {
+      runningKillers.delete(killOnExit);
+      if (exited === null && !spawnError && child.pid) {
         try {
           process.kill(child.pid, 'SIGTERM');
         } catch {}
@@ -301,35 +325,187 @@ export async function startHerald({ config = CONFIG_TOML } = {}) {
           await exitPromise;
         }
       }
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (cleanupDir) fs.rmSync(cleanupDir, { recursive: true, force: true });
       if (process.env.HERALD_COMPAT_DUMP_LOGS) {
-        process.stderr.write(`\n----- herald output -----\n${log}\n-------------------------\n`);
+        const name = label || 'herald';
+        process.stderr.write(`\n----- ${name} output -----\n${log}\n-------------------------\n`);
       }
     },
   };
+}
 
+/**
+ * The environment for herald: the test's own, minus the suite's knobs (HERALD_BIN,
+ * HERALD_COMPAT_*), which herald would otherwise warn about as unknown HERALD_ variables.
+ */
+function heraldEnv() {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) {
+    if (k === 'HERALD_BIN' || k.startsWith('HERALD_COMPAT_')) delete env[k];
+  }
+  return env;
+}
+
+/** Two (or more) distinct free ports, none of them Redis' default 6379. */
+async function freePorts(n) {
+  const ports = new Set();
+  while (ports.size < n) {
+    const p = await freePort();
+    if (p !== 6379) ports.add(p);
+  }
+  return [...ports];
+}
+
+/**
+ * Starts one herald process and waits until it is up: /health answers 200 in single-node
+ * mode, /ready answers 200 when `redisUrl` is given (/ready stays 503 until Redis is connected).
+ */
+export async function startHerald({ config = CONFIG_TOML, redisUrl = null, label } = {}) {
+  if (!fs.existsSync(HERALD_BIN)) {
+    throw new Error(
+      `herald binary not found at ${HERALD_BIN}: build it with \`cargo build -p herald-server\` ` +
+        `(or set HERALD_BIN)`,
+    );
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-'));
+  const configPath = path.join(dir, 'herald.toml');
+  // top-level keys must come before the first [[apps]] table
+  const text = redisUrl ? clusterHeader(redisUrl) + config : config;
+  fs.writeFileSync(configPath, text);
+
+  const [port, metricsPort] = await freePorts(2);
+  const args = [
+    '--config',
+    configPath,
+    '--bind',
+    `127.0.0.1:${port}`,
+    '--metrics-bind',
+    `127.0.0.1:${metricsPort}`,
+  ];
+  const proc = spawnManaged(HERALD_BIN, args, { label, cleanupDir: dir, env: heraldEnv() });
+
+  const server = {
+    label: label || 'herald',
+    port,
+    metricsPort,
+    pid: proc.pid,
+    configPath,
+    wsBase: `ws://127.0.0.1:${port}`,
+    httpBase: `http://127.0.0.1:${port}`,
+    logs: proc.logs,
+    stop: () => proc.stop(),
+  };
+
+  const probe = redisUrl ? '/ready' : '/health';
+  const url = `http://127.0.0.1:${metricsPort}${probe}`;
   const deadline = Date.now() + 10000;
-  const healthUrl = `http://127.0.0.1:${metricsPort}/health`;
+  const fail = async (why) => {
+    await server.stop();
+    throw new Error(
+      `${server.label} ${why}\ncommand: ${HERALD_BIN} ${args.join(' ')}\n` +
+        `----- config -----\n${text}----- ${server.label} output -----\n${proc.logs()}`,
+    );
+  };
   for (;;) {
-    if (spawnError || exited) {
-      await server.stop();
-      throw new Error(
-        `herald exited during startup (${spawnError ? spawnError.message : JSON.stringify(exited)})\n` +
-          `command: ${HERALD_BIN} ${args.join(' ')}\n----- herald output -----\n${log}`,
-      );
-    }
-    const status = await httpGetStatus(healthUrl, 500);
+    const st = proc.status();
+    if (st) await fail(`exited during startup (${JSON.stringify(st)})`);
+    const status = await httpGetStatus(url, 500);
     if (status === 200) break;
-    if (Date.now() > deadline) {
-      await server.stop();
-      throw new Error(
-        `herald did not answer 200 on ${healthUrl} within 10 s (last status ${status})\n` +
-          `command: ${HERALD_BIN} ${args.join(' ')}\n----- herald output -----\n${log}`,
-      );
-    }
+    if (Date.now() > deadline) await fail(`did not answer 200 on ${url} within 10 s (last status ${status})`);
     await observe(50);
   }
   return server;
+}
+
+function clusterHeader(redisUrl) {
+  return (
+    `# cluster mode (HERALD_COMPAT_CLUSTER)\n` +
+    `redis_url = "${redisUrl}"\n` +
+    `redis_prefix = "compat"\n` +
+    `heartbeat_interval_secs = 1\n` +
+    `node_timeout_secs = 3\n\n`
+  );
+}
+
+/** Full path of an executable found on PATH, or null. */
+function which(name) {
+  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
+    if (!dir) continue;
+    const p = path.join(dir, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return null;
+}
+
+/** Resolves true when a TCP connection to the port answers +PONG to PING. */
+function redisPing(port, timeoutMs) {
+  return new Promise((resolve) => {
+    let buf = '';
+    const sock = net.connect({ host: '127.0.0.1', port });
+    const done = (ok) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(timeoutMs, () => done(false));
+    sock.on('error', () => done(false));
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
+    });
+  });
+}
+
+/** A private redis-server on a free loopback port (never 6379), without persistence. */
+export async function startRedis() {
+  const bin = which('redis-server');
+  if (!bin) {
+    throw new Error(
+      'cluster mode needs redis-server, which is not on PATH: install it: sudo apt-get install -y redis-server',
+    );
+  }
+  const [port] = await freePorts(1);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-redis-'));
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const proc = spawnManaged(bin, args, { label: 'redis', cleanupDir: dir });
+  const redis = { port, pid: proc.pid, url: `redis://127.0.0.1:${port}/`, logs: proc.logs, stop: () => proc.stop() };
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const st = proc.status();
+    const why = st
+      ? `exited during startup (${JSON.stringify(st)})`
+      : Date.now() > deadline
+        ? `did not answer PING on port ${port} within 10 s`
+        : null;
+    if (why) {
+      await redis.stop();
+      throw new Error(`redis-server ${why}\ncommand: ${bin} ${args.join(' ')}\n----- output -----\n${proc.logs()}`);
+    }
+    if (await redisPing(port, 500)) return redis;
+    await observe(50);
+  }
+}
+
+/**
+ * Starts redis-server and `n` herald nodes sharing it (same apps, prefix "compat", 1 s
+ * heartbeats, 3 s node timeout); resolves when every node's /ready answers 200.
+ */
+export async function startCluster(n, { config = CONFIG_TOML } = {}) {
+  const redis = await startRedis();
+  const started = await Promise.allSettled(
+    Array.from({ length: n }, (_, i) => startHerald({ config, redisUrl: redis.url, label: `node${i}` })),
+  );
+  const servers = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(servers.map((s) => s.stop()));
+    await redis.stop();
+    throw failed.reason;
+  }
+  return { redis, servers };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,9 +513,11 @@ export async function startHerald({ config = CONFIG_TOML } = {}) {
 
 /** A pusher-js instance with everything it receives recorded. */
 export class Client {
-  constructor(pusher, label) {
+  /** `node`: index of the herald node it connects to (always 0 in single-node mode). */
+  constructor(pusher, label, node = 0) {
     this.pusher = pusher;
     this.label = label;
+    this.node = node;
     this.states = new Recorder(`${label}.states`);
     this.errors = new Recorder(`${label}.errors`);
     this.frames = new Recorder(`${label}.frames`);
@@ -446,9 +624,10 @@ export class Client {
 
 /** A raw WebSocket (faye-websocket client bundled inside pusher-js) for wire-level checks. */
 export class RawSocket {
-  constructor(url, label = 'raw') {
+  constructor(url, label = 'raw', node = 0) {
     this.url = url;
     this.label = label;
+    this.node = node;
     this.frames = new Recorder(`${label}.frames`); // { raw, msg } with msg = parsed JSON frame
     this.closes = new Recorder(`${label}.close`); // { code, reason }
     this.opened = new Recorder(`${label}.open`);
@@ -565,27 +744,83 @@ export async function expectRequestError(promise) {
 // Per-file setup
 
 /**
- * Registers before/afterEach/after hooks: one herald per test file, all clients created in a
- * test are disconnected after it, the server is stopped after the file.
+ * Registers before/afterEach/after hooks: one herald per test file (or, in cluster mode, one
+ * redis-server plus CLUSTER herald nodes), all clients created in a test are disconnected after
+ * it, every process is stopped after the file.
+ *
+ * Node choice in cluster mode: each new pusher-js client or raw socket connects to the next node
+ * round-robin, so two clients of one test land on different nodes. Each `sdk()` instance and each
+ * `signed()` request goes to a node other than the one the latest client connected to (rotating
+ * over the others), so a published event normally crosses Redis to reach that client. `sdkOn()`
+ * pins an SDK to one node, e.g. to send a marker through the node that handled an action.
+ * In single-node mode every index is 0.
  */
 export function useHerald() {
   const ctx = {
-    server: null,
+    /** The herald nodes (one in single-node mode); `server` / `port` are node 0. */
+    servers: [],
+    /** The redis-server of this file in cluster mode, else null. */
+    redis: null,
     live: new Set(),
     counter: 0,
+    clientSeq: 0,
+    apiSeq: 0,
+    lastClientNode: -1,
+
+    get server() {
+      return ctx.servers[0] || null;
+    },
+    get port() {
+      return ctx.server ? ctx.server.port : undefined;
+    },
+    get ports() {
+      return ctx.servers.map((s) => s.port);
+    },
+
+    /** Node index for the next pusher-js client / raw socket (round-robin). */
+    nextClientNode() {
+      const i = ctx.clientSeq++ % ctx.servers.length;
+      ctx.lastClientNode = i;
+      ctx.apiSeq = 0;
+      return i;
+    },
+
+    /**
+     * Node index for the next SDK instance / signed request: never the latest client's node L.
+     * The first pick after a client is L-1 (with 3 nodes also not the node the next client
+     * gets), further picks rotate over L-2, ..., L+1.
+     */
+    nextApiNode() {
+      const n = ctx.servers.length;
+      if (n <= 1) return 0;
+      const last = (ctx.lastClientNode + n) % n;
+      return (last + n - 1 - (ctx.apiSeq++ % (n - 1))) % n;
+    },
+
+    /** Node index for a client / raw socket: `node` if given (pinned), else the next round-robin. */
+    clientNode(node) {
+      if (node === undefined) return ctx.nextClientNode();
+      ctx.lastClientNode = ctx.nodeIndex(node);
+      ctx.apiSeq = 0;
+      return ctx.lastClientNode;
+    },
+
+    nodeIndex(target) {
+      const i = typeof target === 'number' ? target : target && target.node;
+      if (!Number.isInteger(i) || i < 0 || i >= ctx.servers.length) {
+        throw new Error(`no herald node ${safeJson(i)} (have ${ctx.servers.length})`);
+      }
+      return i;
+    },
 
     /** A `pusher` server SDK instance for `app` (encryption master key set for app-1). */
     sdk(app = APPS.main, extra = {}) {
-      return new PusherSDK({
-        appId: app.id,
-        key: app.key,
-        secret: app.secret,
-        host: '127.0.0.1',
-        port: String(ctx.server.port),
-        useTLS: false,
-        encryptionMasterKeyBase64: MASTER_KEY_BASE64,
-        ...extra,
-      });
+      return makeSdk(ctx.servers[ctx.nextApiNode()], app, extra);
+    },
+
+    /** Like sdk(), but talking to one given node: an index, or a Client / RawSocket (its node). */
+    sdkOn(target, app = APPS.main, extra = {}) {
+      return makeSdk(ctx.servers[ctx.nodeIndex(target)], app, extra);
     },
 
     /**
@@ -595,17 +830,21 @@ export function useHerald() {
      *   presence channel_data object for presence- subscriptions ({user_id, user_info}); when null
      *            the auth response has no channel_data (presence via signed-in user)
      *   user     user object for sign-in ({id, user_info?, watchlist?})
-     *   authSdk  SDK used to sign channel/user auth (default: ctx.sdk(app)); pass one with a wrong
-     *            secret to get bad signatures
+     *   authSdk  SDK used to sign channel/user auth (default: an SDK for `app`); pass one with a
+     *            wrong secret to get bad signatures
      *   options  extra pusher-js options
+     *   node     node index to connect to (default: next round-robin)
      */
-    client({ app = APPS.main, key, presence = null, user = null, authSdk, options = {} } = {}) {
-      const signer = authSdk || ctx.sdk(app);
-      const label = `client#${++ctx.counter}`;
+    client({ app = APPS.main, key, presence = null, user = null, authSdk, options = {}, node } = {}) {
+      // signing is local: this SDK never makes a request, so it does not take part in rotation
+      const signer = authSdk || makeSdk(ctx.server, app);
+      const i = ctx.clientNode(node);
+      const server = ctx.servers[i];
+      const label = `client#${++ctx.counter}${ctx.servers.length > 1 ? `@node${i}` : ''}`;
       const pusher = new PusherJS(key || app.key, {
         wsHost: '127.0.0.1',
-        wsPort: ctx.server.port,
-        wssPort: ctx.server.port,
+        wsPort: server.port,
+        wssPort: server.port,
         forceTLS: false,
         enabledTransports: ['ws'],
         cluster: 'mt1',
@@ -632,7 +871,7 @@ export function useHerald() {
         },
         ...options,
       });
-      const c = new Client(pusher, label);
+      const c = new Client(pusher, label, i);
       ctx.live.add(c);
       return c;
     },
@@ -644,15 +883,19 @@ export function useHerald() {
       return c;
     },
 
-    /** A raw WebSocket to /app/{key}. */
-    raw(key = APPS.main.key, query) {
-      const r = new RawSocket(wsUrl(ctx.server, key, query), `raw#${++ctx.counter}`);
+    /** A raw WebSocket to /app/{key} (node: index, default next round-robin). */
+    raw(key = APPS.main.key, query, { node } = {}) {
+      const i = ctx.clientNode(node);
+      const label = `raw#${++ctx.counter}${ctx.servers.length > 1 ? `@node${i}` : ''}`;
+      const r = new RawSocket(wsUrl(ctx.servers[i], key, query), label, i);
       ctx.live.add(r);
       return r;
     },
 
+    /** A hand-signed HTTP API request (see signedRequest); `opts.node` pins the node. */
     signed(opts) {
-      return signedRequest(ctx.server, opts);
+      const i = opts.node === undefined ? ctx.nextApiNode() : ctx.nodeIndex(opts.node);
+      return signedRequest(ctx.servers[i], opts);
     },
 
     closeAll() {
@@ -667,14 +910,36 @@ export function useHerald() {
   };
 
   before(async () => {
-    ctx.server = await startHerald();
+    if (CLUSTER) {
+      const { redis, servers } = await startCluster(CLUSTER);
+      ctx.redis = redis;
+      ctx.servers = servers;
+    } else {
+      ctx.servers = [await startHerald()];
+    }
   });
   afterEach(() => ctx.closeAll());
   after(async () => {
     ctx.closeAll();
-    if (ctx.server) await ctx.server.stop();
+    // every node first, then the redis-server they use; each by its own pid
+    await Promise.allSettled(ctx.servers.map((s) => s.stop()));
+    if (ctx.redis) await ctx.redis.stop();
   });
   return ctx;
+}
+
+function makeSdk(server, app = APPS.main, extra = {}) {
+  const sdk = new PusherSDK({
+    appId: app.id,
+    key: app.key,
+    secret: app.secret,
+    host: '127.0.0.1',
+    port: String(server.port),
+    useTLS: false,
+    encryptionMasterKeyBase64: MASTER_KEY_BASE64,
+    ...extra,
+  });
+  return sdk;
 }
 
 /** Polls an HTTP API condition (for server-side state that has no client-visible event). */

@@ -39,10 +39,12 @@ pub struct Occupancy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Joined {
     /// Admitted. `new_user` is true when this is the user's first connection in the channel
-    /// (send `member_added`); `members` is the member list including the joiner.
+    /// (send `member_added`); `members` is the member list including the joiner, as of
+    /// membership `version`.
     Admitted {
         new_user: bool,
         members: Vec<Member>,
+        version: u64,
     },
     /// The channel already holds the maximum number of distinct users.
     Full,
@@ -75,6 +77,29 @@ pub struct Envelope {
     pub frame: Bytes,
     /// This connection (on whichever node) does not receive it.
     pub except: Option<SocketId>,
+    /// For presence membership frames: the membership version the change produced. A
+    /// subscriber whose member list already reflects that version does not receive it.
+    pub version: Option<u64>,
+}
+
+impl Envelope {
+    /// A frame for every subscriber of `channel` (but `except`).
+    pub fn new(channel: ChannelName, frame: Bytes, except: Option<SocketId>) -> Envelope {
+        Envelope {
+            channel,
+            frame,
+            except,
+            version: None,
+        }
+    }
+}
+
+/// A user's last connection left a presence channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Left {
+    pub user: UserId,
+    /// The membership version after the removal.
+    pub version: u64,
 }
 
 /// A cluster-wide command about one app.
@@ -108,7 +133,7 @@ pub enum Inbound {
 /// A transition produced by reaping a dead node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reaped {
-    MemberRemoved { channel: ChannelName, user: UserId },
+    MemberRemoved { channel: ChannelName, left: Left },
     Vacated { channel: ChannelName },
     Unsubscribed { channel: ChannelName },
     Offline { user: UserId },
@@ -153,13 +178,14 @@ pub trait Backplane: Send + Sync + 'static {
         member: &Member,
         max_members: usize,
     ) -> Result<Joined, BackplaneError>;
-    /// Removes `socket`; returns the user when it was the user's last connection in the channel.
+    /// Removes `socket`; returns the user (and the new membership version) when it was the
+    /// user's last connection in the channel.
     async fn presence_leave(
         &self,
         app: &str,
         channel: &ChannelName,
         socket: &SocketId,
-    ) -> Result<Option<UserId>, BackplaneError>;
+    ) -> Result<Option<Left>, BackplaneError>;
     async fn members(
         &self,
         app: &str,

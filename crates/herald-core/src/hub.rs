@@ -2,8 +2,6 @@
 //! user, who watches whom; fan-out of encoded frames; the bridge to the backplane.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -15,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::backplane::{
-    Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Reaped,
+    Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Left, Reaped,
 };
 use crate::conn::{CloseReason, ConnHandle};
 use crate::{App, Apps};
@@ -59,19 +57,42 @@ pub struct Handshake<'a> {
     pub secure: bool,
 }
 
-/// Presence joins and leaves of one channel run one at a time on this node, so that a joiner's
-/// member list and the `member_added` frames others see are consistent (no member announced
-/// before the list that should contain it). Locks are striped by channel name.
-const PRESENCE_STRIPES: usize = 32;
-
 #[derive(Default)]
 struct AppLocal {
     conns: RwLock<HashMap<SocketId, ConnHandle>>,
-    channels: RwLock<HashMap<String, HashMap<SocketId, ConnHandle>>>,
+    channels: RwLock<HashMap<String, ChannelSubs>>,
     users: RwLock<HashMap<UserId, HashMap<SocketId, ConnHandle>>>,
     watchers: RwLock<HashMap<UserId, HashMap<SocketId, ConnHandle>>>,
-    presence_locks: [tokio::sync::Mutex<()>; PRESENCE_STRIPES],
     counts: Mutex<HashMap<String, CountState>>,
+}
+
+/// This node's connections on one channel.
+#[derive(Default)]
+struct ChannelSubs {
+    active: HashMap<SocketId, Active>,
+    /// Connections whose subscription is being set up: frames for the channel are held here
+    /// until the subscriber has its `subscription_succeeded` (or presence list), then flushed
+    /// in order. Nothing published after the backplane subscription is lost, and nothing
+    /// arrives before the confirmation.
+    pending: Mutex<HashMap<SocketId, Pending>>,
+}
+
+struct Pending {
+    conn: ConnHandle,
+    frames: Vec<(Bytes, Option<u64>)>,
+}
+
+struct Active {
+    conn: ConnHandle,
+    /// The presence membership version the subscriber's member list reflects (0 elsewhere):
+    /// membership frames of that version or older are not sent to it again.
+    since: u64,
+}
+
+impl Active {
+    fn wants(&self, envelope: &Envelope) -> bool {
+        envelope.version.is_none_or(|v| v > self.since)
+    }
 }
 
 /// Coalescing of `subscription_count` events: at most one per channel per second.
@@ -96,6 +117,25 @@ pub struct Hub(Arc<Inner>);
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `member_removed` for a user whose last connection left, tagged with its membership version.
+pub(crate) fn member_removed(
+    channel: ChannelName,
+    left: &Left,
+    except: Option<SocketId>,
+) -> Envelope {
+    let frame = Bytes::from(encode::member_removed(channel.as_str(), left.user.as_str()));
+    Envelope {
+        channel,
+        frame,
+        except,
+        version: Some(left.version),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
@@ -226,36 +266,57 @@ impl Hub {
         }
     }
 
-    pub(crate) async fn presence_lock(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        let l = self.local(app)?;
-        let mut h = DefaultHasher::new();
-        channel.as_str().hash(&mut h);
-        Some(
-            l.presence_locks[(h.finish() as usize) % PRESENCE_STRIPES]
-                .lock()
-                .await,
-        )
-    }
-
-    pub(crate) fn add_subscriber(&self, app: &str, channel: &ChannelName, conn: &ConnHandle) {
+    /// Registers a subscription being set up: frames for the channel are held for it.
+    pub(crate) fn add_pending(&self, app: &str, channel: &ChannelName, conn: &ConnHandle) {
         if let Some(l) = self.local(app) {
-            write(&l.channels)
-                .entry(channel.as_str().to_owned())
-                .or_default()
-                .insert(conn.socket_id().clone(), conn.clone());
+            let mut channels = write(&l.channels);
+            let subs = channels.entry(channel.as_str().to_owned()).or_default();
+            lock(&subs.pending).insert(
+                conn.socket_id().clone(),
+                Pending {
+                    conn: conn.clone(),
+                    frames: Vec::new(),
+                },
+            );
         }
     }
 
+    /// Makes a pending subscription active: held frames go out first, in order, then new
+    /// frames flow directly; membership frames the subscriber's list already reflects (version
+    /// `since` or older) are dropped. Done under the channel map's write lock so no frame can
+    /// overtake the held ones.
+    pub(crate) fn activate(&self, app: &str, channel: &ChannelName, conn: &ConnHandle, since: u64) {
+        let Some(l) = self.local(app) else { return };
+        let mut channels = write(&l.channels);
+        let subs = channels.entry(channel.as_str().to_owned()).or_default();
+        if let Some(held) = lock(&subs.pending).remove(conn.socket_id()) {
+            for (frame, _) in held
+                .frames
+                .into_iter()
+                .filter(|(_, v)| v.is_none_or(|v| v > since))
+            {
+                conn.send(frame);
+            }
+        }
+        let active = Active {
+            conn: conn.clone(),
+            since,
+        };
+        subs.active.insert(conn.socket_id().clone(), active);
+    }
+
+    /// Removes an active or pending subscription.
     pub(crate) fn remove_subscriber(&self, app: &str, channel: &ChannelName, socket: &SocketId) {
         if let Some(l) = self.local(app) {
             let mut channels = write(&l.channels);
             if let Some(subs) = channels.get_mut(channel.as_str()) {
-                subs.remove(socket);
-                if subs.is_empty() {
+                subs.active.remove(socket);
+                let empty = {
+                    let mut pending = lock(&subs.pending);
+                    pending.remove(socket);
+                    pending.is_empty()
+                };
+                if subs.active.is_empty() && empty {
                     channels.remove(channel.as_str());
                 }
             }
@@ -308,14 +369,13 @@ impl Hub {
             return;
         };
         match event {
-            Reaped::MemberRemoved { channel, user } => {
-                let frame = Bytes::from(encode::member_removed(channel.as_str(), user.as_str()));
-                let env = Envelope {
-                    channel,
-                    frame,
-                    except: None,
-                };
-                self.relay(&app.id, env, "member_removed").await;
+            Reaped::MemberRemoved { channel, left } => {
+                self.relay(
+                    &app.id,
+                    member_removed(channel, &left, None),
+                    "member_removed",
+                )
+                .await;
             }
             Reaped::Vacated { channel } | Reaped::Unsubscribed { channel } => {
                 self.count_changed(&app, &channel);
@@ -350,8 +410,26 @@ impl Hub {
             }
             return;
         }
-        if let Some(conns) = read(&l.channels).get(envelope.channel.as_str()) {
-            send_all(conns);
+        if let Some(subs) = read(&l.channels).get(envelope.channel.as_str()) {
+            for (sid, sub) in &subs.active {
+                if envelope.except.as_ref() != Some(sid) && sub.wants(envelope) {
+                    sub.conn.send(envelope.frame.clone());
+                }
+            }
+            let mut pending = lock(&subs.pending);
+            for (sid, held) in pending.iter_mut() {
+                if envelope.except.as_ref() == Some(sid) {
+                    continue;
+                }
+                if held.frames.len() >= self.0.config.outbox_capacity {
+                    held.conn.close(CloseReason::from_error(
+                        ErrorCode::OverCapacity,
+                        "Over capacity: too many messages while subscribing",
+                    ));
+                } else {
+                    held.frames.push((envelope.frame.clone(), envelope.version));
+                }
+            }
         }
     }
 
@@ -449,15 +527,8 @@ impl Hub {
             };
             self.0.backplane.cache_set(&app.id, channel, cached).await?;
         }
-        self.publish(
-            &app.id,
-            Envelope {
-                channel: channel.clone(),
-                frame,
-                except,
-            },
-        )
-        .await
+        self.publish(&app.id, Envelope::new(channel.clone(), frame, except))
+            .await
     }
 
     /// The channel's subscription count changed: schedule a `subscription_count` event,
@@ -506,11 +577,7 @@ impl Hub {
                 Ok(0) => {}
                 Ok(n) => {
                     let frame = Bytes::from(encode::subscription_count(channel.as_str(), n));
-                    let env = Envelope {
-                        channel,
-                        frame,
-                        except: None,
-                    };
+                    let env = Envelope::new(channel, frame, None);
                     hub.relay(&app_id, env, "subscription_count").await;
                 }
                 Err(e) => {

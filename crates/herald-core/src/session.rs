@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::App;
 use crate::backplane::{BackplaneError, Envelope, Joined, Member};
 use crate::conn::{CloseReason, ConnHandle, Outbox};
-use crate::hub::Hub;
+use crate::hub::{Hub, member_removed};
 use crate::rate::RateWindow;
 
 /// A signed-in user on this connection.
@@ -28,6 +28,13 @@ struct SignedIn {
     id: UserId,
     user_info: Option<Arc<str>>,
     watchlist: Vec<UserId>,
+}
+
+/// A presence join the backplane admitted.
+struct Admitted {
+    new_user: bool,
+    members: Vec<Member>,
+    version: u64,
 }
 
 /// What this connection holds on a channel.
@@ -287,10 +294,7 @@ impl Session {
             self.send(encode::subscription_succeeded(name));
             return Ok(());
         }
-        match member {
-            Some(member) => self.join_presence(channel, member).await,
-            None => self.join_channel(channel).await,
-        }
+        self.join(channel, member).await
     }
 
     /// Parses and checks a presence `channel_data` (§2.7 limits).
@@ -317,73 +321,41 @@ impl Session {
         })
     }
 
-    async fn join_channel(&mut self, channel: ChannelName) -> Result<(), ProtocolError> {
-        let app = self.app.clone();
-        let occupancy = self
-            .hub
-            .backplane()
-            .subscribe(&app.id, &channel, self.socket_id())
-            .await
-            .map_err(|e| server_error(&channel, e))?;
-        self.subscriptions.insert(
-            channel.clone(),
-            Subscription {
-                presence_user: None,
-            },
-        );
-        self.send(encode::subscription_succeeded(channel.as_str()));
-        self.send_cache(&channel).await;
-        self.hub.add_subscriber(&app.id, &channel, &self.conn);
-        let _ = occupancy;
-        self.hub.count_changed(&app, &channel);
-        Ok(())
-    }
-
-    async fn join_presence(
+    /// Subscribes this connection: held delivery, backplane subscription (and presence join),
+    /// confirmation (or member list), cache, then activation of the held frames.
+    async fn join(
         &mut self,
         channel: ChannelName,
-        member: Member,
+        member: Option<Member>,
     ) -> Result<(), ProtocolError> {
         let app = self.app.clone();
         let hub = self.hub.clone();
-        let _serial = hub.presence_lock(&app.id, &channel).await;
-        let bp = hub.backplane();
-        let joined = bp
-            .presence_join(
-                &app.id,
-                &channel,
-                self.socket_id(),
-                &member,
-                app.limits.max_presence_members,
-            )
-            .await
-            .map_err(|e| server_error(&channel, e))?;
-        let (new_user, members) = match joined {
-            Joined::Admitted { new_user, members } => (new_user, members),
-            Joined::Full => {
-                return Err(ProtocolError::subscription(
-                    channel.as_str(),
-                    SubErr::MembersLimit,
-                    format!(
-                        "Presence channel already has {} members",
-                        app.limits.max_presence_members
-                    ),
-                ));
+        hub.add_pending(&app.id, &channel, &self.conn);
+        let joined = match self.join_backplane(&channel, member.as_ref()).await {
+            Ok(joined) => joined,
+            Err(e) => {
+                hub.remove_subscriber(&app.id, &channel, self.socket_id());
+                return Err(e);
             }
         };
-        if let Err(e) = bp.subscribe(&app.id, &channel, self.socket_id()).await {
-            let _ = bp.presence_leave(&app.id, &channel, self.socket_id()).await;
-            return Err(server_error(&channel, e));
-        }
-        self.subscriptions.insert(
-            channel.clone(),
-            Subscription {
-                presence_user: Some(member.user_id.clone()),
-            },
-        );
-        self.send(presence_list(&channel, &members));
+        let presence_user = member.as_ref().map(|m| m.user_id.clone());
+        self.subscriptions
+            .insert(channel.clone(), Subscription { presence_user });
+        let since = match &joined {
+            None => {
+                self.send(encode::subscription_succeeded(channel.as_str()));
+                0
+            }
+            Some(j) => {
+                self.send(presence_list(&channel, &j.members));
+                j.version
+            }
+        };
         self.send_cache(&channel).await;
-        if new_user {
+        hub.activate(&app.id, &channel, &self.conn, since);
+        if let (Some(j), Some(member)) = (&joined, &member)
+            && j.new_user
+        {
             let info = member.user_info.as_deref();
             let frame = encode::member_added(
                 channel.as_str(),
@@ -392,15 +364,74 @@ impl Session {
                     user_info: info,
                 },
             );
+            let except = Some(self.socket_id().clone());
             let env = Envelope {
                 channel: channel.clone(),
                 frame: Bytes::from(frame),
-                except: Some(self.socket_id().clone()),
+                except,
+                version: Some(j.version),
             };
             hub.relay(&app.id, env, "member_added").await;
         }
-        hub.add_subscriber(&app.id, &channel, &self.conn);
+        hub.count_changed(&app, &channel);
         Ok(())
+    }
+
+    /// The backplane part of a subscription: counted, and for presence joined as `member`.
+    /// Returns the presence join (presence channels only).
+    async fn join_backplane(
+        &self,
+        channel: &ChannelName,
+        member: Option<&Member>,
+    ) -> Result<Option<Admitted>, ProtocolError> {
+        let app = &self.app;
+        let bp = self.hub.backplane();
+        bp.subscribe(&app.id, channel, self.socket_id())
+            .await
+            .map_err(|e| server_error(channel, e))?;
+        let Some(member) = member else {
+            return Ok(None);
+        };
+        let undo = || async {
+            if let Err(e) = bp.unsubscribe(&app.id, channel, self.socket_id()).await {
+                tracing::warn!(channel = %channel, error = %e, "unsubscribe after a failed join failed");
+            }
+        };
+        match bp
+            .presence_join(
+                &app.id,
+                channel,
+                self.socket_id(),
+                member,
+                app.limits.max_presence_members,
+            )
+            .await
+        {
+            Ok(Joined::Admitted {
+                new_user,
+                members,
+                version,
+            }) => Ok(Some(Admitted {
+                new_user,
+                members,
+                version,
+            })),
+            Ok(Joined::Full) => {
+                undo().await;
+                Err(ProtocolError::subscription(
+                    channel.as_str(),
+                    SubErr::MembersLimit,
+                    format!(
+                        "Presence channel already has {} members",
+                        app.limits.max_presence_members
+                    ),
+                ))
+            }
+            Err(e) => {
+                undo().await;
+                Err(server_error(channel, e))
+            }
+        }
     }
 
     /// Re-confirms an existing subscription.
@@ -445,16 +476,10 @@ impl Session {
         hub.remove_subscriber(&app.id, channel, self.socket_id());
         let bp = hub.backplane();
         if sub.presence_user.is_some() {
-            let _serial = hub.presence_lock(&app.id, channel).await;
             match bp.presence_leave(&app.id, channel, self.socket_id()).await {
-                Ok(Some(gone)) => {
-                    let frame =
-                        Bytes::from(encode::member_removed(channel.as_str(), gone.as_str()));
-                    let env = Envelope {
-                        channel: channel.clone(),
-                        frame,
-                        except: Some(self.socket_id().clone()),
-                    };
+                Ok(Some(left)) => {
+                    let env =
+                        member_removed(channel.clone(), &left, Some(self.socket_id().clone()));
                     hub.relay(&app.id, env, "member_removed").await;
                 }
                 Ok(None) => {}
@@ -516,11 +541,7 @@ impl Session {
         }
         let user_id = sub.presence_user.as_ref().map(UserId::as_str);
         let frame = Bytes::from(encode::client_event(event, channel, data, user_id));
-        let env = Envelope {
-            channel: name,
-            frame,
-            except: Some(self.socket_id().clone()),
-        };
+        let env = Envelope::new(name, frame, Some(self.socket_id().clone()));
         if let Err(e) = self.hub.publish(&self.app.id, env).await {
             tracing::warn!(error = %e, "client event not relayed");
             return Err(ProtocolError::notice_on(

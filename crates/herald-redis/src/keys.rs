@@ -37,6 +37,11 @@ impl Keys {
         format!("{}:{{{app}}}:presence-info:{channel}", self.prefix)
     }
 
+    /// Membership version of a presence channel: bumped by every member added or removed.
+    pub fn presence_version(&self, app: &str, channel: &str) -> String {
+        format!("{}:{{{app}}}:presence-ver:{channel}", self.prefix)
+    }
+
     /// Socket ids signed in as the user.
     pub fn user(&self, app: &str, user: &str) -> String {
         format!("{}:{{{app}}}:user:{user}", self.prefix)

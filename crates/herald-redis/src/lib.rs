@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_redis::{Pool, Runtime};
 use herald_core::backplane::{
-    Backplane, BackplaneError, CachedEvent, ChannelCount, Control, Envelope, Inbound, Joined,
+    Backplane, BackplaneError, CachedEvent, ChannelCount, Control, Envelope, Inbound, Joined, Left,
     Member, Occupancy,
 };
 use herald_protocol::{ChannelKind, ChannelName, SocketId, UserId};
@@ -223,6 +223,7 @@ impl Inner {
             .key(self.keys.presence_users(app, channel))
             .key(self.keys.presence_info(app, channel))
             .key(self.keys.node(app, node))
+            .key(self.keys.presence_version(app, channel))
             .arg(socket)
             .arg(member.user_id.as_str())
             .arg(member.user_info.as_deref().unwrap_or("null"))
@@ -239,8 +240,13 @@ impl Inner {
             return Ok(Joined::Full);
         }
         let new_user = int(reply.get(1)) == 1;
-        let members = members_from(&reply[2.min(reply.len())..]);
-        Ok(Joined::Admitted { new_user, members })
+        let version = int(reply.get(2)).max(0) as u64;
+        let members = members_from(&reply[3.min(reply.len())..]);
+        Ok(Joined::Admitted {
+            new_user,
+            members,
+            version,
+        })
     }
 
     async fn run_leave(
@@ -249,19 +255,25 @@ impl Inner {
         node: &str,
         channel: &str,
         socket: &str,
-    ) -> Result<Option<UserId>, BackplaneError> {
+    ) -> Result<Option<Left>, BackplaneError> {
         let mut c = self.conn().await?;
-        let gone: Option<String> = scripts::PRESENCE_LEAVE
+        let gone: Option<(String, u64)> = scripts::PRESENCE_LEAVE
             .key(self.keys.presence(app, channel))
             .key(self.keys.presence_users(app, channel))
             .key(self.keys.presence_info(app, channel))
             .key(self.keys.node(app, node))
+            .key(self.keys.presence_version(app, channel))
             .arg(socket)
             .arg(channel)
             .invoke_async(&mut *c)
             .await
             .map_err(err)?;
-        Ok(gone.and_then(|u| UserId::parse(&u, usize::MAX)))
+        Ok(gone.and_then(|(u, version)| {
+            Some(Left {
+                user: UserId::parse(&u, usize::MAX)?,
+                version,
+            })
+        }))
     }
 
     async fn run_signin(
@@ -442,7 +454,7 @@ impl Backplane for RedisBackplane {
         app: &str,
         channel: &ChannelName,
         socket: &SocketId,
-    ) -> Result<Option<UserId>, BackplaneError> {
+    ) -> Result<Option<Left>, BackplaneError> {
         let i = &self.inner;
         let _gate = i.gate.read().await;
         i.forget(

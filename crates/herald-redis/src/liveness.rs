@@ -121,7 +121,7 @@ async fn undo(
             Contribution::Presence { channel, socket } => {
                 let gone = inner.run_leave(app, node, channel, socket).await?;
                 match (gone, ChannelName::parse(channel, usize::MAX)) {
-                    (Some(user), Ok(channel)) => Some(Reaped::MemberRemoved { channel, user }),
+                    (Some(left), Ok(channel)) => Some(Reaped::MemberRemoved { channel, left }),
                     _ => None,
                 }
             }

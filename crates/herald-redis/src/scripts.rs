@@ -42,9 +42,9 @@ return {n, 0}
     )
 });
 
-/// KEYS: presence, presence-users, presence-info, node set.
+/// KEYS: presence, presence-users, presence-info, node set, version.
 /// ARGV: socket, user id, user_info JSON (`null` when none), max members, channel.
-/// Returns {0} when full, else {1, new_user, user1, info1, user2, info2, …}.
+/// Returns {0} when full, else {1, new_user, version, user1, info1, user2, info2, …}.
 pub static PRESENCE_JOIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -60,7 +60,10 @@ if redis.call('SISMEMBER', KEYS[4], entry) == 0 then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
   redis.call('SADD', KEYS[4], entry)
 end
-local out = {1, new_user}
+local version
+if new_user == 1 then version = redis.call('INCR', KEYS[5])
+else version = tonumber(redis.call('GET', KEYS[5]) or '0') end
+local out = {1, new_user, version}
 local info = redis.call('HGETALL', KEYS[3])
 for i = 1, #info do out[#out + 1] = info[i] end
 return out
@@ -68,8 +71,9 @@ return out
     )
 });
 
-/// KEYS: presence, presence-users, presence-info, node set. ARGV: socket, channel.
-/// Returns the user id when this was the user's last connection in the channel, else nil.
+/// KEYS: presence, presence-users, presence-info, node set, version. ARGV: socket, channel.
+/// Returns {user id, version} when this was the user's last connection in the channel, else nil.
+/// The version key goes with the last member: no subscriber remains to compare against it.
 pub static PRESENCE_LEAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -81,7 +85,9 @@ local n = redis.call('HINCRBY', KEYS[2], user, -1)
 if n <= 0 then
   redis.call('HDEL', KEYS[2], user)
   redis.call('HDEL', KEYS[3], user)
-  return user
+  local version = redis.call('INCR', KEYS[5])
+  if redis.call('HLEN', KEYS[2]) == 0 then redis.call('DEL', KEYS[5]) end
+  return {user, version}
 end
 return false
 ",

@@ -5,23 +5,25 @@ use bytes::Bytes;
 use herald_core::backplane::{Control, Envelope};
 use herald_protocol::{ChannelName, SocketId, UserId};
 
-/// `{origin}\n{except}\n{frame}`.
+/// `{origin}\n{except}\n{version}\n{frame}` (empty fields when absent).
 pub fn encode_envelope(origin: &str, env: &Envelope) -> Vec<u8> {
     let except = env.except.as_ref().map_or("", |s| s.as_str());
-    let mut out = Vec::with_capacity(origin.len() + except.len() + env.frame.len() + 2);
-    out.extend_from_slice(origin.as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(except.as_bytes());
-    out.push(b'\n');
+    let version = env.version.map(|v| v.to_string()).unwrap_or_default();
+    let mut out = Vec::with_capacity(origin.len() + except.len() + env.frame.len() + 24);
+    for field in [origin, except, &version] {
+        out.extend_from_slice(field.as_bytes());
+        out.push(b'\n');
+    }
     out.extend_from_slice(&env.frame);
     out
 }
 
 /// The origin node and the envelope; None for anything malformed.
 pub fn decode_envelope(channel: &str, payload: &[u8]) -> Option<(String, Envelope)> {
-    let mut parts = payload.splitn(3, |b| *b == b'\n');
+    let mut parts = payload.splitn(4, |b| *b == b'\n');
     let origin = std::str::from_utf8(parts.next()?).ok()?.to_owned();
     let except = std::str::from_utf8(parts.next()?).ok()?;
+    let version = std::str::from_utf8(parts.next()?).ok()?;
     let frame = parts.next()?;
     std::str::from_utf8(frame).ok()?;
     let env = Envelope {
@@ -31,6 +33,11 @@ pub fn decode_envelope(channel: &str, payload: &[u8]) -> Option<(String, Envelop
             None
         } else {
             Some(SocketId::parse(except)?)
+        },
+        version: if version.is_empty() {
+            None
+        } else {
+            Some(version.parse().ok()?)
         },
     };
     Some((origin, env))
@@ -72,11 +79,15 @@ mod tests {
             channel: ChannelName::parse("presence-x", 200).unwrap(),
             frame: Bytes::from_static(b"{\"event\":\"e\",\"data\":\"a\\nb\"}"),
             except: SocketId::parse("1.2"),
+            version: Some(7),
         };
         let (origin, back) =
             decode_envelope("presence-x", &encode_envelope("node-1", &env)).unwrap();
         assert_eq!(origin, "node-1");
-        assert_eq!((back.frame, back.except), (env.frame, env.except));
+        assert_eq!(
+            (back.frame, back.except, back.version),
+            (env.frame, env.except, env.version)
+        );
         assert!(decode_envelope("x", b"garbage").is_none());
     }
 

@@ -91,8 +91,10 @@ pub async fn presence_membership_is_per_user(bp: &dyn Backplane) {
         j1,
         Joined::Admitted {
             new_user: true,
-            members: vec![member("u1")]
-        }
+            members: vec![member("u1")],
+            version: 1,
+        },
+        "membership versions count additions and removals"
     );
     // Second tab of the same user: not a new member.
     let j2 = bp
@@ -103,14 +105,17 @@ pub async fn presence_membership_is_per_user(bp: &dyn Backplane) {
         j2,
         Joined::Admitted {
             new_user: false,
-            members: vec![member("u1")]
+            members: vec![member("u1")],
+            version: 1,
         }
     );
     let j3 = bp
         .presence_join("a", &c, &sock(3), &member("u2"), 100)
         .await
         .unwrap();
-    assert!(matches!(j3, Joined::Admitted { new_user: true, ref members } if members.len() == 2));
+    assert!(
+        matches!(j3, Joined::Admitted { new_user: true, ref members, version: 2 } if members.len() == 2)
+    );
     assert_eq!(
         bp.presence_leave("a", &c, &sock(1)).await.unwrap(),
         None,
@@ -118,7 +123,10 @@ pub async fn presence_membership_is_per_user(bp: &dyn Backplane) {
     );
     assert_eq!(
         bp.presence_leave("a", &c, &sock(2)).await.unwrap(),
-        Some(user("u1"))
+        Some(Left {
+            user: user("u1"),
+            version: 3
+        })
     );
     assert_eq!(
         bp.presence_leave("a", &c, &sock(2)).await.unwrap(),

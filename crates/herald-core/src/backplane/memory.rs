@@ -31,6 +31,8 @@ struct Presence {
     sockets: HashMap<SocketId, UserId>,
     /// user → (connections in the channel, member as first joined). Sorted for stable lists.
     users: BTreeMap<UserId, (u64, Member)>,
+    /// Bumped by every member added or removed.
+    version: u64,
 }
 
 impl MemoryBackplane {
@@ -115,6 +117,7 @@ impl Backplane for MemoryBackplane {
                 return Joined::Admitted {
                     new_user: false,
                     members: list(p),
+                    version: p.version,
                 };
             }
             let new_user = !p.users.contains_key(&member.user_id);
@@ -126,9 +129,13 @@ impl Backplane for MemoryBackplane {
                 .entry(member.user_id.clone())
                 .or_insert_with(|| (0, member.clone()))
                 .0 += 1;
+            if new_user {
+                p.version += 1;
+            }
             Joined::Admitted {
                 new_user,
                 members: list(p),
+                version: p.version,
             }
         }))
     }
@@ -138,7 +145,7 @@ impl Backplane for MemoryBackplane {
         app: &str,
         channel: &ChannelName,
         socket: &SocketId,
-    ) -> Result<Option<UserId>, BackplaneError> {
+    ) -> Result<Option<Left>, BackplaneError> {
         Ok(self.with(app, |s| {
             let p = s.presence.get_mut(channel.as_str())?;
             let user = p.sockets.remove(socket)?;
@@ -152,10 +159,14 @@ impl Backplane for MemoryBackplane {
                     true
                 }
             };
+            if gone {
+                p.version += 1;
+            }
+            let version = p.version;
             if p.sockets.is_empty() {
                 s.presence.remove(channel.as_str());
             }
-            gone.then_some(user)
+            gone.then_some(Left { user, version })
         }))
     }
 

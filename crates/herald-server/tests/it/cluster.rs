@@ -270,3 +270,37 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_joining_at_once_on_three_nodes_all_end_with_the_exact_list() {
+    const N: usize = 30;
+    let cluster = TestCluster::start(3).await;
+    let mut clients = Vec::new();
+    for i in 0..N {
+        clients.push(cluster.nodes[i % 3].connect().await);
+    }
+    let joins = clients.iter_mut().enumerate().map(|(i, c)| async move {
+        let cd = format!(r#"{{"user_id":"u{i:02}"}}"#);
+        c.subscribe_signed("presence-storm", Some(&cd)).await
+    });
+    let lists = futures_util::future::join_all(joins).await;
+    let everyone: std::collections::BTreeSet<String> = (0..N).map(|i| format!("u{i:02}")).collect();
+    for (i, (c, ok)) in clients.iter_mut().zip(lists).enumerate() {
+        let data = Client::data(&ok);
+        let mut seen: std::collections::BTreeSet<String> = data["presence"]["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        while seen != everyone {
+            let v = c.expect("pusher_internal:member_added").await;
+            let user = Client::data(&v)["user_id"].as_str().unwrap().to_owned();
+            assert!(
+                seen.insert(user.clone()),
+                "client {i} was told twice about {user}"
+            );
+        }
+        c.expect_nothing_queued().await;
+    }
+}
