@@ -69,6 +69,23 @@ async fn nodes_survive_a_redis_outage_and_restore_state_into_an_empty_redis() {
         .await;
     a.expect("pusher_internal:member_added").await;
 
+    // Traffic keeps flowing through the outage: every answer is 200 or a JSON 503.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (api, stop) = (cluster.nodes[0].api(), stop.clone());
+        tokio::spawn(async move {
+            let mut statuses = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = api.trigger(&["busy"], "tick", "1").await;
+                if r.status == 503 {
+                    assert_eq!(r.body["code"], 503, "{}", r.body);
+                }
+                statuses.insert(r.status);
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            statuses
+        })
+    };
     cluster.redis.kill();
     for node in &cluster.nodes {
         node.wait_ready(false).await;
@@ -91,6 +108,10 @@ async fn nodes_survive_a_redis_outage_and_restore_state_into_an_empty_redis() {
     for node in &cluster.nodes {
         node.wait_ready(true).await;
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = traffic.await.unwrap();
+    assert!(statuses.is_subset(&[200, 503].into()), "{statuses:?}");
+    assert!(statuses.contains(&503), "the outage was never reported");
     let api = cluster.nodes[1].api();
     poll_until(|| async {
         api.get("/channels/presence-room/users", &[]).await.body
