@@ -231,6 +231,8 @@ function safeJson(v) {
 // ---------------------------------------------------------------------------------------------
 // Processes (herald nodes and, in cluster mode, one redis-server per test file)
 
+const SETPRIV = process.platform === 'linux' && !process.env.HERALD_COMPAT_NO_SETPRIV ? which('setpriv') : null;
+
 /** SIGKILLs (by pid) of the processes not stopped yet, for a test process that is killed. */
 const runningKillers = new Set();
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
@@ -247,7 +249,10 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
  * if the test process exits first.
  */
 function spawnManaged(cmd, args, { label, cleanupDir, env = process.env } = {}) {
-  const child = spawn(cmd, args, {
+  // On Linux, util-linux `setpriv --pdeathsig KILL` execs the command (same pid) with a parent-death
+  // signal, so the processes go away even if this test process dies without running any hook.
+  const [file, argv] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+  const child = spawn(file, argv, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env,

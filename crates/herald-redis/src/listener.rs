@@ -71,8 +71,9 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
             );
         }
         first = false;
-        inner.pubsub_up.store(true, Ordering::SeqCst);
+        // Ready only once Redis holds this node's state again.
         inner.reassert().await;
+        inner.pubsub_up.store(true, Ordering::SeqCst);
 
         loop {
             tokio::select! {
