@@ -232,6 +232,12 @@ pub trait Backplane: Send + Sync + 'static {
     /// Counts a connection of the app in (`+1`) or out (`-1`); returns the cluster-wide total.
     async fn connections(&self, app: &str, delta: i64) -> Result<u64, BackplaneError>;
 
+    /// Sets a cluster-wide marker that expires after `ttl`; true if it was not set already.
+    /// Webhook debounce and de-duplication use it (`SET NX PX`).
+    async fn mark(&self, app: &str, key: &str, ttl: Duration) -> Result<bool, BackplaneError>;
+    /// Removes a marker; true if it was set (and not expired).
+    async fn unmark(&self, app: &str, key: &str) -> Result<bool, BackplaneError>;
+
     /// Whether the backplane can serve right now (readiness). The memory backplane always can.
     fn is_ready(&self) -> bool {
         true

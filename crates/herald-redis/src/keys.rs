@@ -51,6 +51,11 @@ impl Keys {
         format!("{}:{{{app}}}:cache:{channel}", self.prefix)
     }
 
+    /// A webhook debounce / de-duplication marker.
+    pub fn mark(&self, app: &str, key: &str) -> String {
+        format!("{}:{{{app}}}:mark:{key}", self.prefix)
+    }
+
     /// node id → connections of the app on that node.
     pub fn connections(&self, app: &str) -> String {
         format!("{}:{{{app}}}:conns", self.prefix)

@@ -694,6 +694,32 @@ impl Backplane for RedisBackplane {
         i.run_connections(app, &i.node, &[delta.to_string()]).await
     }
 
+    async fn mark(&self, app: &str, key: &str, ttl: Duration) -> Result<bool, BackplaneError> {
+        let i = &self.inner;
+        let mut c = i.conn().await?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(i.keys.mark(app, key))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut *c)
+            .await
+            .map_err(err)?;
+        Ok(set.is_some())
+    }
+
+    async fn unmark(&self, app: &str, key: &str) -> Result<bool, BackplaneError> {
+        let i = &self.inner;
+        let mut c = i.conn().await?;
+        let removed: u32 = redis::cmd("DEL")
+            .arg(i.keys.mark(app, key))
+            .query_async(&mut *c)
+            .await
+            .map_err(err)?;
+        Ok(removed == 1)
+    }
+
     fn is_ready(&self) -> bool {
         self.inner.pubsub_up.load(Ordering::SeqCst)
     }

@@ -39,6 +39,27 @@ pub async fn run_all<B: Backplane, F: std::future::Future<Output = B>>(make: imp
     channel_queries_read_shared_state(&make().await).await;
     cache_keeps_the_last_event(&make().await).await;
     connection_totals_count_up_and_down(&make().await).await;
+    marks_are_set_once_and_expire(&make().await).await;
+}
+
+pub async fn marks_are_set_once_and_expire(bp: &dyn Backplane) {
+    let ttl = Duration::from_millis(300);
+    assert!(bp.mark("a", "k", ttl).await.unwrap());
+    assert!(!bp.mark("a", "k", ttl).await.unwrap(), "already set");
+    assert!(bp.mark("b", "k", ttl).await.unwrap(), "apps are separate");
+    assert!(bp.unmark("a", "k").await.unwrap());
+    assert!(!bp.unmark("a", "k").await.unwrap(), "already removed");
+    assert!(
+        bp.mark("a", "short", Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(!bp.unmark("a", "short").await.unwrap(), "expired");
+    assert!(
+        bp.mark("a", "short", ttl).await.unwrap(),
+        "settable again after expiry"
+    );
 }
 
 pub async fn occupancy_transitions_happen_once(bp: &dyn Backplane) {

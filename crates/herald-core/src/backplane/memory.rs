@@ -24,6 +24,7 @@ struct AppState {
     users: HashMap<UserId, HashSet<SocketId>>,
     cache: HashMap<String, (Bytes, String, Instant)>,
     connections: u64,
+    marks: HashMap<String, Instant>,
 }
 
 #[derive(Default)]
@@ -302,6 +303,27 @@ impl Backplane for MemoryBackplane {
         Ok(self.with(app, |s| {
             s.connections = s.connections.saturating_add_signed(delta);
             s.connections
+        }))
+    }
+
+    async fn mark(&self, app: &str, key: &str, ttl: Duration) -> Result<bool, BackplaneError> {
+        let now = Instant::now();
+        Ok(self.with(app, |s| {
+            s.marks.retain(|_, until| *until > now);
+            match s.marks.get(key) {
+                Some(_) => false,
+                None => {
+                    s.marks.insert(key.to_owned(), now + ttl);
+                    true
+                }
+            }
+        }))
+    }
+
+    async fn unmark(&self, app: &str, key: &str) -> Result<bool, BackplaneError> {
+        let now = Instant::now();
+        Ok(self.with(app, |s| {
+            s.marks.remove(key).is_some_and(|until| until > now)
         }))
     }
 }
