@@ -351,21 +351,44 @@ function heraldEnv() {
   return env;
 }
 
-/** Two (or more) distinct free ports, none of them Redis' default 6379. */
+/** Ports already given to a process of this test file; never handed out twice. */
+const handedOut = new Set();
+
+/** `n` free ports, distinct from each other and from earlier ones, never Redis' default 6379. */
 async function freePorts(n) {
-  const ports = new Set();
-  while (ports.size < n) {
+  const ports = [];
+  while (ports.length < n) {
     const p = await freePort();
-    if (p !== 6379) ports.add(p);
+    if (p === 6379 || handedOut.has(p)) continue;
+    handedOut.add(p);
+    ports.push(p);
   }
-  return [...ports];
+  return ports;
+}
+
+/**
+ * Runs `start` again (up to 3 attempts, with new ports) when the process could not bind because
+ * something else on the machine took a port between freePort() and the bind.
+ */
+async function retryOnPortClash(start) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      if (attempt >= 3 || !/address already in use/i.test(String(e && e.message))) throw e;
+    }
+  }
 }
 
 /**
  * Starts one herald process and waits until it is up: /health answers 200 in single-node
  * mode, /ready answers 200 when `redisUrl` is given (/ready stays 503 until Redis is connected).
  */
-export async function startHerald({ config = CONFIG_TOML, redisUrl = null, label } = {}) {
+export function startHerald(opts = {}) {
+  return retryOnPortClash(() => startHeraldOnce(opts));
+}
+
+async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, label } = {}) {
   if (!fs.existsSync(HERALD_BIN)) {
     throw new Error(
       `herald binary not found at ${HERALD_BIN}: build it with \`cargo build -p herald-server\` ` +
@@ -465,7 +488,11 @@ function redisPing(port, timeoutMs) {
 }
 
 /** A private redis-server on a free loopback port (never 6379), without persistence. */
-export async function startRedis() {
+export function startRedis() {
+  return retryOnPortClash(startRedisOnce);
+}
+
+async function startRedisOnce() {
   const bin = which('redis-server');
   if (!bin) {
     throw new Error(
