@@ -67,6 +67,11 @@ pub struct WebhookEndpoint {
 }
 
 impl App {
+    /// Whether any endpoint takes events of this kind (filters are applied at delivery).
+    pub fn wants_webhook(&self, kind: WebhookKind) -> bool {
+        self.webhooks.iter().any(|w| w.event_types.contains(&kind))
+    }
+
     /// An app with default switches and limits.
     pub fn new(id: &str, key: &str, secret: &str) -> App {
         App {

@@ -16,7 +16,9 @@ use crate::backplane::{
     Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Left, Reaped,
 };
 use crate::conn::{CloseReason, ConnHandle};
+use crate::webhook::WebhookQueue;
 use crate::{App, Apps};
+use herald_protocol::webhook::{WebhookEvent, WebhookKind};
 
 /// Node-wide settings the hub and its sessions need.
 #[derive(Clone, Debug)]
@@ -33,6 +35,9 @@ pub struct HubConfig {
     pub max_node_connections: Option<usize>,
     /// Also report subscription errors as `pusher:error` (hosted Pusher's duplicate reporting).
     pub p_compat_errors: bool,
+    /// How long `channel_vacated` and `member_removed` webhooks wait for a re-join that cancels
+    /// them (Pusher: 3 s).
+    pub webhook_debounce: Duration,
 }
 
 impl Default for HubConfig {
@@ -44,6 +49,7 @@ impl Default for HubConfig {
             strict_protocol: false,
             max_node_connections: None,
             p_compat_errors: false,
+            webhook_debounce: Duration::from_secs(3),
         }
     }
 }
@@ -105,6 +111,7 @@ struct CountState {
 struct Inner {
     apps: Apps,
     backplane: Arc<dyn Backplane>,
+    webhooks: Arc<dyn WebhookQueue>,
     config: HubConfig,
     local: HashMap<String, AppLocal>,
     connections: AtomicUsize,
@@ -117,6 +124,14 @@ pub struct Hub(Arc<Inner>);
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn vacancy_key(channel: &ChannelName) -> String {
+    format!("vacated:{channel}")
+}
+
+fn removal_key(channel: &ChannelName, user: &UserId) -> String {
+    format!("removed:{channel}:{user}")
 }
 
 /// `member_removed` for a user whose last connection left, tagged with its membership version.
@@ -143,7 +158,12 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Hub {
-    pub fn new(apps: Apps, backplane: Arc<dyn Backplane>, config: HubConfig) -> Hub {
+    pub fn new(
+        apps: Apps,
+        backplane: Arc<dyn Backplane>,
+        webhooks: Arc<dyn WebhookQueue>,
+        config: HubConfig,
+    ) -> Hub {
         let local = apps
             .iter()
             .map(|a| (a.id.clone(), AppLocal::default()))
@@ -151,6 +171,7 @@ impl Hub {
         Hub(Arc::new(Inner {
             apps,
             backplane,
+            webhooks,
             config,
             local,
             connections: AtomicUsize::new(0),
@@ -363,6 +384,169 @@ impl Hub {
         Ok(())
     }
 
+    pub fn webhooks(&self) -> &Arc<dyn WebhookQueue> {
+        &self.0.webhooks
+    }
+
+    /// Queues a webhook event when an endpoint of the app takes its kind.
+    /// `#server-to-user-` channels produce no webhooks.
+    pub(crate) async fn webhook(&self, app: &App, event: WebhookEvent) {
+        if event.channel().starts_with('#') || !app.wants_webhook(event.kind()) {
+            return;
+        }
+        if let Err(e) = self.0.webhooks.push(&app.id, &event).await {
+            tracing::error!(app = %app.id, kind = %event.kind(), error = %e, "webhook event lost: queue unavailable");
+        }
+    }
+
+    /// The channel became occupied cluster-wide. A vacancy still waiting out its debounce is
+    /// cancelled instead: to the app the channel never looked empty.
+    pub(crate) async fn occupied(&self, app: &App, channel: &ChannelName) {
+        if self.unmark(app, &vacancy_key(channel)).await {
+            return;
+        }
+        self.webhook(
+            app,
+            WebhookEvent::ChannelOccupied {
+                channel: channel.to_string(),
+            },
+        )
+        .await;
+    }
+
+    /// The channel became empty cluster-wide: `channel_vacated` after the debounce, unless it
+    /// was re-occupied meanwhile.
+    pub(crate) async fn vacated(&self, app: &Arc<App>, channel: &ChannelName) {
+        if !app.wants_webhook(WebhookKind::ChannelVacated) {
+            return;
+        }
+        let key = vacancy_key(channel);
+        let event = WebhookEvent::ChannelVacated {
+            channel: channel.to_string(),
+        };
+        let still_empty = {
+            let (hub, app, channel) = (self.clone(), app.clone(), channel.clone());
+            move || async move {
+                hub.backplane()
+                    .channel(&app.id, &channel)
+                    .await
+                    .is_ok_and(|c| c.subscription_count == 0)
+            }
+        };
+        self.debounce(app, key, event, still_empty).await;
+    }
+
+    /// A user joined a presence channel: `member_added`, unless the user's removal is still
+    /// waiting out its debounce (then neither is sent).
+    pub(crate) async fn member_added(&self, app: &App, channel: &ChannelName, user: &UserId) {
+        if self.unmark(app, &removal_key(channel, user)).await {
+            return;
+        }
+        let event = WebhookEvent::MemberAdded {
+            channel: channel.to_string(),
+            user_id: user.to_string(),
+        };
+        self.webhook(app, event).await;
+    }
+
+    /// A user's last connection left: `member_removed` after the debounce, unless they came back.
+    pub(crate) async fn member_removed(
+        &self,
+        app: &Arc<App>,
+        channel: &ChannelName,
+        user: &UserId,
+    ) {
+        if !app.wants_webhook(WebhookKind::MemberRemoved) {
+            return;
+        }
+        let key = removal_key(channel, user);
+        let event = WebhookEvent::MemberRemoved {
+            channel: channel.to_string(),
+            user_id: user.to_string(),
+        };
+        let still_gone = {
+            let (hub, app, channel, user) =
+                (self.clone(), app.clone(), channel.clone(), user.clone());
+            move || async move {
+                hub.backplane()
+                    .members(&app.id, &channel)
+                    .await
+                    .is_ok_and(|m| m.iter().all(|m| m.user_id != user))
+            }
+        };
+        self.debounce(app, key, event, still_gone).await;
+    }
+
+    /// `cache_miss`, at most once per channel per 10 s across the cluster.
+    pub(crate) async fn cache_miss(&self, app: &App, channel: &ChannelName) {
+        if !app.wants_webhook(WebhookKind::CacheMiss) {
+            return;
+        }
+        let key = format!("cache-miss:{channel}");
+        match self
+            .0
+            .backplane
+            .mark(&app.id, &key, Duration::from_secs(10))
+            .await
+        {
+            Ok(true) => {
+                self.webhook(
+                    app,
+                    WebhookEvent::CacheMiss {
+                        channel: channel.to_string(),
+                    },
+                )
+                .await
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(app = %app.id, error = %e, "cache_miss webhook not de-duplicated; dropped")
+            }
+        }
+    }
+
+    /// Marks `key`, waits the debounce, and queues `event` if the marker is still there (no
+    /// re-join took it) and `still_true` holds on the cluster state.
+    async fn debounce<F, Fut>(
+        &self,
+        app: &Arc<App>,
+        key: String,
+        event: WebhookEvent,
+        still_true: F,
+    ) where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool> + Send,
+    {
+        let delay = self.0.config.webhook_debounce;
+        // The marker outlives the delay so the check, not the expiry, decides.
+        if let Err(e) = self
+            .0
+            .backplane
+            .mark(&app.id, &key, delay * 3 + Duration::from_secs(1))
+            .await
+        {
+            tracing::warn!(app = %app.id, error = %e, "webhook debounce marker not set");
+            return;
+        }
+        let (hub, app) = (self.clone(), app.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if hub.unmark(&app, &key).await && still_true().await {
+                hub.webhook(&app, event).await;
+            }
+        });
+    }
+
+    async fn unmark(&self, app: &App, key: &str) -> bool {
+        match self.0.backplane.unmark(&app.id, key).await {
+            Ok(was_set) => was_set,
+            Err(e) => {
+                tracing::warn!(app = %app.id, error = %e, "webhook debounce marker not read");
+                false
+            }
+        }
+    }
+
     /// Announces what reaping a dead node changed, as the dead node would have.
     async fn announce_reaped(&self, app: &str, event: Reaped) {
         let Some(app) = self.0.apps.by_id(app).cloned() else {
@@ -370,6 +554,7 @@ impl Hub {
         };
         match event {
             Reaped::MemberRemoved { channel, left } => {
+                self.member_removed(&app, &channel, &left.user).await;
                 self.relay(
                     &app.id,
                     member_removed(channel, &left, None),
@@ -377,9 +562,11 @@ impl Hub {
                 )
                 .await;
             }
-            Reaped::Vacated { channel } | Reaped::Unsubscribed { channel } => {
+            Reaped::Vacated { channel } => {
+                self.vacated(&app, &channel).await;
                 self.count_changed(&app, &channel);
             }
+            Reaped::Unsubscribed { channel } => self.count_changed(&app, &channel),
             Reaped::Offline { user } => self.announce_online(&app, user, false).await,
         }
     }
@@ -533,7 +720,7 @@ impl Hub {
 
     /// The channel's subscription count changed: schedule a `subscription_count` event,
     /// coalesced to at most one per channel per second carrying the latest count.
-    pub(crate) fn count_changed(&self, app: &App, channel: &ChannelName) {
+    pub(crate) fn count_changed(&self, app: &Arc<App>, channel: &ChannelName) {
         if !app.features.subscription_count
             || channel.kind() == ChannelKind::Presence
             || channel.kind() == ChannelKind::ServerToUser
@@ -555,6 +742,7 @@ impl Hub {
         };
         let hub = self.clone();
         let app_id = app.id.clone();
+        let app = app.clone();
         let channel = channel.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -577,8 +765,13 @@ impl Hub {
                 Ok(0) => {}
                 Ok(n) => {
                     let frame = Bytes::from(encode::subscription_count(channel.as_str(), n));
+                    let event = WebhookEvent::SubscriptionCount {
+                        channel: channel.to_string(),
+                        subscription_count: n,
+                    };
                     let env = Envelope::new(channel, frame, None);
                     hub.relay(&app_id, env, "subscription_count").await;
+                    hub.webhook(&app, event).await;
                 }
                 Err(e) => {
                     tracing::warn!(app = %app_id, error = %e, "subscription_count not computed")

@@ -11,9 +11,11 @@ pub mod conn;
 pub mod hub;
 pub mod rate;
 pub mod session;
+pub mod webhook;
 
 pub use app::{App, AppFeatures, Apps, WebhookEndpoint};
 pub use backplane::{Backplane, BackplaneError, MemoryBackplane};
 pub use conn::{CloseReason, ConnHandle, Outbox, Outgoing};
 pub use hub::{Hub, HubConfig};
 pub use session::Session;
+pub use webhook::{MemoryWebhookQueue, WebhookQueue};

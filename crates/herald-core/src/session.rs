@@ -9,6 +9,7 @@ use bytes::Bytes;
 use herald_protocol::event::{encode, valid_client_event_name};
 use herald_protocol::signature::{channel_auth_payload, signin_payload, verify_auth};
 use herald_protocol::user::{parse_channel_data, parse_user_data};
+use herald_protocol::webhook::WebhookEvent;
 use herald_protocol::{
     ChannelKind, ChannelName, ClientEvent, ErrorCode, ProtocolError, SocketId,
     SubscriptionErrorKind as SubErr, UserId,
@@ -17,7 +18,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::App;
-use crate::backplane::{BackplaneError, Envelope, Joined, Member};
+use crate::backplane::{BackplaneError, Envelope, Joined, Member, Occupancy};
 use crate::conn::{CloseReason, ConnHandle, Outbox};
 use crate::hub::{Hub, member_removed};
 use crate::rate::RateWindow;
@@ -331,13 +332,16 @@ impl Session {
         let app = self.app.clone();
         let hub = self.hub.clone();
         hub.add_pending(&app.id, &channel, &self.conn);
-        let joined = match self.join_backplane(&channel, member.as_ref()).await {
+        let (occupancy, joined) = match self.join_backplane(&channel, member.as_ref()).await {
             Ok(joined) => joined,
             Err(e) => {
                 hub.remove_subscriber(&app.id, &channel, self.socket_id());
                 return Err(e);
             }
         };
+        if occupancy.transition {
+            hub.occupied(&app, &channel).await;
+        }
         let presence_user = member.as_ref().map(|m| m.user_id.clone());
         self.subscriptions
             .insert(channel.clone(), Subscription { presence_user });
@@ -372,6 +376,7 @@ impl Session {
                 version: Some(j.version),
             };
             hub.relay(&app.id, env, "member_added").await;
+            hub.member_added(&app, &channel, &member.user_id).await;
         }
         hub.count_changed(&app, &channel);
         Ok(())
@@ -383,14 +388,15 @@ impl Session {
         &self,
         channel: &ChannelName,
         member: Option<&Member>,
-    ) -> Result<Option<Admitted>, ProtocolError> {
+    ) -> Result<(Occupancy, Option<Admitted>), ProtocolError> {
         let app = &self.app;
         let bp = self.hub.backplane();
-        bp.subscribe(&app.id, channel, self.socket_id())
+        let occupancy = bp
+            .subscribe(&app.id, channel, self.socket_id())
             .await
             .map_err(|e| server_error(channel, e))?;
         let Some(member) = member else {
-            return Ok(None);
+            return Ok((occupancy, None));
         };
         let undo = || async {
             if let Err(e) = bp.unsubscribe(&app.id, channel, self.socket_id()).await {
@@ -411,11 +417,14 @@ impl Session {
                 new_user,
                 members,
                 version,
-            }) => Ok(Some(Admitted {
-                new_user,
-                members,
-                version,
-            })),
+            }) => Ok((
+                occupancy,
+                Some(Admitted {
+                    new_user,
+                    members,
+                    version,
+                }),
+            )),
             Ok(Joined::Full) => {
                 undo().await;
                 Err(ProtocolError::subscription(
@@ -459,7 +468,10 @@ impl Session {
             Ok(Some(cached)) => {
                 self.conn.send(cached.frame);
             }
-            Ok(None) => self.send(encode::cache_miss(channel.as_str())),
+            Ok(None) => {
+                self.send(encode::cache_miss(channel.as_str()));
+                self.hub.cache_miss(&self.app, channel).await;
+            }
             Err(e) => tracing::warn!(channel = %channel, error = %e, "cache not read"),
         }
     }
@@ -478,6 +490,7 @@ impl Session {
         if sub.presence_user.is_some() {
             match bp.presence_leave(&app.id, channel, self.socket_id()).await {
                 Ok(Some(left)) => {
+                    hub.member_removed(&app, channel, &left.user).await;
                     let env =
                         member_removed(channel.clone(), &left, Some(self.socket_id().clone()));
                     hub.relay(&app.id, env, "member_removed").await;
@@ -487,7 +500,12 @@ impl Session {
             }
         }
         match bp.unsubscribe(&app.id, channel, self.socket_id()).await {
-            Ok(_) => hub.count_changed(&app, channel),
+            Ok(occupancy) => {
+                if occupancy.transition {
+                    hub.vacated(&app, channel).await;
+                }
+                hub.count_changed(&app, channel);
+            }
             Err(e) => {
                 tracing::warn!(channel = %channel, error = %e, "unsubscribe failed on the backplane")
             }
@@ -549,6 +567,14 @@ impl Session {
                 "Client event could not be delivered, try again",
             ));
         }
+        let event = WebhookEvent::ClientEvent {
+            channel: channel.to_owned(),
+            event: event.to_owned(),
+            data: data.get().to_owned(),
+            socket_id: self.socket_id().to_string(),
+            user_id: user_id.map(str::to_owned),
+        };
+        self.hub.webhook(&self.app, event).await;
         Ok(())
     }
 

@@ -41,9 +41,36 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
             });
             json(StatusCode::OK, body.to_string())
         }
+        "/webhooks/dead-letters" => dead_letters(&state).await,
         _ => json_error(
             StatusCode::NOT_FOUND,
-            "Not found: try /metrics, /health, /ready or /usage",
+            "Not found: try /metrics, /health, /ready, /usage or /webhooks/dead-letters",
+        ),
+    }
+}
+
+/// The most recent webhook deliveries given up on (operators inspect, then fix the endpoint).
+async fn dead_letters(state: &State) -> Response<Body> {
+    match state.hub.webhooks().dead_letters(1000).await {
+        Ok(letters) => {
+            let items: Vec<serde_json::Value> = letters
+                .iter()
+                .map(|d| {
+                    json!({
+                        "id": d.entry.id,
+                        "app": d.entry.app,
+                        "url": d.url,
+                        "reason": d.reason,
+                        "time_ms": d.entry.time_ms,
+                        "event": serde_json::from_str::<serde_json::Value>(&d.entry.event.to_json()).unwrap_or_default(),
+                    })
+                })
+                .collect();
+            json(StatusCode::OK, json!({ "dead_letters": items }).to_string())
+        }
+        Err(e) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("dead letters unavailable: {e}"),
         ),
     }
 }

@@ -56,6 +56,8 @@ pub struct Config {
     pub p_compat_errors: bool,
     pub tls: Option<TlsFiles>,
     pub apps: Apps,
+    pub webhooks: crate::webhook::WebhookConfig,
+    pub webhook_debounce: Duration,
     /// True when no app was configured and the development app is in use.
     pub dev_app: bool,
     /// `HERALD_…` environment variables that are not configuration keys (logged as warnings).
@@ -114,6 +116,18 @@ struct RawConfig {
     p_compat_errors: bool,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    #[serde(default = "d250")]
+    webhook_batch_ms: u64,
+    #[serde(default = "d20")]
+    webhook_batch_size: usize,
+    #[serde(default = "d10")]
+    webhook_timeout_secs: u64,
+    #[serde(default = "d1000")]
+    webhook_retry_first_ms: u64,
+    #[serde(default = "d300")]
+    webhook_retry_budget_secs: u64,
+    #[serde(default = "d3000")]
+    webhook_debounce_ms: u64,
     /// Slanger's `--webhook-url`: one endpoint for every event kind of the environment app.
     webhook_url: Option<String>,
     /// A single app from the environment (12-factor): `HERALD_APP_ID`, `_KEY`, `_SECRET`.
@@ -196,6 +210,21 @@ fn default_bind() -> String {
 fn default_metrics_bind() -> String {
     "0.0.0.0:9601".into()
 }
+fn d20() -> usize {
+    20
+}
+fn d250() -> u64 {
+    250
+}
+fn d300() -> u64 {
+    300
+}
+fn d1000() -> u64 {
+    1000
+}
+fn d3000() -> u64 {
+    3000
+}
 fn default_prefix() -> String {
     "herald".into()
 }
@@ -259,7 +288,13 @@ pub struct Sources<'a> {
 }
 
 /// Top-level keys that may come from `HERALD_{KEY}` environment variables.
-const ENV_KEYS: [&str; 26] = [
+const ENV_KEYS: [&str; 32] = [
+    "webhook_batch_ms",
+    "webhook_batch_size",
+    "webhook_timeout_secs",
+    "webhook_retry_first_ms",
+    "webhook_retry_budget_secs",
+    "webhook_debounce_ms",
     "redis_prefix",
     "heartbeat_interval_secs",
     "node_timeout_secs",
@@ -521,6 +556,27 @@ impl TryFrom<RawConfig> for Config {
             strict_protocol: raw.strict_protocol,
             p_compat_errors: raw.p_compat_errors,
             tls,
+            webhooks: crate::webhook::WebhookConfig {
+                batch_window: Duration::from_millis(positive(
+                    "webhook_batch_ms",
+                    raw.webhook_batch_ms,
+                )?),
+                batch_size: positive("webhook_batch_size", raw.webhook_batch_size)?,
+                timeout: Duration::from_secs(positive(
+                    "webhook_timeout_secs",
+                    raw.webhook_timeout_secs,
+                )?),
+                first_backoff: Duration::from_millis(positive(
+                    "webhook_retry_first_ms",
+                    raw.webhook_retry_first_ms,
+                )?),
+                max_backoff: Duration::from_secs(60),
+                retry_budget: Duration::from_secs(positive(
+                    "webhook_retry_budget_secs",
+                    raw.webhook_retry_budget_secs,
+                )?),
+            },
+            webhook_debounce: Duration::from_millis(raw.webhook_debounce_ms),
             apps,
             dev_app,
             ignored_env: Vec::new(),

@@ -11,6 +11,7 @@ pub mod http;
 pub mod http_api;
 pub mod metrics;
 pub mod tls;
+pub mod webhook;
 pub mod ws;
 
 use std::future::Future;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::hub::HubConfig;
-use herald_core::{CloseReason, Hub, MemoryBackplane};
+use herald_core::{CloseReason, Hub, MemoryBackplane, MemoryWebhookQueue, WebhookQueue};
 use herald_protocol::ErrorCode;
 use herald_redis::{RedisBackplane, RedisConfig};
 use hyper::service::service_fn;
@@ -37,7 +38,7 @@ pub struct State {
     /// The public listener's TLS acceptor when `tls_cert`/`tls_key` are set.
     pub tls: Option<TlsAcceptor>,
     pub config: Config,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Listeners bound by the caller (tests bind port 0).
@@ -66,11 +67,16 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
         strict_protocol: config.strict_protocol,
         max_node_connections: config.max_connections,
         p_compat_errors: config.p_compat_errors,
+        webhook_debounce: config.webhook_debounce,
     };
+    // Webhook events are queued in this process: a node that dies loses what it had not
+    // delivered yet. The Redis stream queue (issue #5) lifts that.
+    let webhooks: Arc<dyn WebhookQueue> = Arc::new(MemoryWebhookQueue::default());
     let hub = match &config.redis_url {
         None => Hub::new(
             config.apps.clone(),
             Arc::new(MemoryBackplane::new()),
+            webhooks,
             hub_config,
         ),
         Some(url) => {
@@ -83,7 +89,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
             };
             let (backplane, inbound) =
                 RedisBackplane::start(redis).map_err(StartError::Backplane)?;
-            let hub = Hub::new(config.apps.clone(), backplane, hub_config);
+            let hub = Hub::new(config.apps.clone(), backplane, webhooks, hub_config);
             hub.spawn_inbound(inbound);
             hub
         }
@@ -92,7 +98,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
         hub,
         tls,
         config,
-        metrics: Metrics::new(),
+        metrics: Arc::new(Metrics::new()),
     }))
 }
 
@@ -122,6 +128,12 @@ pub async fn run(
         let api = accept(state.clone(), api, Some(Role::Api), None, stop_rx.clone());
         tasks.push(tokio::spawn(api));
     }
+    webhook::spawn(
+        state.config.apps.clone(),
+        state.hub.webhooks().clone(),
+        state.config.webhooks.clone(),
+        state.metrics.clone(),
+    );
     let admin = tokio::spawn(accept(
         state.clone(),
         listeners.admin,

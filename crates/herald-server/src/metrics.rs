@@ -22,6 +22,8 @@ pub struct Metrics {
     api_events: IntCounterVec,
     http_requests: IntCounterVec,
     http_latency: HistogramVec,
+    webhooks: IntCounterVec,
+    webhook_latency: prometheus::Histogram,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -62,6 +64,18 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(http_latency.clone()))
+            .expect("unique metric");
+        let webhook_latency = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "herald_webhook_delivery_seconds",
+                "Time from a webhook event to its successful delivery",
+            )
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(webhook_latency.clone()))
             .expect("unique metric");
         Metrics {
             opened: counter(
@@ -106,6 +120,13 @@ impl Metrics {
                 "HTTP API requests by endpoint and status",
                 &["endpoint", "status"],
             ),
+            webhooks: counter(
+                &r,
+                "herald_webhook_events_total",
+                "Webhook events by outcome: queued, delivered, retried, dead_lettered (per endpoint)",
+                &["app", "outcome"],
+            ),
+            webhook_latency,
             registry: r,
             connections,
             node_connections,
@@ -143,6 +164,16 @@ impl Metrics {
         self.http_latency
             .with_label_values(&[endpoint])
             .observe(took.as_secs_f64());
+    }
+
+    pub fn webhook(&self, app: &str, outcome: &str, events: usize) {
+        self.webhooks
+            .with_label_values(&[app, outcome])
+            .inc_by(events as u64);
+    }
+
+    pub fn webhook_latency(&self, ms: u64) {
+        self.webhook_latency.observe(ms as f64 / 1000.0);
     }
 
     /// The text exposition, with gauges read from the hub at scrape time.

@@ -14,3 +14,4 @@ mod connection;
 mod http_api;
 mod tls;
 mod users;
+mod webhooks;

@@ -1,0 +1,131 @@
+//! Webhook events leave the node through a `WebhookQueue`: the hub decides *what* happened
+//! (from the backplane's atomic transitions, so once per cluster) and queues it; a dispatcher
+//! (in the server) takes entries, delivers them to the app's endpoints and acknowledges them.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use herald_protocol::webhook::WebhookEvent;
+use tokio::sync::{Notify, mpsc};
+
+use crate::backplane::BackplaneError;
+
+/// A queued event, as the dispatcher sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedWebhook {
+    pub id: String,
+    pub app: String,
+    pub event: WebhookEvent,
+    /// When the event happened (ms since the epoch): the body's `time_ms`.
+    pub time_ms: u64,
+}
+
+/// An entry given up on after the retry budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub entry: QueuedWebhook,
+    pub url: String,
+    pub reason: String,
+}
+
+/// Durable (Redis stream) or in-memory queue of decided webhook events.
+///
+/// Guarantees: an event pushed is handed out by `take` until a dispatcher `ack`s it (at least
+/// once). Entries taken by a dispatcher that stops without acknowledging are handed out again
+/// (Redis: after they sat idle long enough to be reclaimed).
+#[async_trait]
+pub trait WebhookQueue: Send + Sync + 'static {
+    async fn push(&self, app: &str, event: &WebhookEvent) -> Result<(), BackplaneError>;
+    /// Up to `max` entries, waiting up to `wait` when there are none.
+    async fn take(&self, max: usize, wait: Duration) -> Result<Vec<QueuedWebhook>, BackplaneError>;
+    async fn ack(&self, ids: &[String]) -> Result<(), BackplaneError>;
+    async fn dead_letter(&self, letter: DeadLetter) -> Result<(), BackplaneError>;
+    /// The most recent dead letters, newest last.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BackplaneError>;
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The single-node queue: entries live in process memory (lost if the process dies, which is
+/// the price of running without Redis); same delivery policy as the Redis stream.
+pub struct MemoryWebhookQueue {
+    tx: mpsc::UnboundedSender<QueuedWebhook>,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<QueuedWebhook>>,
+    next: AtomicU64,
+    dead: Mutex<VecDeque<DeadLetter>>,
+    woken: Notify,
+}
+
+/// Dead letters kept in memory.
+const DEAD_LETTERS_KEPT: usize = 1000;
+
+impl Default for MemoryWebhookQueue {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        MemoryWebhookQueue {
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            next: AtomicU64::new(1),
+            dead: Mutex::new(VecDeque::new()),
+            woken: Notify::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl WebhookQueue for MemoryWebhookQueue {
+    async fn push(&self, app: &str, event: &WebhookEvent) -> Result<(), BackplaneError> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed).to_string();
+        let entry = QueuedWebhook {
+            id,
+            app: app.to_owned(),
+            event: event.clone(),
+            time_ms: now_ms(),
+        };
+        let _ = self.tx.send(entry);
+        self.woken.notify_one();
+        Ok(())
+    }
+
+    async fn take(&self, max: usize, wait: Duration) -> Result<Vec<QueuedWebhook>, BackplaneError> {
+        let mut rx = self.rx.lock().await;
+        let mut out = Vec::new();
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(first)) => out.push(first),
+            _ => return Ok(out),
+        }
+        while out.len() < max {
+            match rx.try_recv() {
+                Ok(e) => out.push(e),
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, _: &[String]) -> Result<(), BackplaneError> {
+        // Taken entries are owned by the dispatcher until delivered or dead-lettered.
+        Ok(())
+    }
+
+    async fn dead_letter(&self, letter: DeadLetter) -> Result<(), BackplaneError> {
+        let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        if dead.len() >= DEAD_LETTERS_KEPT {
+            dead.pop_front();
+        }
+        dead.push_back(letter);
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BackplaneError> {
+        let dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(dead.iter().rev().take(limit).rev().cloned().collect())
+    }
+}

@@ -1,0 +1,417 @@
+//! Webhooks: every kind, signed, batched, debounced, retried, dead-lettered (PROTOCOL.md §7).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::support::*;
+
+/// One webhook request as received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub content_type: String,
+    pub key: String,
+    pub signature: String,
+    pub extra: Option<String>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        self.json()["events"].as_array().unwrap().clone()
+    }
+}
+
+/// A real HTTP receiver on a free port that records requests and can fail the first N.
+pub struct Receiver {
+    pub url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    arrived: Arc<Notify>,
+    failures_left: Arc<AtomicUsize>,
+    pub attempts: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    pub async fn start(fail_first: usize) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/webhook", listener.local_addr().unwrap());
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let arrived = Arc::new(Notify::new());
+        let failures_left = Arc::new(AtomicUsize::new(fail_first));
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let (g, a, f, n) = (
+            got.clone(),
+            arrived.clone(),
+            failures_left.clone(),
+            attempts.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (g, a, f, n) = (g.clone(), a.clone(), f.clone(), n.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (g, a, f, n) = (g.clone(), a.clone(), f.clone(), n.clone());
+                        async move {
+                            n.fetch_add(1, Ordering::SeqCst);
+                            let h = |name: &str| {
+                                req.headers()
+                                    .get(name)
+                                    .map(|v| v.to_str().unwrap().to_owned())
+                            };
+                            let (content_type, key, signature, extra) = (
+                                h("content-type").unwrap_or_default(),
+                                h("x-pusher-key").unwrap_or_default(),
+                                h("x-pusher-signature").unwrap_or_default(),
+                                h("x-extra"),
+                            );
+                            let body = String::from_utf8(
+                                req.into_body().collect().await.unwrap().to_bytes().to_vec(),
+                            )
+                            .unwrap();
+                            if f.load(Ordering::SeqCst) > 0 {
+                                f.fetch_sub(1, Ordering::SeqCst);
+                                let mut res =
+                                    Response::new(Full::new(Bytes::from_static(b"try later")));
+                                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                                return Ok::<_, std::convert::Infallible>(res);
+                            }
+                            g.lock().unwrap().push(Received {
+                                content_type,
+                                key,
+                                signature,
+                                extra,
+                                body,
+                            });
+                            a.notify_waiters();
+                            Ok(Response::new(Full::new(Bytes::new())))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            url,
+            got,
+            arrived,
+            failures_left,
+            attempts,
+        }
+    }
+
+    /// Every event received so far, in order.
+    pub fn events(&self) -> Vec<Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(Received::events)
+            .collect()
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 10 s) until at least `n` events arrived; returns them all.
+    pub async fn wait_events(&self, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let notified = self.arrived.notified();
+            let events = self.events();
+            if events.len() >= n {
+                return events;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "only {} of {n} webhook events arrived: {events:?}",
+                events.len()
+            );
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), notified).await;
+        }
+    }
+
+    pub fn failures_left(&self) -> usize {
+        self.failures_left.load(Ordering::SeqCst)
+    }
+}
+
+/// Node settings for webhook tests: short batches and debounce, fast retries.
+pub fn webhook_toml(url: &str, extra_app: &str) -> String {
+    format!(
+        "webhook_batch_ms = 50\nwebhook_debounce_ms = 300\nwebhook_retry_first_ms = 100\nwebhook_retry_budget_secs = 1\n\
+[[apps]]\nid = \"app-1\"\nkey = \"app-key\"\nsecret = \"app-secret\"\nclient_events = true\n{extra_app}\n\
+[[apps.webhooks]]\nurl = \"{url}\"\nheaders = {{ \"X-Extra\" = \"yes\" }}\n"
+    )
+}
+
+fn names(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["name"].as_str().unwrap(),
+                e["channel"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn requests_are_signed_with_exact_headers_and_body() {
+    let rx = Receiver::start(0).await;
+    let server = TestServer::with_config(&webhook_toml(&rx.url, "")).await;
+    let mut c = server.connect().await;
+    c.subscribe("news").await;
+    rx.wait_events(1).await;
+    let r = &rx.requests()[0];
+    assert_eq!(r.content_type, "application/json");
+    assert_eq!(r.key, KEY);
+    assert_eq!(r.extra.as_deref(), Some("yes"));
+    let secret = herald_protocol::Secret::new(SECRET);
+    assert!(
+        herald_protocol::signature::verify(&secret, r.body.as_bytes(), &r.signature),
+        "signature of {}",
+        r.body
+    );
+    let body = r.json();
+    assert!(body["time_ms"].as_u64().unwrap() > 1_600_000_000_000);
+    assert_eq!(
+        body["events"],
+        json!([{"name": "channel_occupied", "channel": "news"}])
+    );
+}
+
+#[tokio::test]
+async fn occupied_then_vacated_after_the_debounce() {
+    let rx = Receiver::start(0).await;
+    let server = TestServer::with_config(&webhook_toml(&rx.url, "")).await;
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    a.subscribe("room").await;
+    b.subscribe("room").await;
+    a.close().await;
+    b.close().await;
+    let events = rx.wait_events(2).await;
+    assert_eq!(
+        names(&events),
+        ["channel_occupied:room", "channel_vacated:room"]
+    );
+}
+
+#[tokio::test]
+async fn a_rejoin_within_the_debounce_suppresses_both_webhooks() {
+    let rx = Receiver::start(0).await;
+    let server = TestServer::with_config(&webhook_toml(&rx.url, "")).await;
+    let mut a = server.connect().await;
+    a.subscribe_signed("presence-r", Some(r#"{"user_id":"u1"}"#))
+        .await;
+    rx.wait_events(2).await;
+    a.close().await;
+    let mut again = server.connect().await;
+    again
+        .subscribe_signed("presence-r", Some(r#"{"user_id":"u1"}"#))
+        .await;
+    // Past the debounce: a marker event proves the queue moved on without the removal.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut marker = server.connect().await;
+    marker.subscribe("marker").await;
+    let events = rx.wait_events(3).await;
+    assert_eq!(
+        names(&events),
+        [
+            "channel_occupied:presence-r",
+            "member_added:presence-r",
+            "channel_occupied:marker"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn member_and_client_events_carry_their_fields() {
+    let rx = Receiver::start(0).await;
+    let server = TestServer::with_config(&webhook_toml(&rx.url, "")).await;
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    a.subscribe_signed("presence-p", Some(r#"{"user_id":"ann"}"#))
+        .await;
+    b.subscribe_signed("presence-p", Some(r#"{"user_id":"bob"}"#))
+        .await;
+    a.send(json!({"event": "client-x", "channel": "presence-p", "data": {"k": 1}}))
+        .await;
+    b.close().await;
+    let events = rx.wait_events(5).await;
+    assert_eq!(
+        events[1],
+        json!({"name": "member_added", "channel": "presence-p", "user_id": "ann"})
+    );
+    assert_eq!(
+        events[2],
+        json!({"name": "member_added", "channel": "presence-p", "user_id": "bob"})
+    );
+    assert_eq!(
+        events[3],
+        json!({"name": "client_event", "channel": "presence-p", "event": "client-x", "data": "{\"k\":1}", "socket_id": a.socket_id, "user_id": "ann"})
+    );
+    assert_eq!(
+        events[4],
+        json!({"name": "member_removed", "channel": "presence-p", "user_id": "bob"})
+    );
+}
+
+#[tokio::test]
+async fn cache_miss_is_sent_once_per_window_and_server_to_user_never() {
+    let rx = Receiver::start(0).await;
+    let server = TestServer::with_config(&webhook_toml(&rx.url, "")).await;
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    a.subscribe("cache-x").await;
+    b.subscribe("cache-x").await;
+    b.signin(r#"{"id":"u"}"#).await;
+    b.subscribe("#server-to-user-u").await;
+    let mut marker = server.connect().await;
+    marker.subscribe("marker").await;
+    let events = rx.wait_events(3).await;
+    assert_eq!(
+        names(&events),
+        [
+            "channel_occupied:cache-x",
+            "cache_miss:cache-x",
+            "channel_occupied:marker"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn events_are_batched_and_filtered_per_endpoint() {
+    let all = Receiver::start(0).await;
+    let presence_only = Receiver::start(0).await;
+    let extra = format!(
+        "\n[[apps.webhooks]]\nurl = \"{}\"\nevent_types = [\"member_added\"]\nfilter = {{ prefix = \"presence-\" }}\n",
+        presence_only.url
+    );
+    let toml = webhook_toml(&all.url, "")
+        .replace("webhook_batch_ms = 50", "webhook_batch_ms = 300")
+        + &extra;
+    let server = TestServer::with_config(&toml).await;
+    let mut c = server.connect().await;
+    for ch in ["a", "b", "c"] {
+        c.subscribe(ch).await;
+    }
+    c.subscribe_signed("presence-z", Some(r#"{"user_id":"z"}"#))
+        .await;
+    let events = all.wait_events(5).await;
+    assert_eq!(events.len(), 5);
+    assert_eq!(all.requests().len(), 1, "one batch within the window");
+    let filtered = presence_only.wait_events(1).await;
+    assert_eq!(
+        filtered,
+        vec![json!({"name": "member_added", "channel": "presence-z", "user_id": "z"})]
+    );
+    let secret = herald_protocol::Secret::new(SECRET);
+    for r in all.requests().iter().chain(presence_only.requests().iter()) {
+        assert!(herald_protocol::signature::verify(
+            &secret,
+            r.body.as_bytes(),
+            &r.signature
+        ));
+    }
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_then_dead_lettered() {
+    let flaky = Receiver::start(2).await;
+    let server = TestServer::with_config(&webhook_toml(&flaky.url, "")).await;
+    let mut c = server.connect().await;
+    c.subscribe("retry-me").await;
+    assert_eq!(flaky.wait_events(1).await.len(), 1);
+    assert_eq!(flaky.failures_left(), 0);
+    assert_eq!(flaky.attempts.load(Ordering::SeqCst), 3);
+
+    let down = Receiver::start(usize::MAX).await;
+    let server = TestServer::with_config(&webhook_toml(&down.url, "")).await;
+    let mut c = server.connect().await;
+    c.subscribe("lost").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = raw_http(server.admin, "GET", "/webhooks/dead-letters", "").await;
+        let letters = r.body["dead_letters"].as_array().unwrap().clone();
+        if !letters.is_empty() {
+            assert_eq!(
+                letters[0]["event"],
+                json!({"name": "channel_occupied", "channel": "lost"})
+            );
+            assert_eq!(letters[0]["url"], down.url.as_str());
+            assert!(letters[0]["reason"].as_str().unwrap().contains("500"));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(down.attempts.load(Ordering::SeqCst) >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_decides_each_transition_once() {
+    let rx = Receiver::start(0).await;
+    let redis = herald_redis::test_support::RedisServer::start();
+    let toml = cluster_toml(&redis.url(), &webhook_toml(&rx.url, ""));
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(TestServer::with_config(&toml).await);
+    }
+    for n in &nodes {
+        n.wait_ready(true).await;
+    }
+    let mut clients = Vec::new();
+    for n in &nodes {
+        clients.push(n.connect().await);
+    }
+    let joins = clients
+        .iter_mut()
+        .map(|c| c.subscribe_signed("presence-once", Some(r#"{"user_id":"same"}"#)));
+    futures_util::future::join_all(joins).await;
+    for c in clients.drain(..) {
+        c.close().await;
+    }
+    let mut marker = nodes[0].connect().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    marker.subscribe("marker").await;
+    let events = rx.wait_events(5).await;
+    // Each node queues what it decided, so across nodes only the set is fixed, not the order.
+    let mut got = names(&events);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "channel_occupied:marker",
+            "channel_occupied:presence-once",
+            "channel_vacated:presence-once",
+            "member_added:presence-once",
+            "member_removed:presence-once"
+        ]
+    );
+}
