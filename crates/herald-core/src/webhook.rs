@@ -129,3 +129,77 @@ impl WebhookQueue for MemoryWebhookQueue {
         Ok(dead.iter().rev().take(limit).rev().cloned().collect())
     }
 }
+
+/// Behaviour every `WebhookQueue` must show; run on memory here and on Redis in herald-redis.
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance {
+    #![allow(clippy::unwrap_used)] // Test code: a panic is how a check reports failure.
+
+    use super::*;
+
+    fn occupied(channel: &str) -> WebhookEvent {
+        WebhookEvent::ChannelOccupied {
+            channel: channel.into(),
+        }
+    }
+
+    pub async fn run_all(q: &dyn WebhookQueue) {
+        hands_out_pushed_entries_in_order(q).await;
+        take_returns_empty_after_waiting(q).await;
+        keeps_dead_letters_newest_last(q).await;
+    }
+
+    pub async fn hands_out_pushed_entries_in_order(q: &dyn WebhookQueue) {
+        for ch in ["a", "b", "c"] {
+            q.push("app-1", &occupied(ch)).await.unwrap();
+        }
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while got.len() < 3 && tokio::time::Instant::now() < deadline {
+            got.extend(q.take(10, Duration::from_millis(200)).await.unwrap());
+        }
+        let channels: Vec<&str> = got.iter().map(|e| e.event.channel()).collect();
+        assert_eq!(channels, ["a", "b", "c"]);
+        assert!(got.iter().all(|e| e.app == "app-1" && e.time_ms > 0));
+        let ids: Vec<String> = got.iter().map(|e| e.id.clone()).collect();
+        q.ack(&ids).await.unwrap();
+    }
+
+    pub async fn take_returns_empty_after_waiting(q: &dyn WebhookQueue) {
+        assert!(
+            q.take(10, Duration::from_millis(100))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    pub async fn keeps_dead_letters_newest_last(q: &dyn WebhookQueue) {
+        for ch in ["x", "y"] {
+            let entry = QueuedWebhook {
+                id: format!("id-{ch}"),
+                app: "app-1".into(),
+                event: occupied(ch),
+                time_ms: 1,
+            };
+            let letter = DeadLetter {
+                entry,
+                url: "http://h/w".into(),
+                reason: "answered 500".into(),
+            };
+            q.dead_letter(letter).await.unwrap();
+        }
+        let letters = q.dead_letters(10).await.unwrap();
+        let channels: Vec<&str> = letters.iter().map(|d| d.entry.event.channel()).collect();
+        assert_eq!(channels, ["x", "y"]);
+        assert_eq!(letters[1].entry.id, "id-y");
+        assert_eq!(letters[1].reason, "answered 500");
+        assert_eq!(q.dead_letters(1).await.unwrap().len(), 1);
+    }
+
+    #[cfg(test)]
+    #[tokio::test]
+    async fn memory_queue_conforms() {
+        run_all(&MemoryWebhookQueue::default()).await;
+    }
+}

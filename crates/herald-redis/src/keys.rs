@@ -71,6 +71,15 @@ impl Keys {
         format!("{}:nodes", self.prefix)
     }
 
+    /// The webhook stream (global: entries of every app) and its dead-letter stream.
+    pub fn webhooks(&self) -> String {
+        format!("{}:webhooks", self.prefix)
+    }
+
+    pub fn webhooks_dead(&self) -> String {
+        format!("{}:webhooks:dead", self.prefix)
+    }
+
     /// Reaping lock for a dead node.
     pub fn reap_lock(&self, node: &str) -> String {
         format!("{}:reap:{node}", self.prefix)

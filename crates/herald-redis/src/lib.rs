@@ -12,6 +12,7 @@ mod liveness;
 mod scripts;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod webhooks;
 mod wire;
 
 use std::collections::HashMap;
@@ -118,6 +119,14 @@ impl RedisBackplane {
         tokio::spawn(listener::run(inner.clone(), listen_rx));
         tokio::spawn(liveness::run(inner.clone()));
         Ok((Arc::new(RedisBackplane { inner }), inbound_rx))
+    }
+
+    /// The cluster's webhook queue (a Redis stream with a consumer group), delivered by any node.
+    pub fn webhook_queue(&self) -> Arc<dyn herald_core::WebhookQueue> {
+        Arc::new(webhooks::RedisWebhookQueue {
+            inner: self.inner.clone(),
+            last_reclaim: std::sync::Mutex::new(None),
+        })
     }
 
     /// This node's id in the cluster.

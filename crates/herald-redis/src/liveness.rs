@@ -11,7 +11,7 @@ use herald_protocol::{ChannelName, UserId};
 
 use crate::{Contribution, Inner, err};
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

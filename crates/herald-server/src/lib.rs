@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::hub::HubConfig;
-use herald_core::{CloseReason, Hub, MemoryBackplane, MemoryWebhookQueue, WebhookQueue};
+use herald_core::{CloseReason, Hub, MemoryBackplane, MemoryWebhookQueue};
 use herald_protocol::ErrorCode;
 use herald_redis::{RedisBackplane, RedisConfig};
 use hyper::service::service_fn;
@@ -69,14 +69,13 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
         p_compat_errors: config.p_compat_errors,
         webhook_debounce: config.webhook_debounce,
     };
-    // Webhook events are queued in this process: a node that dies loses what it had not
-    // delivered yet. The Redis stream queue (issue #5) lifts that.
-    let webhooks: Arc<dyn WebhookQueue> = Arc::new(MemoryWebhookQueue::default());
+    // Webhook events wait in process memory on a single node (lost if it dies) and in a Redis
+    // stream on a cluster (any node delivers them).
     let hub = match &config.redis_url {
         None => Hub::new(
             config.apps.clone(),
             Arc::new(MemoryBackplane::new()),
-            webhooks,
+            Arc::new(MemoryWebhookQueue::default()),
             hub_config,
         ),
         Some(url) => {
@@ -89,6 +88,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
             };
             let (backplane, inbound) =
                 RedisBackplane::start(redis).map_err(StartError::Backplane)?;
+            let webhooks = backplane.webhook_queue();
             let hub = Hub::new(config.apps.clone(), backplane, webhooks, hub_config);
             hub.spawn_inbound(inbound);
             hub

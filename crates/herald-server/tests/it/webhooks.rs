@@ -150,6 +150,11 @@ impl Receiver {
         }
     }
 
+    /// Stops failing: every later request succeeds.
+    pub fn heal(&self) {
+        self.failures_left.store(0, Ordering::SeqCst);
+    }
+
     pub fn failures_left(&self) -> usize {
         self.failures_left.load(Ordering::SeqCst)
     }
@@ -414,4 +419,52 @@ async fn a_cluster_decides_each_transition_once() {
             "member_removed:presence-once"
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_held_by_a_killed_node_are_delivered_by_a_survivor() {
+    let rx = Receiver::start(usize::MAX).await;
+    let redis = herald_redis::test_support::RedisServer::start();
+    // A long retry budget: the victim must still hold the entry when it dies.
+    let toml = cluster_toml(&redis.url(), &webhook_toml(&rx.url, "")).replace(
+        "webhook_retry_budget_secs = 1",
+        "webhook_retry_budget_secs = 120",
+    );
+    let mut victim = NodeProcess::start(&toml).await;
+    let mut c = Client::connect(&victim.ws_url(KEY)).await;
+    c.subscribe("held").await;
+    // Wait until a dispatcher took the entry and failed at least twice.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rx.attempts.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the entry was never attempted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Only now does a second node exist: the entry is the victim's alone.
+    let survivor = TestServer::with_config(&toml).await;
+    survivor.wait_ready(true).await;
+    victim.kill9();
+    rx.heal();
+    let events = rx.wait_events(1).await;
+    assert_eq!(
+        events[0],
+        json!({"name": "channel_occupied", "channel": "held"})
+    );
+    // The survivor, not the dead victim, delivered it (its counter moves once the POST returns).
+    let delivered = "herald_webhook_events_total{app=\"app-1\",outcome=\"delivered\"}";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !survivor
+        .state
+        .metrics
+        .render(&survivor.state.hub)
+        .contains(delivered)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the survivor never counted a delivery"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
