@@ -72,7 +72,7 @@ async fn entries_a_dead_consumer_took_are_delivered_by_a_live_node() {
     loop {
         let got = queue.take(10, Duration::from_millis(100)).await.unwrap();
         if let Some(e) = got.iter().find(|e| e.event.channel() == "orphan2") {
-            queue.ack(&[e.id.clone()]).await.unwrap();
+            queue.ack(std::slice::from_ref(&e.id)).await.unwrap();
             break;
         }
         assert!(
