@@ -59,11 +59,29 @@ impl Default for AppFeatures {
 /// Where an app's webhooks go (delivered by the webhook dispatcher).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookEndpoint {
-    pub url: String,
+    pub target: WebhookTarget,
     pub event_types: Vec<WebhookKind>,
     pub headers: Vec<(String, String)>,
     pub filter_prefix: Option<String>,
     pub filter_suffix: Option<String>,
+}
+
+/// Where an endpoint's batches go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookTarget {
+    /// POSTed to this URL (Pusher's webhooks).
+    Http(String),
+    /// Appended to this Redis stream for the app's own consumers (cluster mode only).
+    Stream(String),
+}
+
+impl std::fmt::Display for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WebhookTarget::Http(url) => f.write_str(url),
+            WebhookTarget::Stream(name) => write!(f, "redis-stream:{name}"),
+        }
+    }
 }
 
 impl App {

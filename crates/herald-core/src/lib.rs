@@ -13,7 +13,7 @@ pub mod rate;
 pub mod session;
 pub mod webhook;
 
-pub use app::{App, AppFeatures, Apps, WebhookEndpoint};
+pub use app::{App, AppFeatures, Apps, WebhookEndpoint, WebhookTarget};
 pub use backplane::{Backplane, BackplaneError, MemoryBackplane};
 pub use conn::{CloseReason, ConnHandle, Outbox, Outgoing};
 pub use hub::{Hub, HubConfig};

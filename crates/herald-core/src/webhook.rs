@@ -31,6 +31,20 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// Appends signed webhook batches to a Redis stream the app reads with its own consumer group
+/// (webman-push-server's hook-server model).
+#[async_trait]
+pub trait WebhookStreams: Send + Sync + 'static {
+    /// Fields: `body` (the exact JSON that `signature` signs), `signature`, `key` (app key).
+    async fn append(
+        &self,
+        stream: &str,
+        body: &str,
+        signature: &str,
+        key: &str,
+    ) -> Result<(), BackplaneError>;
+}
+
 /// Durable (Redis stream) or in-memory queue of decided webhook events.
 ///
 /// Guarantees: an event pushed is handed out by `take` until a dispatcher `ack`s it (at least

@@ -21,6 +21,8 @@ const GROUP: &str = "dispatchers";
 /// Bounds on the streams (approximate trimming).
 const MAX_QUEUED: usize = 1_000_000;
 const MAX_DEAD: usize = 10_000;
+/// Entries kept in an app's own stream target.
+const MAX_STREAM_TARGET: usize = 10_000;
 
 pub struct RedisWebhookQueue {
     pub(crate) inner: Arc<Inner>,
@@ -304,5 +306,35 @@ impl WebhookQueue for RedisWebhookQueue {
             .collect();
         out.reverse();
         Ok(out)
+    }
+}
+
+/// Stream webhook targets: `XADD {stream} MAXLEN ~ 10000 * body … signature … key …`.
+#[async_trait]
+impl herald_core::webhook::WebhookStreams for crate::RedisBackplane {
+    async fn append(
+        &self,
+        stream: &str,
+        body: &str,
+        signature: &str,
+        key: &str,
+    ) -> Result<(), BackplaneError> {
+        let mut c = self.inner.conn().await?;
+        redis::cmd("XADD")
+            .arg(stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(MAX_STREAM_TARGET)
+            .arg("*")
+            .arg("body")
+            .arg(body)
+            .arg("signature")
+            .arg(signature)
+            .arg("key")
+            .arg(key)
+            .query_async::<String>(&mut *c)
+            .await
+            .map_err(err)?;
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use herald_core::{App, AppFeatures, Apps, WebhookEndpoint};
+use herald_core::{App, AppFeatures, Apps, WebhookEndpoint, WebhookTarget};
 use herald_protocol::Limits;
 use herald_protocol::webhook::WebhookKind;
 use serde::Deserialize;
@@ -188,7 +188,9 @@ struct RawApp {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWebhook {
-    url: String,
+    url: Option<String>,
+    /// A Redis stream to append batches to instead of POSTing them.
+    stream: Option<String>,
     #[serde(default)]
     event_types: Vec<String>,
     #[serde(default)]
@@ -441,7 +443,7 @@ impl TryFrom<RawConfig> for Config {
     fn try_from(raw: RawConfig) -> Result<Config, ConfigError> {
         let mut apps = Vec::new();
         for (i, a) in raw.apps.into_iter().enumerate() {
-            apps.push(app(&format!("apps[{i}]"), a)?);
+            apps.push(app(&format!("apps[{i}]"), a, raw.redis_url.is_some())?);
         }
         match (raw.app_id, raw.app_key, raw.app_secret) {
             (Some(id), Some(key), Some(secret)) => {
@@ -449,7 +451,7 @@ impl TryFrom<RawConfig> for Config {
                 check_credentials("app_id", &a)?;
                 if let Some(url) = &raw.webhook_url {
                     a.webhooks.push(WebhookEndpoint {
-                        url: webhook_url("webhook_url", url)?,
+                        target: WebhookTarget::Http(webhook_url("webhook_url", url)?),
                         event_types: WebhookKind::ALL.to_vec(),
                         headers: Vec::new(),
                         filter_prefix: None,
@@ -611,7 +613,7 @@ fn webhook_url(key: &str, url: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn app(key: &str, a: RawApp) -> Result<App, ConfigError> {
+fn app(key: &str, a: RawApp, has_redis: bool) -> Result<App, ConfigError> {
     let mut app = App::new(&a.id, &a.key, &a.secret);
     check_credentials(key, &app)?;
     app.enabled = a.enabled;
@@ -679,8 +681,32 @@ fn app(key: &str, a: RawApp) -> Result<App, ConfigError> {
                 format!("'{h}' is set by Herald and cannot be overridden"),
             ));
         }
+        let target = match (&w.url, &w.stream) {
+            (Some(url), None) => WebhookTarget::Http(webhook_url(&format!("{wk}.url"), url)?),
+            (None, Some(stream)) if !has_redis => {
+                return Err(err(
+                    format!("{wk}.stream"),
+                    format!("appending to the Redis stream '{stream}' needs redis_url"),
+                ));
+            }
+            (None, Some(stream)) if !stream.is_empty() && !stream.contains(' ') => {
+                WebhookTarget::Stream(stream.clone())
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    format!("{wk}.stream"),
+                    "must be a non-empty stream name without spaces",
+                ));
+            }
+            _ => {
+                return Err(err(
+                    format!("{wk}.url"),
+                    "give exactly one of url or stream",
+                ));
+            }
+        };
         app.webhooks.push(WebhookEndpoint {
-            url: webhook_url(&format!("{wk}.url"), &w.url)?,
+            target,
             event_types,
             headers,
             filter_prefix: w.filter.prefix,

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::hub::HubConfig;
+use herald_core::webhook::WebhookStreams;
 use herald_core::{CloseReason, Hub, MemoryBackplane, MemoryWebhookQueue};
 use herald_protocol::ErrorCode;
 use herald_redis::{RedisBackplane, RedisConfig};
@@ -35,6 +36,8 @@ use crate::metrics::Metrics;
 /// Everything a request handler needs.
 pub struct State {
     pub hub: Hub,
+    /// Redis streams for `stream` webhook targets (cluster mode).
+    pub webhook_streams: Option<Arc<dyn WebhookStreams>>,
     /// The public listener's TLS acceptor when `tls_cert`/`tls_key` are set.
     pub tls: Option<TlsAcceptor>,
     pub config: Config,
@@ -71,6 +74,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     };
     // Webhook events wait in process memory on a single node (lost if it dies) and in a Redis
     // stream on a cluster (any node delivers them).
+    let mut webhook_streams: Option<Arc<dyn WebhookStreams>> = None;
     let hub = match &config.redis_url {
         None => Hub::new(
             config.apps.clone(),
@@ -89,6 +93,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
             let (backplane, inbound) =
                 RedisBackplane::start(redis).map_err(StartError::Backplane)?;
             let webhooks = backplane.webhook_queue();
+            webhook_streams = Some(backplane.clone());
             let hub = Hub::new(config.apps.clone(), backplane, webhooks, hub_config);
             hub.spawn_inbound(inbound);
             hub
@@ -96,6 +101,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     };
     Ok(Arc::new(State {
         hub,
+        webhook_streams,
         tls,
         config,
         metrics: Arc::new(Metrics::new()),
@@ -131,6 +137,7 @@ pub async fn run(
     webhook::spawn(
         state.config.apps.clone(),
         state.hub.webhooks().clone(),
+        state.webhook_streams.clone(),
         state.config.webhooks.clone(),
         state.metrics.clone(),
     );

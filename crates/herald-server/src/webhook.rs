@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use herald_core::webhook::{DeadLetter, QueuedWebhook, WebhookQueue, now_ms};
-use herald_core::{App, Apps, WebhookEndpoint};
+use herald_core::webhook::{DeadLetter, QueuedWebhook, WebhookQueue, WebhookStreams, now_ms};
+use herald_core::{App, Apps, WebhookEndpoint, WebhookTarget};
 use herald_protocol::webhook::{WebhookEvent, body, body_signature};
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
@@ -64,6 +64,7 @@ type Outstanding = Arc<Mutex<HashMap<String, usize>>>;
 pub fn spawn(
     apps: Apps,
     queue: Arc<dyn WebhookQueue>,
+    streams: Option<Arc<dyn WebhookStreams>>,
     config: WebhookConfig,
     metrics: Arc<Metrics>,
 ) {
@@ -146,6 +147,7 @@ pub fn spawn(
                         client: client.clone(),
                         config: config.clone(),
                         queue: queue.clone(),
+                        streams: streams.clone(),
                         outstanding: outstanding.clone(),
                         metrics: metrics.clone(),
                     };
@@ -179,6 +181,7 @@ struct Delivery {
     client: HttpClient,
     config: WebhookConfig,
     queue: Arc<dyn WebhookQueue>,
+    streams: Option<Arc<dyn WebhookStreams>>,
     outstanding: Outstanding,
     metrics: Arc<Metrics>,
 }
@@ -199,7 +202,7 @@ impl Delivery {
         let mut backoff = self.config.first_backoff;
         let n = self.entries.len();
         loop {
-            match self.post(endpoint, &payload, &signature).await {
+            match self.send(endpoint, &payload, &signature).await {
                 Ok(()) => {
                     self.metrics.webhook(&self.app.id, "delivered", n);
                     self.metrics
@@ -208,12 +211,12 @@ impl Delivery {
                 }
                 Err(why) => {
                     if started.elapsed() + backoff > self.config.retry_budget {
-                        tracing::error!(app = %self.app.id, url = %endpoint.url, events = n, reason = %why, "webhook dead-lettered after the retry budget");
+                        tracing::error!(app = %self.app.id, target = %endpoint.target, events = n, reason = %why, "webhook dead-lettered after the retry budget");
                         self.metrics.webhook(&self.app.id, "dead_lettered", n);
                         for entry in &self.entries {
                             let letter = DeadLetter {
                                 entry: entry.clone(),
-                                url: endpoint.url.clone(),
+                                url: endpoint.target.to_string(),
                                 reason: why.clone(),
                             };
                             if let Err(e) = self.queue.dead_letter(letter).await {
@@ -222,7 +225,7 @@ impl Delivery {
                         }
                         break;
                     }
-                    tracing::warn!(app = %self.app.id, url = %endpoint.url, reason = %why, retry_in = ?backoff, "webhook delivery failed; retrying");
+                    tracing::warn!(app = %self.app.id, target = %endpoint.target, reason = %why, retry_in = ?backoff, "webhook delivery failed; retrying");
                     self.metrics.webhook(&self.app.id, "retried", n);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.config.max_backoff);
@@ -253,14 +256,38 @@ impl Delivery {
         }
     }
 
-    /// One attempt: any 2xx within the timeout succeeds.
-    async fn post(
+    /// One attempt.
+    async fn send(
         &self,
         endpoint: &WebhookEndpoint,
         payload: &Bytes,
         signature: &str,
     ) -> Result<(), String> {
-        let mut req = Request::builder().method(Method::POST).uri(&endpoint.url);
+        match &endpoint.target {
+            WebhookTarget::Http(url) => self.post(url, endpoint, payload, signature).await,
+            WebhookTarget::Stream(stream) => {
+                let streams = self
+                    .streams
+                    .as_ref()
+                    .ok_or("stream targets need the Redis backplane")?;
+                let body = std::str::from_utf8(payload).map_err(|e| e.to_string())?;
+                streams
+                    .append(stream, body, signature, &self.app.key)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Any 2xx within the timeout succeeds.
+    async fn post(
+        &self,
+        url: &str,
+        endpoint: &WebhookEndpoint,
+        payload: &Bytes,
+        signature: &str,
+    ) -> Result<(), String> {
+        let mut req = Request::builder().method(Method::POST).uri(url);
         for (name, value) in &endpoint.headers {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::try_from(name.as_str()),

@@ -468,3 +468,47 @@ async fn entries_held_by_a_killed_node_are_delivered_by_a_survivor() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_targets_receive_signed_batches_in_redis() {
+    let redis = herald_redis::test_support::RedisServer::start();
+    let apps = "webhook_batch_ms = 50\n[[apps]]\nid = \"app-1\"\nkey = \"app-key\"\nsecret = \"app-secret\"\n[[apps.webhooks]]\nstream = \"my-hooks\"\nevent_types = [\"channel_occupied\"]\n";
+    let node = TestServer::with_config(&cluster_toml(&redis.url(), apps)).await;
+    node.wait_ready(true).await;
+    let mut c = node.connect().await;
+    c.subscribe("streamed").await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let entry = loop {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg("my-hooks")
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if let Some(e) = reply.ids.into_iter().next() {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing appended to the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let body: String = entry.get("body").unwrap();
+    let signature: String = entry.get("signature").unwrap();
+    let key: String = entry.get("key").unwrap();
+    assert_eq!(key, KEY);
+    assert!(herald_protocol::signature::verify(
+        &herald_protocol::Secret::new(SECRET),
+        body.as_bytes(),
+        &signature
+    ));
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["events"],
+        json!([{"name": "channel_occupied", "channel": "streamed"}])
+    );
+}
