@@ -59,6 +59,10 @@ pub trait WebhookQueue: Send + Sync + 'static {
     async fn dead_letter(&self, letter: DeadLetter) -> Result<(), BackplaneError>;
     /// The most recent dead letters, newest last.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BackplaneError>;
+    /// Queues up to `limit` dead letters again, oldest first, and removes them from the dead
+    /// letters; returns how many. Endpoints that had already received an event get it again
+    /// (at least once).
+    async fn replay_dead_letters(&self, limit: usize) -> Result<usize, BackplaneError>;
 }
 
 pub fn now_ms() -> u64 {
@@ -142,6 +146,20 @@ impl WebhookQueue for MemoryWebhookQueue {
         let dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
         Ok(dead.iter().rev().take(limit).rev().cloned().collect())
     }
+
+    async fn replay_dead_letters(&self, limit: usize) -> Result<usize, BackplaneError> {
+        let letters: Vec<DeadLetter> = {
+            let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+            let n = limit.min(dead.len());
+            dead.drain(..n).collect()
+        };
+        for letter in &letters {
+            let mut entry = letter.entry.clone();
+            entry.id = self.next.fetch_add(1, Ordering::Relaxed).to_string();
+            let _ = self.tx.send(entry);
+        }
+        Ok(letters.len())
+    }
 }
 
 /// Behaviour every `WebhookQueue` must show; run on memory here and on Redis in herald-redis.
@@ -209,6 +227,18 @@ pub mod conformance {
         assert_eq!(letters[1].entry.id, "id-y");
         assert_eq!(letters[1].reason, "answered 500");
         assert_eq!(q.dead_letters(1).await.unwrap().len(), 1);
+        // Replay puts them back in the queue, oldest first, and empties the dead letters.
+        assert_eq!(q.replay_dead_letters(10).await.unwrap(), 2);
+        assert!(q.dead_letters(10).await.unwrap().is_empty());
+        let mut again = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while again.len() < 2 && tokio::time::Instant::now() < deadline {
+            again.extend(q.take(10, Duration::from_millis(200)).await.unwrap());
+        }
+        let channels: Vec<&str> = again.iter().map(|e| e.event.channel()).collect();
+        assert_eq!(channels, ["x", "y"]);
+        let ids: Vec<String> = again.iter().map(|e| e.id.clone()).collect();
+        q.ack(&ids).await.unwrap();
     }
 
     #[cfg(test)]

@@ -307,6 +307,51 @@ impl WebhookQueue for RedisWebhookQueue {
         out.reverse();
         Ok(out)
     }
+
+    async fn replay_dead_letters(&self, limit: usize) -> Result<usize, BackplaneError> {
+        let i = &self.inner;
+        let mut c = i.conn().await?;
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(i.keys.webhooks_dead())
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut *c)
+            .await
+            .map_err(err)?;
+        let mut replayed = 0;
+        for id in &reply.ids {
+            let (Some(app), Some(event), Some(t)) = (
+                id.get::<String>("app"),
+                id.get::<String>("event"),
+                id.get::<u64>("t"),
+            ) else {
+                continue;
+            };
+            redis::pipe()
+                .atomic()
+                .cmd("XADD")
+                .arg(i.keys.webhooks())
+                .arg("*")
+                .arg("app")
+                .arg(app)
+                .arg("event")
+                .arg(event)
+                .arg("t")
+                .arg(t)
+                .ignore()
+                .cmd("XDEL")
+                .arg(i.keys.webhooks_dead())
+                .arg(&id.id)
+                .ignore()
+                .query_async::<()>(&mut *c)
+                .await
+                .map_err(err)?;
+            replayed += 1;
+        }
+        Ok(replayed)
+    }
 }
 
 /// Stream webhook targets: `XADD {stream} MAXLEN ~ 10000 * body … signature … key …`.

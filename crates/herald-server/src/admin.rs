@@ -41,7 +41,21 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
             });
             json(StatusCode::OK, body.to_string())
         }
-        "/webhooks/dead-letters" => dead_letters(&state).await,
+        "/webhooks/dead-letters" if req.method() == hyper::Method::GET => {
+            dead_letters(&state).await
+        }
+        "/webhooks/dead-letters/replay" if req.method() == hyper::Method::POST => {
+            match state.hub.webhooks().replay_dead_letters(10_000).await {
+                Ok(n) => {
+                    tracing::info!(replayed = n, "dead-lettered webhooks queued again");
+                    json(StatusCode::OK, json!({ "replayed": n }).to_string())
+                }
+                Err(e) => json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("replay failed: {e}"),
+                ),
+            }
+        }
         _ => json_error(
             StatusCode::NOT_FOUND,
             "Not found: try /metrics, /health, /ready, /usage or /webhooks/dead-letters",

@@ -377,6 +377,16 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(down.attempts.load(Ordering::SeqCst) >= 3);
+    // The endpoint is fixed: the operator replays the dead letters.
+    down.heal();
+    let r = raw_http(server.admin, "POST", "/webhooks/dead-letters/replay", "").await;
+    assert_eq!((r.status, r.body["replayed"].as_u64()), (200, Some(1)));
+    assert_eq!(
+        down.wait_events(1).await[0],
+        json!({"name": "channel_occupied", "channel": "lost"})
+    );
+    let r = raw_http(server.admin, "GET", "/webhooks/dead-letters", "").await;
+    assert_eq!(r.body, json!({"dead_letters": []}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
