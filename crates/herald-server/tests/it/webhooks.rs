@@ -42,31 +42,41 @@ pub struct Receiver {
     arrived: Arc<Notify>,
     failures_left: Arc<AtomicUsize>,
     pub attempts: Arc<AtomicUsize>,
+    hangs_left: Arc<AtomicUsize>,
 }
 
 impl Receiver {
     pub async fn start(fail_first: usize) -> Receiver {
+        Receiver::start_with(fail_first, 0).await
+    }
+
+    /// Fails the first `fail_first` requests with 500, then leaves the next `hang_first`
+    /// unanswered for 5 s (past any sender timeout), then accepts.
+    pub async fn start_with(fail_first: usize, hang_first: usize) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/webhook", listener.local_addr().unwrap());
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let arrived = Arc::new(Notify::new());
         let failures_left = Arc::new(AtomicUsize::new(fail_first));
         let attempts = Arc::new(AtomicUsize::new(0));
-        let (g, a, f, n) = (
+        let hangs_left = Arc::new(AtomicUsize::new(hang_first));
+        let (g, a, f, n, hl) = (
             got.clone(),
             arrived.clone(),
             failures_left.clone(),
             attempts.clone(),
+            hangs_left.clone(),
         );
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (g, a, f, n) = (g.clone(), a.clone(), f.clone(), n.clone());
+                let (g, a, f, n, hl) = (g.clone(), a.clone(), f.clone(), n.clone(), hl.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (g, a, f, n) = (g.clone(), a.clone(), f.clone(), n.clone());
+                        let (g, a, f, n, hl) =
+                            (g.clone(), a.clone(), f.clone(), n.clone(), hl.clone());
                         async move {
                             n.fetch_add(1, Ordering::SeqCst);
                             let h = |name: &str| {
@@ -91,6 +101,11 @@ impl Receiver {
                                 *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                                 return Ok::<_, std::convert::Infallible>(res);
                             }
+                            if hl.load(Ordering::SeqCst) > 0 {
+                                hl.fetch_sub(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_secs(5)).await;
+                                return Ok(Response::new(Full::new(Bytes::new())));
+                            }
                             g.lock().unwrap().push(Received {
                                 content_type,
                                 key,
@@ -114,6 +129,7 @@ impl Receiver {
             arrived,
             failures_left,
             attempts,
+            hangs_left,
         }
     }
 
@@ -521,4 +537,27 @@ async fn stream_targets_receive_signed_batches_in_redis() {
         body["events"],
         json!([{"name": "channel_occupied", "channel": "streamed"}])
     );
+}
+
+#[tokio::test]
+async fn a_receiver_that_hangs_past_the_timeout_gets_a_retry() {
+    let slow = Receiver::start_with(0, 1).await;
+    let toml = format!("webhook_timeout_secs = 1\n{}", webhook_toml(&slow.url, "")).replace(
+        "webhook_retry_budget_secs = 1",
+        "webhook_retry_budget_secs = 30",
+    );
+    let server = TestServer::with_config(&toml).await;
+    let mut c = server.connect().await;
+    c.subscribe("patience").await;
+    let events = slow.wait_events(1).await;
+    assert_eq!(
+        events,
+        vec![json!({"name": "channel_occupied", "channel": "patience"})]
+    );
+    assert_eq!(
+        slow.attempts.load(Ordering::SeqCst),
+        2,
+        "one timed-out attempt, one delivery"
+    );
+    assert_eq!(slow.hangs_left.load(Ordering::SeqCst), 0);
 }
