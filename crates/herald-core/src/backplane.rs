@@ -233,10 +233,22 @@ pub trait Backplane: Send + Sync + 'static {
     async fn connections(&self, app: &str, delta: i64) -> Result<u64, BackplaneError>;
 
     /// Sets a cluster-wide marker that expires after `ttl`; true if it was not set already.
-    /// Webhook debounce and de-duplication use it (`SET NX PX`).
+    /// Webhook de-duplication uses it (`SET NX PX`).
     async fn mark(&self, app: &str, key: &str, ttl: Duration) -> Result<bool, BackplaneError>;
-    /// Removes a marker; true if it was set (and not expired).
-    async fn unmark(&self, app: &str, key: &str) -> Result<bool, BackplaneError>;
+
+    /// Schedules `key` to fall due at `due_ms` (ms since the epoch), replacing an earlier
+    /// schedule. Webhook debounce lives here, not in a node's timers, so it survives the node.
+    async fn schedule(&self, app: &str, key: &str, due_ms: u64) -> Result<(), BackplaneError>;
+    /// Cancels a scheduled key; true if it was still scheduled.
+    async fn cancel(&self, app: &str, key: &str) -> Result<bool, BackplaneError>;
+    /// Claims up to `max` keys due at `now_ms`, earliest first; each key goes to exactly one
+    /// caller in the cluster.
+    async fn take_due(
+        &self,
+        app: &str,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<String>, BackplaneError>;
 
     /// Whether the backplane can serve right now (readiness). The memory backplane always can.
     fn is_ready(&self) -> bool {

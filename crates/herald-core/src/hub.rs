@@ -16,7 +16,7 @@ use crate::backplane::{
     Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Left, Reaped,
 };
 use crate::conn::{CloseReason, ConnHandle};
-use crate::webhook::WebhookQueue;
+use crate::webhook::{WebhookQueue, now_ms};
 use crate::{App, Apps};
 use herald_protocol::webhook::{WebhookEvent, WebhookKind};
 
@@ -126,12 +126,34 @@ fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn vacancy_key(channel: &ChannelName) -> String {
-    format!("vacated:{channel}")
+/// A webhook waiting out the debounce, keyed in the backplane's schedule.
+enum Debounced {
+    Vacated(ChannelName),
+    Removed(ChannelName, UserId),
 }
 
-fn removal_key(channel: &ChannelName, user: &UserId) -> String {
-    format!("removed:{channel}:{user}")
+impl Debounced {
+    /// `v|{channel}` or `r|{channel}|{user}`: channel names never contain `|`.
+    fn key(&self) -> String {
+        match self {
+            Debounced::Vacated(channel) => format!("v|{channel}"),
+            Debounced::Removed(channel, user) => format!("r|{channel}|{user}"),
+        }
+    }
+
+    fn parse(key: &str) -> Option<Debounced> {
+        let mut parts = key.splitn(3, '|');
+        let kind = parts.next()?;
+        let channel = ChannelName::parse(parts.next()?, usize::MAX).ok()?;
+        match (kind, parts.next()) {
+            ("v", None) => Some(Debounced::Vacated(channel)),
+            ("r", Some(user)) => Some(Debounced::Removed(
+                channel,
+                UserId::parse(user, usize::MAX)?,
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// `member_removed` for a user whose last connection left, tagged with its membership version.
@@ -402,7 +424,10 @@ impl Hub {
     /// The channel became occupied cluster-wide. A vacancy still waiting out its debounce is
     /// cancelled instead: to the app the channel never looked empty.
     pub(crate) async fn occupied(&self, app: &App, channel: &ChannelName) {
-        if self.unmark(app, &vacancy_key(channel)).await {
+        if self
+            .cancel(app, &Debounced::Vacated(channel.clone()).key())
+            .await
+        {
             return;
         }
         self.webhook(
@@ -416,30 +441,23 @@ impl Hub {
 
     /// The channel became empty cluster-wide: `channel_vacated` after the debounce, unless it
     /// was re-occupied meanwhile.
-    pub(crate) async fn vacated(&self, app: &Arc<App>, channel: &ChannelName) {
-        if !app.wants_webhook(WebhookKind::ChannelVacated) {
-            return;
+    pub(crate) async fn vacated(&self, app: &App, channel: &ChannelName) {
+        if app.wants_webhook(WebhookKind::ChannelVacated) {
+            self.schedule(app, Debounced::Vacated(channel.clone()))
+                .await;
         }
-        let key = vacancy_key(channel);
-        let event = WebhookEvent::ChannelVacated {
-            channel: channel.to_string(),
-        };
-        let still_empty = {
-            let (hub, app, channel) = (self.clone(), app.clone(), channel.clone());
-            move || async move {
-                hub.backplane()
-                    .channel(&app.id, &channel)
-                    .await
-                    .is_ok_and(|c| c.subscription_count == 0)
-            }
-        };
-        self.debounce(app, key, event, still_empty).await;
     }
 
     /// A user joined a presence channel: `member_added`, unless the user's removal is still
     /// waiting out its debounce (then neither is sent).
     pub(crate) async fn member_added(&self, app: &App, channel: &ChannelName, user: &UserId) {
-        if self.unmark(app, &removal_key(channel, user)).await {
+        if self
+            .cancel(
+                app,
+                &Debounced::Removed(channel.clone(), user.clone()).key(),
+            )
+            .await
+        {
             return;
         }
         let event = WebhookEvent::MemberAdded {
@@ -450,31 +468,11 @@ impl Hub {
     }
 
     /// A user's last connection left: `member_removed` after the debounce, unless they came back.
-    pub(crate) async fn member_removed(
-        &self,
-        app: &Arc<App>,
-        channel: &ChannelName,
-        user: &UserId,
-    ) {
-        if !app.wants_webhook(WebhookKind::MemberRemoved) {
-            return;
+    pub(crate) async fn member_removed(&self, app: &App, channel: &ChannelName, user: &UserId) {
+        if app.wants_webhook(WebhookKind::MemberRemoved) {
+            self.schedule(app, Debounced::Removed(channel.clone(), user.clone()))
+                .await;
         }
-        let key = removal_key(channel, user);
-        let event = WebhookEvent::MemberRemoved {
-            channel: channel.to_string(),
-            user_id: user.to_string(),
-        };
-        let still_gone = {
-            let (hub, app, channel, user) =
-                (self.clone(), app.clone(), channel.clone(), user.clone());
-            move || async move {
-                hub.backplane()
-                    .members(&app.id, &channel)
-                    .await
-                    .is_ok_and(|m| m.iter().all(|m| m.user_id != user))
-            }
-        };
-        self.debounce(app, key, event, still_gone).await;
     }
 
     /// `cache_miss`, at most once per channel per 10 s across the cluster.
@@ -505,44 +503,83 @@ impl Hub {
         }
     }
 
-    /// Marks `key`, waits the debounce, and queues `event` if the marker is still there (no
-    /// re-join took it) and `still_true` holds on the cluster state.
-    async fn debounce<F, Fut>(
-        &self,
-        app: &Arc<App>,
-        key: String,
-        event: WebhookEvent,
-        still_true: F,
-    ) where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = bool> + Send,
-    {
-        let delay = self.0.config.webhook_debounce;
-        // The marker outlives the delay so the check, not the expiry, decides.
-        if let Err(e) = self
-            .0
-            .backplane
-            .mark(&app.id, &key, delay * 3 + Duration::from_secs(1))
-            .await
-        {
-            tracing::warn!(app = %app.id, error = %e, "webhook debounce marker not set");
-            return;
+    /// Schedules a debounced check in the backplane: whichever node finds it due runs it, so
+    /// the webhook survives the node that scheduled it.
+    async fn schedule(&self, app: &App, check: Debounced) {
+        let due = now_ms() + self.0.config.webhook_debounce.as_millis() as u64;
+        if let Err(e) = self.0.backplane.schedule(&app.id, &check.key(), due).await {
+            tracing::warn!(app = %app.id, error = %e, "debounced webhook not scheduled; dropped");
         }
-        let (hub, app) = (self.clone(), app.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if hub.unmark(&app, &key).await && still_true().await {
-                hub.webhook(&app, event).await;
-            }
-        });
     }
 
-    async fn unmark(&self, app: &App, key: &str) -> bool {
-        match self.0.backplane.unmark(&app.id, key).await {
-            Ok(was_set) => was_set,
+    async fn cancel(&self, app: &App, key: &str) -> bool {
+        match self.0.backplane.cancel(&app.id, key).await {
+            Ok(was_scheduled) => was_scheduled,
             Err(e) => {
-                tracing::warn!(app = %app.id, error = %e, "webhook debounce marker not read");
+                tracing::warn!(app = %app.id, error = %e, "debounced webhook not cancelled");
                 false
+            }
+        }
+    }
+
+    /// Runs the debounced checks that fall due, for every app, until the process ends.
+    pub fn spawn_debouncer(&self) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        let tick = (hub.0.config.webhook_debounce / 4)
+            .clamp(Duration::from_millis(20), Duration::from_millis(250));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(tick).await;
+                for app in hub.0.apps.iter().filter(|a| !a.webhooks.is_empty()) {
+                    let due = match hub.0.backplane.take_due(&app.id, now_ms(), 256).await {
+                        Ok(due) => due,
+                        Err(e) => {
+                            tracing::debug!(app = %app.id, error = %e, "debounced webhooks not read");
+                            continue;
+                        }
+                    };
+                    for key in due {
+                        match Debounced::parse(&key) {
+                            Some(check) => hub.fire(app, check).await,
+                            None => tracing::warn!(key, "unknown debounced webhook ignored"),
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// A debounce ran out without a re-join: send the removal if the cluster still agrees.
+    async fn fire(&self, app: &App, check: Debounced) {
+        let bp = self.backplane();
+        match check {
+            Debounced::Vacated(channel) => {
+                if bp
+                    .channel(&app.id, &channel)
+                    .await
+                    .is_ok_and(|c| c.subscription_count == 0)
+                {
+                    self.webhook(
+                        app,
+                        WebhookEvent::ChannelVacated {
+                            channel: channel.to_string(),
+                        },
+                    )
+                    .await;
+                }
+            }
+            Debounced::Removed(channel, user) => {
+                if bp
+                    .members(&app.id, &channel)
+                    .await
+                    .is_ok_and(|m| m.iter().all(|m| m.user_id != user))
+                {
+                    let event = WebhookEvent::MemberRemoved {
+                        channel: channel.to_string(),
+                        user_id: user.to_string(),
+                    };
+                    self.webhook(app, event).await;
+                }
             }
         }
     }

@@ -56,6 +56,11 @@ impl Keys {
         format!("{}:{{{app}}}:mark:{key}", self.prefix)
     }
 
+    /// Debounced webhook checks: key → due time (ms).
+    pub fn scheduled(&self, app: &str) -> String {
+        format!("{}:{{{app}}}:scheduled", self.prefix)
+    }
+
     /// node id → connections of the app on that node.
     pub fn connections(&self, app: &str) -> String {
         format!("{}:{{{app}}}:conns", self.prefix)

@@ -718,15 +718,45 @@ impl Backplane for RedisBackplane {
         Ok(set.is_some())
     }
 
-    async fn unmark(&self, app: &str, key: &str) -> Result<bool, BackplaneError> {
+    async fn schedule(&self, app: &str, key: &str, due_ms: u64) -> Result<(), BackplaneError> {
         let i = &self.inner;
         let mut c = i.conn().await?;
-        let removed: u32 = redis::cmd("DEL")
-            .arg(i.keys.mark(app, key))
+        redis::cmd("ZADD")
+            .arg(i.keys.scheduled(app))
+            .arg(due_ms)
+            .arg(key)
+            .query_async::<()>(&mut *c)
+            .await
+            .map_err(err)
+    }
+
+    async fn cancel(&self, app: &str, key: &str) -> Result<bool, BackplaneError> {
+        let i = &self.inner;
+        let mut c = i.conn().await?;
+        let removed: u32 = redis::cmd("ZREM")
+            .arg(i.keys.scheduled(app))
+            .arg(key)
             .query_async(&mut *c)
             .await
             .map_err(err)?;
         Ok(removed == 1)
+    }
+
+    async fn take_due(
+        &self,
+        app: &str,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<String>, BackplaneError> {
+        let i = &self.inner;
+        let mut c = i.conn().await?;
+        scripts::TAKE_DUE
+            .key(i.keys.scheduled(app))
+            .arg(now_ms)
+            .arg(max)
+            .invoke_async(&mut *c)
+            .await
+            .map_err(err)
     }
 
     fn is_ready(&self) -> bool {

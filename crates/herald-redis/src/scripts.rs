@@ -118,6 +118,17 @@ return 0
     )
 });
 
+/// KEYS: scheduled sorted set. ARGV: now (ms), max. Claims and returns the due members.
+pub static TAKE_DUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, k in ipairs(due) do redis.call('ZREM', KEYS[1], k) end
+return due
+",
+    )
+});
+
 /// KEYS: connections hash. ARGV: node, delta (or `set` and a value). Returns the app's total.
 pub static CONNECTIONS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

@@ -134,6 +134,7 @@ pub async fn run(
         let api = accept(state.clone(), api, Some(Role::Api), None, stop_rx.clone());
         tasks.push(tokio::spawn(api));
     }
+    state.hub.spawn_debouncer();
     webhook::spawn(
         state.config.apps.clone(),
         state.hub.webhooks().clone(),

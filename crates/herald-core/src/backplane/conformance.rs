@@ -40,6 +40,7 @@ pub async fn run_all<B: Backplane, F: std::future::Future<Output = B>>(make: imp
     cache_keeps_the_last_event(&make().await).await;
     connection_totals_count_up_and_down(&make().await).await;
     marks_are_set_once_and_expire(&make().await).await;
+    scheduled_keys_fall_due_once(&make().await).await;
 }
 
 pub async fn marks_are_set_once_and_expire(bp: &dyn Backplane) {
@@ -47,19 +48,46 @@ pub async fn marks_are_set_once_and_expire(bp: &dyn Backplane) {
     assert!(bp.mark("a", "k", ttl).await.unwrap());
     assert!(!bp.mark("a", "k", ttl).await.unwrap(), "already set");
     assert!(bp.mark("b", "k", ttl).await.unwrap(), "apps are separate");
-    assert!(bp.unmark("a", "k").await.unwrap());
-    assert!(!bp.unmark("a", "k").await.unwrap(), "already removed");
     assert!(
         bp.mark("a", "short", Duration::from_millis(50))
             .await
             .unwrap()
     );
     tokio::time::sleep(Duration::from_millis(120)).await;
-    assert!(!bp.unmark("a", "short").await.unwrap(), "expired");
     assert!(
         bp.mark("a", "short", ttl).await.unwrap(),
         "settable again after expiry"
     );
+}
+
+pub async fn scheduled_keys_fall_due_once(bp: &dyn Backplane) {
+    bp.schedule("a", "late", 200).await.unwrap();
+    bp.schedule("a", "early", 100).await.unwrap();
+    bp.schedule("a", "cancelled", 100).await.unwrap();
+    bp.schedule("a", "future", 10_000).await.unwrap();
+    bp.schedule("b", "other-app", 100).await.unwrap();
+    assert!(bp.cancel("a", "cancelled").await.unwrap());
+    assert!(
+        !bp.cancel("a", "cancelled").await.unwrap(),
+        "already cancelled"
+    );
+    assert_eq!(
+        bp.take_due("a", 50, 10).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(bp.take_due("a", 300, 10).await.unwrap(), ["early", "late"]);
+    assert_eq!(
+        bp.take_due("a", 300, 10).await.unwrap(),
+        Vec::<String>::new(),
+        "claimed once"
+    );
+    bp.schedule("a", "future", 400).await.unwrap();
+    assert_eq!(
+        bp.take_due("a", 500, 10).await.unwrap(),
+        ["future"],
+        "re-scheduling replaces"
+    );
+    assert_eq!(bp.take_due("b", 500, 10).await.unwrap(), ["other-app"]);
 }
 
 pub async fn occupancy_transitions_happen_once(bp: &dyn Backplane) {

@@ -25,6 +25,7 @@ struct AppState {
     cache: HashMap<String, (Bytes, String, Instant)>,
     connections: u64,
     marks: HashMap<String, Instant>,
+    scheduled: HashMap<String, u64>,
 }
 
 #[derive(Default)]
@@ -320,10 +321,34 @@ impl Backplane for MemoryBackplane {
         }))
     }
 
-    async fn unmark(&self, app: &str, key: &str) -> Result<bool, BackplaneError> {
-        let now = Instant::now();
+    async fn schedule(&self, app: &str, key: &str, due_ms: u64) -> Result<(), BackplaneError> {
+        self.with(app, |s| s.scheduled.insert(key.to_owned(), due_ms));
+        Ok(())
+    }
+
+    async fn cancel(&self, app: &str, key: &str) -> Result<bool, BackplaneError> {
+        Ok(self.with(app, |s| s.scheduled.remove(key).is_some()))
+    }
+
+    async fn take_due(
+        &self,
+        app: &str,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<String>, BackplaneError> {
         Ok(self.with(app, |s| {
-            s.marks.remove(key).is_some_and(|until| until > now)
+            let mut due: Vec<(u64, String)> = s
+                .scheduled
+                .iter()
+                .filter(|(_, at)| **at <= now_ms)
+                .map(|(k, at)| (*at, k.clone()))
+                .collect();
+            due.sort();
+            due.truncate(max);
+            for (_, k) in &due {
+                s.scheduled.remove(k);
+            }
+            due.into_iter().map(|(_, k)| k).collect()
         }))
     }
 }

@@ -561,3 +561,36 @@ async fn a_receiver_that_hangs_past_the_timeout_gets_a_retry() {
     );
     assert_eq!(slow.hangs_left.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debounced_removal_survives_the_node_that_scheduled_it() {
+    let rx = Receiver::start(0).await;
+    let redis = herald_redis::test_support::RedisServer::start();
+    let toml = cluster_toml(&redis.url(), &webhook_toml(&rx.url, ""))
+        .replace("webhook_debounce_ms = 300", "webhook_debounce_ms = 1500");
+    let survivor = TestServer::with_config(&toml).await;
+    survivor.wait_ready(true).await;
+    let mut victim = NodeProcess::start(&toml).await;
+    let mut c = Client::connect(&victim.ws_url(KEY)).await;
+    c.subscribe("short-lived").await;
+    assert_eq!(
+        names(&rx.wait_events(1).await),
+        ["channel_occupied:short-lived"]
+    );
+    c.close().await;
+    // The victim scheduled channel_vacated 1.5 s out; it dies before that.
+    let api = survivor.api();
+    crate::cluster::poll_until(|| async {
+        api.get("/channels/short-lived", &[]).await.body == json!({"occupied": false})
+    })
+    .await;
+    victim.kill9();
+    let events = rx.wait_events(2).await;
+    assert_eq!(
+        names(&events),
+        [
+            "channel_occupied:short-lived",
+            "channel_vacated:short-lived"
+        ]
+    );
+}
