@@ -18,6 +18,8 @@ pub struct Limits {
     pub max_channels_per_connection: usize,
     /// Allowed distance between an HTTP API request's `auth_timestamp` and the server clock.
     pub max_timestamp_skew_secs: u64,
+    /// HTTP API requests per second and node (None: unlimited); beyond it 429.
+    pub api_requests_per_second: Option<u32>,
 }
 
 impl Default for Limits {
@@ -35,6 +37,7 @@ impl Default for Limits {
             max_watchlist: 100,
             max_channels_per_connection: 10_000,
             max_timestamp_skew_secs: 600,
+            api_requests_per_second: None,
         }
     }
 }

@@ -24,11 +24,11 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING")
             } else if !state.hub.backplane().is_ready() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "BACKPLANE UNAVAILABLE")
-            } else if state
-                .config
-                .max_connections
-                .is_some_and(|max| state.hub.connection_count() >= max)
-            {
+            } else if state.config.max_connections.is_some_and(|max| {
+                // Above the high-water mark the load balancer steers new clients away.
+                state.hub.connection_count() * 100
+                    >= max * state.config.ready_high_water_percent as usize
+            }) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "FULL")
             } else {
                 text(StatusCode::OK, "OK")

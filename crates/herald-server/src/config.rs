@@ -58,6 +58,10 @@ pub struct Config {
     pub apps: Apps,
     pub webhooks: crate::webhook::WebhookConfig,
     pub webhook_debounce: Duration,
+    /// Shutdown closes connections in paced batches spread over this window.
+    pub drain_window: Duration,
+    /// `/ready` answers 503 once this share (percent) of `max_connections` is in use.
+    pub ready_high_water_percent: u8,
     /// True when no app was configured and the development app is in use.
     pub dev_app: bool,
     /// `HERALD_…` environment variables that are not configuration keys (logged as warnings).
@@ -128,6 +132,10 @@ struct RawConfig {
     webhook_retry_budget_secs: u64,
     #[serde(default = "d3000")]
     webhook_debounce_ms: u64,
+    #[serde(default = "d10")]
+    drain_secs: u64,
+    #[serde(default = "d90")]
+    ready_high_water_percent: u8,
     /// Slanger's `--webhook-url`: one endpoint for every event kind of the environment app.
     webhook_url: Option<String>,
     /// A single app from the environment (12-factor): `HERALD_APP_ID`, `_KEY`, `_SECRET`.
@@ -181,6 +189,7 @@ struct RawApp {
     max_channels_per_connection: usize,
     #[serde(default = "d1800")]
     cache_ttl_secs: u64,
+    api_requests_per_second: Option<u32>,
     #[serde(default)]
     webhooks: Vec<RawWebhook>,
 }
@@ -211,6 +220,9 @@ fn default_bind() -> String {
 }
 fn default_metrics_bind() -> String {
     "0.0.0.0:9601".into()
+}
+fn d90() -> u8 {
+    90
 }
 fn d20() -> usize {
     20
@@ -290,7 +302,9 @@ pub struct Sources<'a> {
 }
 
 /// Top-level keys that may come from `HERALD_{KEY}` environment variables.
-const ENV_KEYS: [&str; 32] = [
+const ENV_KEYS: [&str; 34] = [
+    "drain_secs",
+    "ready_high_water_percent",
     "webhook_batch_ms",
     "webhook_batch_size",
     "webhook_timeout_secs",
@@ -579,6 +593,16 @@ impl TryFrom<RawConfig> for Config {
                 )?),
             },
             webhook_debounce: Duration::from_millis(raw.webhook_debounce_ms),
+            drain_window: Duration::from_secs(raw.drain_secs),
+            ready_high_water_percent: match raw.ready_high_water_percent {
+                p @ 1..=100 => p,
+                p => {
+                    return Err(err(
+                        "ready_high_water_percent",
+                        format!("must be 1 to 100, got {p}"),
+                    ));
+                }
+            },
             apps,
             dev_app,
             ignored_env: Vec::new(),
@@ -645,6 +669,10 @@ fn app(key: &str, a: RawApp, has_redis: bool) -> Result<App, ConfigError> {
             &k("client_events_per_second"),
             a.client_events_per_second,
         )?,
+        api_requests_per_second: a
+            .api_requests_per_second
+            .map(|n| positive(&k("api_requests_per_second"), n))
+            .transpose()?,
         max_channels_per_connection: positive(
             &k("max_channels_per_connection"),
             a.max_channels_per_connection,

@@ -6,11 +6,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use herald_core::App;
 use herald_core::backplane::{BackplaneError, Control};
+use herald_core::rate::RateWindow;
 use herald_protocol::api::{
     ApiError, Info, SignedRequest, Trigger, parse_batch, parse_trigger, verify_request,
 };
 use herald_protocol::{ChannelKind, ChannelName, UserId};
 use http_body_util::{BodyExt, Limited};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
@@ -90,49 +92,106 @@ impl Endpoint {
 
 pub async fn handle(state: &Arc<State>, req: Request<hyper::body::Incoming>) -> Response<Body> {
     let started = Instant::now();
+    let request_id = request_id(&req);
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches("/apps/").split('/').collect();
-    let Some((app_id, rest)) = segments.split_first() else {
-        return json_error(StatusCode::NOT_FOUND, "Not found");
-    };
-    let Some(endpoint) = Endpoint::parse(rest) else {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            &format!("Unknown HTTP API endpoint {path}"),
-        );
-    };
-    let label = endpoint.label();
-    let res = match state
-        .hub
-        .apps()
-        .by_id(&percent_decode_str(app_id).decode_utf8_lossy())
-    {
-        None => json_error(StatusCode::NOT_FOUND, &format!("Unknown app id '{app_id}'")),
-        Some(app) => {
-            let app = app.clone();
-            match serve(state, &app, endpoint, &path, req).await {
-                Ok(body) => json(StatusCode::OK, body.to_string()),
-                Err(Failure::Api(e)) => {
-                    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-                    if status == StatusCode::UNAUTHORIZED {
-                        tracing::info!(app = %app.id, path = %path, reason = %e.message, "HTTP API request refused");
-                    }
-                    json_error(status, &e.message)
-                }
-                Err(Failure::Unavailable(e)) => {
-                    tracing::error!(app = %app.id, path = %path, error = %e, "HTTP API request failed: backplane unavailable");
-                    json_error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Backplane unavailable, try again shortly",
-                    )
-                }
-            }
+    let (label, mut res) = match (
+        segments.split_first(),
+        Endpoint::parse(segments.get(1..).unwrap_or(&[])),
+    ) {
+        (Some((app_id, _)), Some(endpoint)) => {
+            let label = endpoint.label();
+            let app = state
+                .hub
+                .apps()
+                .by_id(&percent_decode_str(app_id).decode_utf8_lossy())
+                .cloned();
+            let res = match app {
+                None => json_error(StatusCode::NOT_FOUND, &format!("Unknown app id '{app_id}'")),
+                Some(app) => answer(state, &app, endpoint, &path, req, &request_id).await,
+            };
+            (label, res)
         }
+        _ => (
+            "unknown",
+            json_error(
+                StatusCode::NOT_FOUND,
+                &format!("Unknown HTTP API endpoint {path}"),
+            ),
+        ),
     };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
     state
         .metrics
         .http_request(label, res.status().as_u16(), started.elapsed());
     res
+}
+
+/// The caller's `X-Request-Id` when it is short and printable, else a fresh one.
+fn request_id(req: &Request<hyper::body::Incoming>) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
+}
+
+async fn answer(
+    state: &State,
+    app: &Arc<App>,
+    endpoint: Endpoint,
+    path: &str,
+    req: Request<hyper::body::Incoming>,
+    request_id: &str,
+) -> Response<Body> {
+    if !state.api_rate.allow(app) {
+        tracing::info!(app = %app.id, request_id, "HTTP API rate limit reached");
+        let mut res = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests for this app; slow down",
+        );
+        res.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+        return res;
+    }
+    match serve(state, app, endpoint, path, req).await {
+        Ok(body) => json(StatusCode::OK, body.to_string()),
+        Err(Failure::Api(e)) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            if status == StatusCode::UNAUTHORIZED {
+                tracing::info!(app = %app.id, path, request_id, reason = %e.message, "HTTP API request refused");
+            }
+            json_error(status, &e.message)
+        }
+        Err(Failure::Unavailable(e)) => {
+            tracing::error!(app = %app.id, path, request_id, error = %e, "HTTP API request failed: backplane unavailable");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Backplane unavailable, try again shortly",
+            )
+        }
+    }
+}
+
+/// Per-app request budget of this node (`api_requests_per_second`).
+#[derive(Default)]
+pub struct ApiRate {
+    windows: std::sync::Mutex<std::collections::HashMap<String, RateWindow>>,
+}
+
+impl ApiRate {
+    fn allow(&self, app: &App) -> bool {
+        let Some(limit) = app.limits.api_requests_per_second else {
+            return true;
+        };
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        windows
+            .entry(app.id.clone())
+            .or_insert_with(|| RateWindow::new(limit))
+            .allow(tokio::time::Instant::now())
+    }
 }
 
 async fn serve(

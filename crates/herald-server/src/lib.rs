@@ -42,6 +42,7 @@ pub struct State {
     pub tls: Option<TlsAcceptor>,
     pub config: Config,
     pub metrics: Arc<Metrics>,
+    pub api_rate: http_api::ApiRate,
 }
 
 /// Listeners bound by the caller (tests bind port 0).
@@ -105,6 +106,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
         tls,
         config,
         metrics: Arc::new(Metrics::new()),
+        api_rate: http_api::ApiRate::default(),
     }))
 }
 
@@ -157,19 +159,37 @@ pub async fn run(
     for t in tasks {
         let _ = t.await;
     }
+    drain(&state).await;
+    state.hub.backplane().shutdown().await;
+    admin.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Closes every connection with 4200 (pusher-js reconnects at once) in paced batches spread
+/// over `drain_secs`, so the clients land on other nodes without a thundering herd, then waits
+/// for their sessions to clean up (at most 5 s more).
+async fn drain(state: &State) {
+    let conns = state.hub.connections();
+    let window = state.config.drain_window;
+    const STEP: Duration = Duration::from_millis(100);
+    let steps = (window.as_millis() / STEP.as_millis()).max(1) as usize;
+    let per_step = conns.len().div_ceil(steps).max(1);
+    tracing::info!(connections = conns.len(), window = ?window, per_step, "draining");
     let reason =
         CloseReason::from_error(ErrorCode::ReconnectNow, ErrorCode::ReconnectNow.message());
-    for conn in state.hub.connections() {
-        conn.close(reason.clone());
+    for (i, batch) in conns.chunks(per_step).enumerate() {
+        if i > 0 {
+            tokio::time::sleep(STEP).await;
+        }
+        for conn in batch {
+            conn.close(reason.clone());
+        }
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while state.hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    state.hub.backplane().shutdown().await;
-    admin.abort();
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// Accepts connections until told to stop. `role` None is the admin listener.

@@ -199,19 +199,30 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once, without finishing the
+/// drain.
 async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+    signal().await;
+    tokio::spawn(async {
+        signal().await;
+        tracing::warn!("second signal: exiting without finishing the drain");
+        std::process::exit(1);
+    });
+}
+
+async fn signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = int.recv() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -379,3 +379,45 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_others_keep_receiving() 
     api.trigger(&["firehose"], "after", "1").await;
     assert_eq!(fast.expect("after").await["data"], "1");
 }
+
+#[tokio::test]
+async fn the_per_app_rate_limit_answers_429_and_other_apps_are_unaffected() {
+    let toml = "[[apps]]\nid=\"app-1\"\nkey=\"app-key\"\nsecret=\"app-secret\"\napi_requests_per_second = 3\n[[apps]]\nid=\"app-2\"\nkey=\"k2\"\nsecret=\"s2\"";
+    let server = TestServer::with_config(toml).await;
+    let api = server.api();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(api.trigger(&["a"], "e", "x").await.status);
+    }
+    assert_eq!(&statuses[..3], [200, 200, 200]);
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    let other = Api {
+        app_id: "app-2".into(),
+        key: "k2".into(),
+        secret: "s2".into(),
+        addr: server.addr,
+    };
+    assert_eq!(other.trigger(&["a"], "e", "x").await.status, 200);
+}
+
+#[tokio::test]
+async fn every_api_answer_carries_a_request_id() {
+    let server = TestServer::start().await;
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET /apps/app-1/channels HTTP/1.1\r\nHost: x\r\nX-Request-Id: trace-42\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    assert!(buf.starts_with("HTTP/1.1 401"), "{buf}");
+    assert!(
+        buf.to_ascii_lowercase().contains("x-request-id: trace-42"),
+        "{buf}"
+    );
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"GET /apps/app-1/channels HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    assert!(buf.to_ascii_lowercase().contains("x-request-id: "), "{buf}");
+}

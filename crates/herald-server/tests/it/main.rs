@@ -12,6 +12,7 @@ mod cluster;
 mod cluster_faults;
 mod connection;
 mod http_api;
+mod shutdown;
 mod tls;
 mod users;
 mod webhooks;

@@ -257,6 +257,31 @@ impl NodeProcess {
         )
     }
 
+    /// Sends a signal by name (`TERM`, `INT`) with the system's `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `secs` for the process to exit; its exit code.
+    pub async fn wait_exit(&mut self, secs: u64) -> Option<i32> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "herald did not exit within {secs} s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// SIGKILL: no cleanup, as in a crash.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
