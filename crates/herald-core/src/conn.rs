@@ -97,6 +97,11 @@ impl ConnHandle {
         self.0.done.cancel();
     }
 
+    /// The close code the server chose, if it closed the connection (None: the peer left).
+    pub fn close_code(&self) -> Option<u16> {
+        self.0.close.get().map(|r| r.code)
+    }
+
     pub fn is_closed(&self) -> bool {
         self.0.done.is_cancelled()
     }

@@ -237,6 +237,11 @@ impl Hub {
         self.0.local.get(app).map_or(0, |l| read(&l.conns).len())
     }
 
+    /// Channels with local subscribers, per configured app.
+    pub fn app_channel_count(&self, app: &str) -> usize {
+        self.0.local.get(app).map_or(0, |l| read(&l.channels).len())
+    }
+
     pub fn set_draining(&self) {
         self.0.draining.store(true, Ordering::SeqCst);
     }

@@ -14,6 +14,8 @@ pub struct Metrics {
     registry: Registry,
     connections: IntGaugeVec,
     node_connections: IntGauge,
+    channels: IntGaugeVec,
+    backplane_ready: IntGauge,
     opened: IntCounterVec,
     closed: IntCounterVec,
     refused: IntCounterVec,
@@ -52,6 +54,20 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(node_connections.clone()))
             .expect("unique metric");
+        let channels = IntGaugeVec::new(
+            Opts::new("herald_channels", "Channels with subscribers on this node"),
+            &["app"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(channels.clone()))
+            .expect("unique metric");
+        let backplane_ready = IntGauge::new(
+            "herald_backplane_ready",
+            "1 while the backplane (Redis) is reachable, 0 otherwise",
+        )
+        .expect("valid metric");
+        r.register(Box::new(backplane_ready.clone()))
+            .expect("unique metric");
         let http_latency = HistogramVec::new(
             HistogramOpts::new(
                 "herald_http_request_duration_seconds",
@@ -87,8 +103,8 @@ impl Metrics {
             closed: counter(
                 &r,
                 "herald_connections_closed_total",
-                "WebSocket connections closed",
-                &["app"],
+                "WebSocket connections closed, by the close code the server sent (client: the client left)",
+                &["app", "code"],
             ),
             refused: counter(
                 &r,
@@ -130,6 +146,8 @@ impl Metrics {
             registry: r,
             connections,
             node_connections,
+            channels,
+            backplane_ready,
             http_latency,
         }
     }
@@ -138,8 +156,10 @@ impl Metrics {
         self.opened.with_label_values(&[app]).inc();
     }
 
-    pub fn connection_closed(&self, app: &str) {
-        self.closed.with_label_values(&[app]).inc();
+    /// `code`: the close code the server sent, None when the client left.
+    pub fn connection_closed(&self, app: &str, code: Option<u16>) {
+        let code = code.map_or_else(|| "client".to_owned(), |c| c.to_string());
+        self.closed.with_label_values(&[app, &code]).inc();
     }
 
     pub fn connection_refused(&self, code: u16) {
@@ -184,6 +204,13 @@ impl Metrics {
                 .set(hub.app_connection_count(&app.id) as i64);
         }
         self.node_connections.set(hub.connection_count() as i64);
+        for app in hub.apps().iter() {
+            self.channels
+                .with_label_values(&[&app.id])
+                .set(hub.app_channel_count(&app.id) as i64);
+        }
+        self.backplane_ready
+            .set(i64::from(hub.backplane().is_ready()));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

@@ -235,7 +235,9 @@ where
     }
     session.close().await;
     let _ = writer.await;
-    state.metrics.connection_closed(&app_id);
+    state
+        .metrics
+        .connection_closed(&app_id, handle.close_code());
     if verbose {
         tracing::info!(target: "herald::frames", socket_id = %sid, "connection closed");
     }

@@ -236,4 +236,40 @@ async fn admin_listener_serves_health_ready_metrics() {
         "{text}"
     );
     assert!(text.contains("herald_node_connections 1"), "{text}");
+    assert!(text.contains("herald_backplane_ready 1"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_count_closes_by_code_and_channels() {
+    let server = TestServer::with_config(&format!("max_connections = 1\n{DEFAULT_TOML}")).await;
+    let mut c = server.connect().await;
+    c.subscribe("one").await;
+    let (_, end) = refused(&server, &server.ws_url(KEY)).await;
+    assert_eq!(end, Ended::Closed(4100));
+    let text = raw_http(server.admin, "GET", "/metrics", "")
+        .await
+        .body
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("herald_channels{app=\"app-1\"} 1"), "{text}");
+    assert!(
+        text.contains("herald_connections_refused_total{code=\"4100\"} 1"),
+        "{text}"
+    );
+    c.close().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = raw_http(server.admin, "GET", "/metrics", "")
+            .await
+            .body
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if text.contains("herald_connections_closed_total{app=\"app-1\",code=\"client\"} 1") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
