@@ -139,7 +139,7 @@ impl Metrics {
             webhooks: counter(
                 &r,
                 "herald_webhook_events_total",
-                "Webhook events by outcome: queued, delivered, retried, dead_lettered (per endpoint)",
+                "Webhook events by outcome, per endpoint: queued, delivered, failed (an attempt), retried, dead_lettered",
                 &["app", "outcome"],
             ),
             webhook_latency,

@@ -210,6 +210,7 @@ impl Delivery {
                     break;
                 }
                 Err(why) => {
+                    self.metrics.webhook(&self.app.id, "failed", n);
                     if started.elapsed() + backoff > self.config.retry_budget {
                         tracing::error!(app = %self.app.id, target = %endpoint.target, events = n, reason = %why, "webhook dead-lettered after the retry budget");
                         self.metrics.webhook(&self.app.id, "dead_lettered", n);
