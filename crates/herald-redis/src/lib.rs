@@ -173,37 +173,17 @@ impl Inner {
         }
     }
 
-    async fn run_subscribe(
+    /// Runs `SUBSCRIBE` or `UNSUBSCRIBE` (same keys, same reply) as `node`.
+    async fn run_occupancy(
         &self,
+        script: &redis::Script,
         app: &str,
         node: &str,
         channel: &str,
         socket: &str,
     ) -> Result<Occupancy, BackplaneError> {
         let mut c = self.conn().await?;
-        let (count, transition): (u64, u8) = scripts::SUBSCRIBE
-            .key(self.keys.channels(app))
-            .key(self.keys.node(app, node))
-            .arg(channel)
-            .arg(socket)
-            .invoke_async(&mut *c)
-            .await
-            .map_err(err)?;
-        Ok(Occupancy {
-            count,
-            transition: transition == 1,
-        })
-    }
-
-    async fn run_unsubscribe(
-        &self,
-        app: &str,
-        node: &str,
-        channel: &str,
-        socket: &str,
-    ) -> Result<Occupancy, BackplaneError> {
-        let mut c = self.conn().await?;
-        let (count, transition): (u64, u8) = scripts::UNSUBSCRIBE
+        let (count, transition): (u64, u8) = script
             .key(self.keys.channels(app))
             .key(self.keys.node(app, node))
             .arg(channel)
@@ -387,7 +367,13 @@ impl Backplane for RedisBackplane {
         i.listen(topic.clone()).await?;
         let _gate = i.gate.read().await;
         match i
-            .run_subscribe(app, &i.node, channel.as_str(), socket.as_str())
+            .run_occupancy(
+                &scripts::SUBSCRIBE,
+                app,
+                &i.node,
+                channel.as_str(),
+                socket.as_str(),
+            )
             .await
         {
             Ok(o) => {
@@ -424,8 +410,14 @@ impl Backplane for RedisBackplane {
                 socket: socket.to_string(),
             },
         );
-        i.run_unsubscribe(app, &i.node, channel.as_str(), socket.as_str())
-            .await
+        i.run_occupancy(
+            &scripts::UNSUBSCRIBE,
+            app,
+            &i.node,
+            channel.as_str(),
+            socket.as_str(),
+        )
+        .await
     }
 
     async fn presence_join(

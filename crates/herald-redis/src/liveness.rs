@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use herald_core::backplane::{BackplaneError, Inbound, Reaped};
 use herald_protocol::{ChannelName, UserId};
 
-use crate::{Contribution, Inner, err};
+use crate::{Contribution, Inner, err, scripts};
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -126,7 +126,9 @@ async fn undo(
                 }
             }
             Contribution::Subscription { channel, socket } => {
-                let o = inner.run_unsubscribe(app, node, channel, socket).await?;
+                let o = inner
+                    .run_occupancy(&scripts::UNSUBSCRIBE, app, node, channel, socket)
+                    .await?;
                 ChannelName::parse(channel, usize::MAX).ok().map(|channel| {
                     if o.transition {
                         Reaped::Vacated { channel }
@@ -191,7 +193,8 @@ impl Inner {
             for (encoded, member) in local.iter().filter(|(e, _)| !remote.contains(*e)) {
                 match (Contribution::decode(encoded), member) {
                     (Some(Contribution::Subscription { channel, socket }), _) => {
-                        self.run_subscribe(app, &node, &channel, &socket).await?;
+                        self.run_occupancy(&scripts::SUBSCRIBE, app, &node, &channel, &socket)
+                            .await?;
                     }
                     (Some(Contribution::Presence { channel, socket }), Some(member)) => {
                         self.run_join(app, &node, &channel, &socket, member, usize::MAX)
