@@ -58,6 +58,8 @@ pub struct Config {
     pub apps: Apps,
     pub webhooks: crate::webhook::WebhookConfig,
     pub webhook_debounce: Duration,
+    /// Extra trusted certificates (PEM) for HTTPS webhook endpoints.
+    pub webhook_ca_file: Option<PathBuf>,
     /// Shutdown closes connections in paced batches spread over this window.
     pub drain_window: Duration,
     /// `/ready` answers 503 once this share (percent) of `max_connections` is in use.
@@ -132,6 +134,7 @@ struct RawConfig {
     webhook_retry_budget_secs: u64,
     #[serde(default = "d3000")]
     webhook_debounce_ms: u64,
+    webhook_ca_file: Option<PathBuf>,
     #[serde(default = "d10")]
     drain_secs: u64,
     #[serde(default = "d90")]
@@ -302,7 +305,8 @@ pub struct Sources<'a> {
 }
 
 /// Top-level keys that may come from `HERALD_{KEY}` environment variables.
-const ENV_KEYS: [&str; 34] = [
+const ENV_KEYS: [&str; 35] = [
+    "webhook_ca_file",
     "drain_secs",
     "ready_high_water_percent",
     "webhook_batch_ms",
@@ -593,6 +597,7 @@ impl TryFrom<RawConfig> for Config {
                 )?),
             },
             webhook_debounce: Duration::from_millis(raw.webhook_debounce_ms),
+            webhook_ca_file: raw.webhook_ca_file,
             drain_window: Duration::from_secs(raw.drain_secs),
             ready_high_water_percent: match raw.ready_high_water_percent {
                 p @ 1..=100 => p,

@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 /// Everything a request handler needs.
 pub struct State {
     pub hub: Hub,
+    pub webhook_client: webhook::HttpClient,
     /// Redis streams for `stream` webhook targets (cluster mode).
     pub webhook_streams: Option<Arc<dyn WebhookStreams>>,
     /// The public listener's TLS acceptor when `tls_cert`/`tls_key` are set.
@@ -100,8 +101,11 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
             hub
         }
     };
+    let webhook_client =
+        webhook::http_client(config.webhook_ca_file.as_deref()).map_err(StartError::Tls)?;
     Ok(Arc::new(State {
         hub,
+        webhook_client,
         webhook_streams,
         tls,
         config,
@@ -141,6 +145,7 @@ pub async fn run(
         state.config.apps.clone(),
         state.hub.webhooks().clone(),
         state.webhook_streams.clone(),
+        state.webhook_client.clone(),
         state.config.webhooks.clone(),
         state.metrics.clone(),
     );

@@ -14,6 +14,7 @@ use herald_protocol::webhook::{WebhookEvent, body, body_signature};
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Method, Request};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -50,7 +51,53 @@ impl Default for WebhookConfig {
     }
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The webhook HTTP(S) client: Mozilla's roots (bundled, no system store needed) plus the
+/// certificates in `extra_ca` (a PEM file, for endpoints behind a private CA).
+pub fn http_client(extra_ca: Option<&std::path::Path>) -> Result<HttpClient, String> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra_ca {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                format!(
+                    "webhook_ca_file: cannot read PEM certificates from {}: {e}",
+                    path.display()
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(format!(
+                "webhook_ca_file: no certificate in {}",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                format!(
+                    "webhook_ca_file: unusable certificate in {}: {e}",
+                    path.display()
+                )
+            })?;
+        }
+    }
+    let tls = ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("webhook TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
 
 struct Batch {
     started: Instant,
@@ -65,10 +112,10 @@ pub fn spawn(
     apps: Apps,
     queue: Arc<dyn WebhookQueue>,
     streams: Option<Arc<dyn WebhookStreams>>,
+    client: HttpClient,
     config: WebhookConfig,
     metrics: Arc<Metrics>,
 ) {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     tokio::spawn(async move {
         let outstanding: Outstanding = Arc::new(Mutex::new(HashMap::new()));
         let mut batches: HashMap<(String, usize), Batch> = HashMap::new();

@@ -53,8 +53,43 @@ impl Receiver {
     /// Fails the first `fail_first` requests with 500, then leaves the next `hang_first`
     /// unanswered for 5 s (past any sender timeout), then accepts.
     pub async fn start_with(fail_first: usize, hang_first: usize) -> Receiver {
+        Receiver::start_inner(fail_first, hang_first, None).await
+    }
+
+    /// An HTTPS receiver for `localhost` with a fresh self-signed certificate; also returns the
+    /// certificate's PEM (what `webhook_ca_file` must trust).
+    pub async fn start_tls() -> (Receiver, String) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(
+            cert.signing_key.serialize_der(),
+        )
+        .unwrap();
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        (
+            Receiver::start_inner(0, 0, Some(acceptor)).await,
+            cert.cert.pem(),
+        )
+    }
+
+    async fn start_inner(
+        fail_first: usize,
+        hang_first: usize,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/webhook", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}/webhook"),
+            None => format!("http://127.0.0.1:{port}/webhook"),
+        };
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let arrived = Arc::new(Notify::new());
         let failures_left = Arc::new(AtomicUsize::new(fail_first));
@@ -73,6 +108,7 @@ impl Receiver {
                     return;
                 };
                 let (g, a, f, n, hl) = (g.clone(), a.clone(), f.clone(), n.clone(), hl.clone());
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let (g, a, f, n, hl) =
@@ -117,9 +153,17 @@ impl Receiver {
                             Ok(Response::new(Full::new(Bytes::new())))
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
@@ -593,4 +637,54 @@ async fn a_debounced_removal_survives_the_node_that_scheduled_it() {
             "channel_vacated:short-lived"
         ]
     );
+}
+
+#[tokio::test]
+async fn https_endpoints_are_verified_against_the_configured_ca() {
+    let (rx, cert_pem) = Receiver::start_tls().await;
+    let ca = std::env::temp_dir().join(format!(
+        "herald-webhook-ca-{}-{}.pem",
+        std::process::id(),
+        rx.url.len()
+    ));
+    std::fs::write(&ca, &cert_pem).unwrap();
+    let toml = format!(
+        "webhook_ca_file = {:?}\n{}",
+        ca.display().to_string(),
+        webhook_toml(&rx.url, "")
+    );
+    let server = TestServer::with_config(&toml).await;
+    let mut c = server.connect().await;
+    c.subscribe("secure").await;
+    assert_eq!(
+        rx.wait_events(1).await,
+        vec![json!({"name": "channel_occupied", "channel": "secure"})]
+    );
+    std::fs::remove_file(&ca).unwrap();
+
+    // Without the CA the certificate is refused, retried and finally dead-lettered.
+    let (untrusted, _) = Receiver::start_tls().await;
+    let server = TestServer::with_config(&webhook_toml(&untrusted.url, "")).await;
+    let mut c = server.connect().await;
+    c.subscribe("refused").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = raw_http(server.admin, "GET", "/webhooks/dead-letters", "").await;
+        if let Some(letter) = r.body["dead_letters"].as_array().unwrap().first() {
+            assert!(
+                letter["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("request failed"),
+                "{letter}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the untrusted endpoint was not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(untrusted.events().is_empty());
 }
