@@ -371,8 +371,16 @@ fn env_config(env: HashMap<String, String>) -> (HashMap<String, String>, Vec<Str
 }
 
 /// `PORT`, `SERVICE_HOST`, `PORT_6001_TCP_ADDR`…: Kubernetes service-link variables.
+/// `PORT`, `SERVICE_HOST`, `METRICS_PORT_9601_TCP_ADDR`…: what Kubernetes injects for a
+/// Service named `herald` or `herald-…`.
 fn is_service_link(key: &str) -> bool {
-    key == "PORT" || key.starts_with("SERVICE_") || key.starts_with("PORT_")
+    key == "PORT"
+        || key.starts_with("SERVICE_")
+        || key.starts_with("PORT_")
+        || key.ends_with("_SERVICE_HOST")
+        || key.contains("_SERVICE_PORT")
+        || key.ends_with("_PORT")
+        || key.contains("_PORT_")
 }
 
 impl Config {
@@ -503,9 +511,15 @@ impl TryFrom<RawConfig> for Config {
         }
         let apps = Apps::new(apps).map_err(|m| err("apps", m))?;
         if let Some(url) = &raw.redis_url
-            && !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("unix://"))
+            && url.starts_with("rediss://")
+        {
+            return Err(err(
+                "redis_url",
+                "TLS connections to Redis (rediss://) are not built in yet; use redis:// on a private network or a TLS sidecar",
+            ));
+        }
+        if let Some(url) = &raw.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("unix://"))
         {
             return Err(err(
                 "redis_url",

@@ -144,6 +144,8 @@ fn unknown_environment_names_are_reported_not_fatal() {
             ("HERALD_PORT", "tcp://10.0.0.1:6001"),
             ("HERALD_SERVICE_HOST", "10.0.0.1"),
             ("HERALD_PORT_6001_TCP_ADDR", "10.0.0.1"),
+            ("HERALD_METRICS_SERVICE_HOST", "10.0.0.2"),
+            ("HERALD_METRICS_PORT_9601_TCP", "tcp://x"),
             ("HERALD_LOG", "debug"),
         ],
     )
