@@ -29,8 +29,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 target/release/herald /out/herald
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
-# No extra packages: Herald's outbound connections (Redis, webhooks) are plain TCP today. Add
-# ca-certificates here when it gains TLS clients that read the system trust store.
+# No extra packages, not even ca-certificates: HTTPS webhooks trust the Mozilla roots built into
+# the binary (webpki-roots), plus webhook_ca_file for a private CA (mount that PEM file next to
+# herald.toml). Add ca-certificates if Herald ever reads the system trust store.
 #
 # A fixed numeric user, so Kubernetes can check runAsNonRoot without resolving names.
 RUN groupadd --system --gid 10001 herald \
