@@ -1,0 +1,146 @@
+//! `fanout`: S subscribers on one channel; R events/s through the HTTP API for T seconds.
+//! Each event carries a sequence number and its send time; subscribers record latency, loss,
+//! duplicates and order violations.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use hdrhistogram::Histogram;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::api::Publisher;
+use crate::{Target, proc_stat, ws};
+
+#[derive(Args, Debug)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Events per second.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Extra payload bytes per event.
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+}
+
+#[derive(Default)]
+struct Tally {
+    received: u64,
+    duplicates: u64,
+    out_of_order: u64,
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
+    let t = a.target.clone();
+    let channel = "bench-fanout";
+    eprintln!("… connecting {} subscribers", a.subscribers);
+    let mut conns = Vec::with_capacity(a.subscribers);
+    for i in 0..a.subscribers {
+        let port = match t.port2 {
+            Some(p2) if i % 2 == 1 => p2,
+            _ => t.port,
+        };
+        let mut c = ws::connect(&t.host, port, &t.key).await?;
+        ws::subscribe(&mut c, channel).await?;
+        conns.push(c);
+    }
+    let total = (a.rate as u64) * a.seconds;
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let tallies = Arc::new(Mutex::new(Vec::new()));
+    let mut readers = Vec::new();
+    for c in conns {
+        let (hist, tallies) = (hist.clone(), tallies.clone());
+        readers.push(tokio::spawn(async move {
+            let mut ws = c.ws;
+            let mut tally = Tally::default();
+            let mut seen = vec![false; total as usize];
+            let mut last: Option<u64> = None;
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            while tally.received < total {
+                let Ok(Ok(v)) = tokio::time::timeout(Duration::from_secs(5), ws::next_json(&mut ws)).await else { break };
+                if v["event"] != "bench" {
+                    continue;
+                }
+                let data: Value = serde_json::from_str(v["data"].as_str().unwrap_or("{}")).unwrap_or_default();
+                let (Some(seq), Some(sent)) = (data["seq"].as_u64(), data["t"].as_u64()) else { continue };
+                let _ = local.record(now_micros().saturating_sub(sent).max(1));
+                match seen.get_mut(seq as usize) {
+                    Some(s) if *s => tally.duplicates += 1,
+                    Some(s) => {
+                        *s = true;
+                        tally.received += 1;
+                    }
+                    None => {}
+                }
+                if last.is_some_and(|l| seq < l) {
+                    tally.out_of_order += 1;
+                }
+                last = Some(seq);
+            }
+            let _ = hist.lock().await.add(&local);
+            tallies.lock().await.push(tally);
+        }));
+    }
+    let cpu_before = proc_stat::total_cpu(&t.server_pid);
+    let mut publisher = Publisher::connect(&t.host, t.port, &t.app_id, &t.key, &t.secret).await?;
+    let padding = "x".repeat(a.payload);
+    let mut publish = Histogram::<u64>::new(3)?;
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / a.rate.max(1) as f64);
+    let mut errors = 0u64;
+    for seq in 0..total {
+        let due = started + interval * seq as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let data = serde_json::json!({"seq": seq, "t": now_micros(), "pad": padding}).to_string();
+        let sent = Instant::now();
+        match publisher.trigger(channel, "bench", &data).await {
+            Ok(200) => {}
+            _ => errors += 1,
+        }
+        let _ = publish.record(sent.elapsed().as_micros() as u64);
+        if seq % (a.rate as u64).max(1) == 0 {
+            eprintln!("… {seq}/{total} published");
+        }
+    }
+    for r in readers {
+        let _ = r.await;
+    }
+    let took = started.elapsed().as_secs_f64();
+    let cpu = match (cpu_before, proc_stat::total_cpu(&t.server_pid)) {
+        (Some(b), Some(a)) => Some(a - b),
+        _ => None,
+    };
+    let tallies = tallies.lock().await;
+    let h = hist.lock().await;
+    let delivered: u64 = tallies.iter().map(|t| t.received).sum();
+    let expected = total * a.subscribers as u64;
+    let dups: u64 = tallies.iter().map(|t| t.duplicates).sum();
+    let ooo: u64 = tallies.iter().map(|t| t.out_of_order).sum();
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!("fanout: {} subscribers × {total} events: {delivered}/{expected} delivered ({:.0}/s), {} lost, {dups} duplicates, {ooo} out of order, {errors} publish errors", a.subscribers, delivered as f64 / took, expected - delivered);
+    println!("end-to-end latency: p50 {:.2} ms, p90 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}", ms(0.5), ms(0.9), ms(0.99), ms(0.999), h.max() as f64 / 1000.0);
+    println!("publish latency: p50 {:.2} ms, p99 {:.2} ms", publish.value_at_quantile(0.5) as f64 / 1000.0, publish.value_at_quantile(0.99) as f64 / 1000.0);
+    if let Some(c) = cpu {
+        println!("server CPU: {c:.2} s, {:.2} µs per delivery", c * 1e6 / delivered.max(1) as f64);
+    }
+    let json = serde_json::json!({
+        "scenario": "fanout", "subscribers": a.subscribers, "rate": a.rate, "seconds": a.seconds,
+        "delivered": delivered, "expected": expected, "lost": expected - delivered, "duplicates": dups, "out_of_order": ooo,
+        "publish_errors": errors, "deliveries_per_sec": delivered as f64 / took,
+        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": h.max() as f64 / 1000.0},
+        "publish_p50_ms": publish.value_at_quantile(0.5) as f64 / 1000.0,
+        "server_cpu_secs": cpu,
+    });
+    println!("{json}");
+    Ok(())
+}
