@@ -10,6 +10,11 @@ need cargo "Install Rust from https://rustup.rs"
 need node "Install Node.js 20 or newer (Debian: apt-get install nodejs npm)"
 need npm "Install npm (Debian: apt-get install npm)"
 need redis-server "The cluster tests start their own redis-server (Debian: apt-get install redis-server)"
+# haproxy lives in /usr/sbin on Debian, which is not on every user's PATH
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || {
+    echo "error: haproxy is missing. The load-balancer tests start their own haproxy (Debian: apt-get install haproxy)" >&2
+    exit 1
+}
 
 echo "== unit and end-to-end tests (cargo test --workspace)"
 cargo test --workspace --locked
@@ -27,3 +32,6 @@ npm test
 
 echo "== compatibility tests in cluster mode (3 herald nodes on a private redis-server)"
 npm run test:cluster
+
+echo "== compatibility tests behind a load balancer (haproxy in front of 3 nodes; drain under traffic)"
+npm run test:lb

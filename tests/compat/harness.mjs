@@ -5,6 +5,8 @@
 // - in cluster mode (HERALD_COMPAT_CLUSTER=N, `npm run test:cluster`) starts a private
 //   redis-server and N herald nodes on it instead, waits for every node's /ready, and spreads
 //   clients and API calls over the nodes,
+// - in load-balancer mode (HERALD_COMPAT_LB=1, `npm run test:lb`) also starts an haproxy process
+//   in front of the nodes and sends every client and API call through it,
 // - hands out real pusher-js clients (wrapped so every frame, state change and
 //   error is recorded) and real `pusher` server SDK instances,
 // - offers a raw WebSocket (the faye-websocket client bundled in pusher-js) and a
@@ -53,13 +55,29 @@ export const HERALD_BIN = process.env.HERALD_BIN
   : path.resolve(HERE, '../../target/debug/herald');
 
 /**
+ * Load-balancer mode: HERALD_COMPAT_LB=1 (`npm run test:lb`) runs a cluster (below) behind one
+ * haproxy process; pusher-js clients and API calls go through haproxy unless pinned to a node.
+ * Tests that only make sense on one process use `{ skip: CLUSTER && 'reason' }`.
+ */
+export const LB = (() => {
+  const v = (process.env.HERALD_COMPAT_LB || '').trim();
+  if (v === '' || v === '0') return false;
+  if (v !== '1') throw new Error(`HERALD_COMPAT_LB must be 1 or unset, got '${v}'`);
+  return true;
+})();
+
+/**
  * Cluster mode: HERALD_COMPAT_CLUSTER=N (N >= 1) runs every test file against N herald nodes that
  * share one private redis-server; unset or 0 runs a single node with the in-memory backplane.
- * Tests that only make sense on one process use `{ skip: CLUSTER && 'reason' }`.
+ * Load-balancer mode (HERALD_COMPAT_LB=1) implies a cluster, of 3 nodes unless N says otherwise.
  */
 export const CLUSTER = (() => {
   const v = (process.env.HERALD_COMPAT_CLUSTER || '').trim();
-  if (v === '' || v === '0') return 0;
+  if (v === '' || v === '0') {
+    if (LB && v === '') return 3;
+    if (LB) throw new Error('HERALD_COMPAT_LB=1 needs a cluster (HERALD_COMPAT_CLUSTER >= 1 or unset)');
+    return 0;
+  }
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 16) {
     throw new Error(`HERALD_COMPAT_CLUSTER must be a node count between 1 and 16, got '${v}'`);
@@ -324,6 +342,8 @@ function spawnManaged(cmd, args, { label, cleanupDir, env = process.env } = {}) 
   return {
     pid: child.pid,
     logs: () => log,
+    /** Resolves with { code, signal } when the process has exited. */
+    exited: () => exitPromise,
     /** null while running, else { code, signal } or { error } if it could not be spawned. */
     status: () => (spawnError ? { error: spawnError.message } : exited),
     async stop() {
@@ -439,6 +459,8 @@ async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, label } 
     wsBase: `ws://127.0.0.1:${port}`,
     httpBase: `http://127.0.0.1:${port}`,
     logs: proc.logs,
+    status: proc.status,
+    exited: proc.exited,
     stop: () => proc.stop(),
   };
 
@@ -469,7 +491,9 @@ function clusterHeader(redisUrl) {
     `redis_url = "${redisUrl}"\n` +
     `redis_prefix = "compat"\n` +
     `heartbeat_interval_secs = 1\n` +
-    `node_timeout_secs = 3\n\n`
+    `node_timeout_secs = 3\n` +
+    (LB ? `drain_secs = 2\n` : '') +
+    `\n`
   );
 }
 
@@ -558,26 +582,192 @@ export async function startCluster(n, { config = CONFIG_TOML } = {}) {
   return { redis, servers };
 }
 
+/** haproxy: on PATH, else the Debian location (/usr/sbin is not on every user's PATH). */
+function haproxyBin() {
+  const found = which('haproxy');
+  if (found) return found;
+  for (const p of ['/usr/sbin/haproxy', '/usr/local/sbin/haproxy']) {
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return null;
+}
+
+/** Sends one command to haproxy's stats socket and resolves with the whole answer ('' on error). */
+function haproxyCommand(socketPath, command, timeoutMs = 1000) {
+  return new Promise((resolve) => {
+    let buf = '';
+    const sock = net.connect({ path: socketPath });
+    const done = () => {
+      sock.destroy();
+      resolve(buf);
+    };
+    sock.setTimeout(timeoutMs, done);
+    sock.on('error', done);
+    sock.on('connect', () => sock.write(`${command}\n`));
+    sock.on('data', (d) => {
+      buf += d.toString('utf8');
+    });
+    sock.on('end', done);
+  });
+}
+
+/** { node0: 'UP', node1: 'DOWN', ... } from `show stat` of the backend `nodes`. */
+async function haproxyServerStates(socketPath) {
+  const csv = await haproxyCommand(socketPath, 'show stat');
+  const lines = csv.split('\n');
+  const header = (lines.shift() || '').replace(/^# /, '').split(',');
+  const [px, sv, st] = ['pxname', 'svname', 'status'].map((k) => header.indexOf(k));
+  const states = {};
+  if (px < 0 || sv < 0 || st < 0) return states;
+  for (const line of lines) {
+    const f = line.split(',');
+    if (f[px] === 'nodes' && /^node\d+$/.test(f[sv])) states[f[sv]] = f[st];
+  }
+  return states;
+}
+
+/**
+ * The haproxy configuration of load-balancer mode: HTTP mode, round robin, WebSocket upgrades
+ * kept open as tunnels, each node health-checked with GET /ready on its metrics port (a draining
+ * node answers 503 and is taken out), failed connects retried on another node. Every response
+ * carries `X-Herald-Node: nodeN`, so a client can tell which node it landed on.
+ */
+export function haproxyConfig({ port, servers, socketPath }) {
+  return `# generated by tests/compat/harness.mjs (HERALD_COMPAT_LB)
+global
+    maxconn 4096
+    stats socket ${socketPath} mode 600 level admin
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+    timeout http-request 10s
+    retries 3
+    option redispatch 1
+
+frontend herald
+    bind 127.0.0.1:${port}
+    default_backend nodes
+
+backend nodes
+    balance roundrobin
+    option httpchk GET /ready
+    http-response set-header X-Herald-Node %[srv_name]
+    default-server inter 200ms fastinter 100ms downinter 200ms fall 2 rise 1
+${servers.map((s, i) => `    server node${i} 127.0.0.1:${s.port} check port ${s.metricsPort}`).join('\n')}
+`;
+}
+
+/**
+ * Starts haproxy in the foreground (`haproxy -f cfg -db`) on a free loopback port in front of
+ * `servers` and resolves when it answers HTTP and reports every node UP.
+ */
+export function startLoadBalancer(servers) {
+  return retryOnPortClash(() => startLoadBalancerOnce(servers));
+}
+
+async function startLoadBalancerOnce(servers) {
+  const bin = haproxyBin();
+  if (!bin) {
+    throw new Error('load-balancer mode needs haproxy, which was not found: install it: sudo apt-get install -y haproxy');
+  }
+  const [port] = await freePorts(1);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-lb-'));
+  const socketPath = path.join(dir, 'admin.sock');
+  const cfgPath = path.join(dir, 'haproxy.cfg');
+  const text = haproxyConfig({ port, servers, socketPath });
+  fs.writeFileSync(cfgPath, text);
+  const args = ['-f', cfgPath, '-db'];
+  const proc = spawnManaged(bin, args, { label: 'haproxy', cleanupDir: dir });
+  const lb = {
+    label: 'haproxy',
+    port,
+    pid: proc.pid,
+    configPath: cfgPath,
+    wsBase: `ws://127.0.0.1:${port}`,
+    httpBase: `http://127.0.0.1:${port}`,
+    logs: proc.logs,
+    status: proc.status,
+    /** The haproxy view of the nodes: { node0: 'UP', ... }. */
+    serverStates: () => haproxyServerStates(socketPath),
+    stop: () => proc.stop(),
+  };
+  const deadline = Date.now() + 10000;
+  let last = null;
+  for (;;) {
+    const st = proc.status();
+    const why = st
+      ? `exited during startup (${JSON.stringify(st)})`
+      : Date.now() > deadline
+        ? `did not report every node UP within 10 s (last: ${JSON.stringify(last)})`
+        : null;
+    if (why) {
+      await lb.stop();
+      throw new Error(
+        `haproxy ${why}\ncommand: ${bin} ${args.join(' ')}\n----- config -----\n${text}----- output -----\n${proc.logs()}`,
+      );
+    }
+    const states = await haproxyServerStates(socketPath);
+    const answered = (await httpGetStatus(`${lb.httpBase}/`, 500)) !== null;
+    last = { states, answered };
+    if (answered && servers.every((_, i) => states[`node${i}`] === 'UP')) return lb;
+    await observe(50);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Clients
 
+/** The node index haproxy reported for a faye WebSocket (`X-Herald-Node: nodeN`), else undefined. */
+function lbNodeOf(ws) {
+  const v = ws && ws.headers && ws.headers['x-herald-node'];
+  const m = typeof v === 'string' && /^node(\d+)$/.exec(v.trim());
+  return m ? Number(m[1]) : undefined;
+}
+
 /** A pusher-js instance with everything it receives recorded. */
 export class Client {
-  /** `node`: index of the herald node it connects to (always 0 in single-node mode). */
+  /**
+   * `node`: index of the herald node it connects to (always 0 in single-node mode), or null when
+   * it connects through the load balancer: then `node` is the node of its latest connection (from
+   * haproxy's X-Herald-Node response header) and `nodes` lists one entry per connection.
+   */
   constructor(pusher, label, node = 0) {
     this.pusher = pusher;
     this.label = label;
-    this.node = node;
+    this.viaLb = node === null;
+    this.pinnedNode = node;
+    /** Through the load balancer: { node, socketId, at } per 'connected'. */
+    this.nodes = [];
     this.states = new Recorder(`${label}.states`);
     this.errors = new Recorder(`${label}.errors`);
     this.frames = new Recorder(`${label}.frames`);
     // The constructor already called connect(): start from the current state.
     this.states.push(pusher.connection.state);
-    pusher.connection.bind('state_change', ({ current }) => this.states.push(current));
+    pusher.connection.bind('state_change', ({ current }) => {
+      if (current === 'connected' && this.viaLb) {
+        const conn = pusher.connection.connection;
+        const ws = conn && conn.transport && conn.transport.socket;
+        this.nodes.push({ node: lbNodeOf(ws), socketId: pusher.connection.socket_id, at: Date.now() });
+      }
+      this.states.push(current);
+    });
     pusher.connection.bind('error', (e) => this.errors.push(e));
     // Bound after Pusher's own 'message' listener, so channels have already handled a frame
     // by the time it is recorded here.
     pusher.connection.bind('message', (f) => this.frames.push(f));
+  }
+
+  /** The node it is (or was last) connected to; undefined through the LB before connecting. */
+  get node() {
+    if (!this.viaLb) return this.pinnedNode;
+    return this.nodes.length ? this.nodes[this.nodes.length - 1].node : undefined;
   }
 
   get state() {
@@ -674,10 +864,11 @@ export class Client {
 
 /** A raw WebSocket (faye-websocket client bundled inside pusher-js) for wire-level checks. */
 export class RawSocket {
+  /** `node`: index of the node, or null through the load balancer (then read from haproxy's header). */
   constructor(url, label = 'raw', node = 0) {
     this.url = url;
     this.label = label;
-    this.node = node;
+    this.pinnedNode = node;
     this.frames = new Recorder(`${label}.frames`); // { raw, msg } with msg = parsed JSON frame
     this.closes = new Recorder(`${label}.close`); // { code, reason }
     this.opened = new Recorder(`${label}.open`);
@@ -692,6 +883,11 @@ export class RawSocket {
     };
     this.ws.onclose = (e) => this.closes.push({ code: e.code, reason: e.reason });
     this.ws.onerror = () => {};
+  }
+
+  /** The node it is connected to; undefined through the LB before the handshake. */
+  get node() {
+    return this.pinnedNode === null ? lbNodeOf(this.ws) : this.pinnedNode;
   }
 
   send(obj) {
@@ -803,7 +999,9 @@ export async function expectRequestError(promise) {
  * `signed()` request goes to a node other than the one the latest client connected to (rotating
  * over the others), so a published event normally crosses Redis to reach that client. `sdkOn()`
  * pins an SDK to one node, e.g. to send a marker through the node that handled an action.
- * In single-node mode every index is 0.
+ * In single-node mode every index is 0. In load-balancer mode (HERALD_COMPAT_LB=1) clients, raw
+ * sockets, `sdk()` and `signed()` go through haproxy instead; a client's `node` is the node haproxy
+ * chose (known once connected), so `sdkOn(client)` and `{ node }` still reach one node directly.
  *
  * `topLevel` / `appTables` add lines to the generated config (see configToml), e.g. webhook
  * endpoints; anything they point at (a receiver's port) must exist before useHerald is called.
@@ -815,6 +1013,8 @@ export function useHerald({ topLevel = '', appTables = {} } = {}) {
     servers: [],
     /** The redis-server of this file in cluster mode, else null. */
     redis: null,
+    /** The haproxy in front of the nodes in load-balancer mode (HERALD_COMPAT_LB), else null. */
+    lb: null,
     live: new Set(),
     counter: 0,
     clientSeq: 0,
@@ -869,6 +1069,7 @@ export function useHerald({ topLevel = '', appTables = {} } = {}) {
 
     /** A `pusher` server SDK instance for `app` (encryption master key set for app-1). */
     sdk(app = APPS.main, extra = {}) {
+      if (ctx.lb) return makeSdk(ctx.lb, app, extra);
       return makeSdk(ctx.servers[ctx.nextApiNode()], app, extra);
     },
 
@@ -892,9 +1093,11 @@ export function useHerald({ topLevel = '', appTables = {} } = {}) {
     client({ app = APPS.main, key, presence = null, user = null, authSdk, options = {}, node } = {}) {
       // signing is local: this SDK never makes a request, so it does not take part in rotation
       const signer = authSdk || makeSdk(ctx.server, app);
-      const i = ctx.clientNode(node);
-      const server = ctx.servers[i];
-      const label = `client#${++ctx.counter}${ctx.servers.length > 1 ? `@node${i}` : ''}`;
+      // through the load balancer unless pinned to a node; then the node is known once connected
+      const i = ctx.lb && node === undefined ? null : ctx.clientNode(node);
+      const server = i === null ? ctx.lb : ctx.servers[i];
+      const where = i === null ? '@lb' : ctx.servers.length > 1 ? `@node${i}` : '';
+      const label = `client#${++ctx.counter}${where}`;
       const pusher = new PusherJS(key || app.key, {
         wsHost: '127.0.0.1',
         wsPort: server.port,
@@ -939,15 +1142,17 @@ export function useHerald({ topLevel = '', appTables = {} } = {}) {
 
     /** A raw WebSocket to /app/{key} (node: index, default next round-robin). */
     raw(key = APPS.main.key, query, { node } = {}) {
-      const i = ctx.clientNode(node);
-      const label = `raw#${++ctx.counter}${ctx.servers.length > 1 ? `@node${i}` : ''}`;
-      const r = new RawSocket(wsUrl(ctx.servers[i], key, query), label, i);
+      const i = ctx.lb && node === undefined ? null : ctx.clientNode(node);
+      const where = i === null ? '@lb' : ctx.servers.length > 1 ? `@node${i}` : '';
+      const label = `raw#${++ctx.counter}${where}`;
+      const r = new RawSocket(wsUrl(i === null ? ctx.lb : ctx.servers[i], key, query), label, i);
       ctx.live.add(r);
       return r;
     },
 
     /** A hand-signed HTTP API request (see signedRequest); `opts.node` pins the node. */
     signed(opts) {
+      if (ctx.lb && opts.node === undefined) return signedRequest(ctx.lb, opts);
       const i = opts.node === undefined ? ctx.nextApiNode() : ctx.nodeIndex(opts.node);
       return signedRequest(ctx.servers[i], opts);
     },
@@ -968,6 +1173,15 @@ export function useHerald({ topLevel = '', appTables = {} } = {}) {
       const { redis, servers } = await startCluster(CLUSTER, { config });
       ctx.redis = redis;
       ctx.servers = servers;
+      if (LB) {
+        try {
+          ctx.lb = await startLoadBalancer(servers);
+        } catch (e) {
+          await Promise.allSettled(servers.map((s) => s.stop()));
+          await redis.stop();
+          throw e;
+        }
+      }
     } else {
       ctx.servers = [await startHerald({ config })];
     }
@@ -975,7 +1189,8 @@ export function useHerald({ topLevel = '', appTables = {} } = {}) {
   afterEach(() => ctx.closeAll());
   after(async () => {
     ctx.closeAll();
-    // every node first, then the redis-server they use; each by its own pid
+    // the load balancer, every node, then the redis-server they use; each by its own pid
+    if (ctx.lb) await ctx.lb.stop();
     await Promise.allSettled(ctx.servers.map((s) => s.stop()));
     if (ctx.redis) await ctx.redis.stop();
   });
