@@ -16,7 +16,13 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub async fn connect(host: &str, port: u16, app_id: &str, key: &str, secret: &str) -> anyhow::Result<Publisher> {
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        app_id: &str,
+        key: &str,
+        secret: &str,
+    ) -> anyhow::Result<Publisher> {
         let stream = TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
         Ok(Publisher {
@@ -30,12 +36,24 @@ impl Publisher {
 
     /// `POST /apps/{id}/events`; returns the HTTP status.
     pub async fn trigger(&mut self, channel: &str, event: &str, data: &str) -> anyhow::Result<u16> {
-        let body = serde_json::json!({"name": event, "channels": [channel], "data": data}).to_string();
+        let body =
+            serde_json::json!({"name": event, "channels": [channel], "data": data}).to_string();
         let path = format!("/apps/{}/events", self.app_id);
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs().to_string();
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)?
+            .as_secs()
+            .to_string();
         let md5 = body_md5(body.as_bytes());
-        let params = [("auth_key", self.key.as_str()), ("auth_timestamp", &ts), ("auth_version", "1.0"), ("body_md5", &md5)];
-        let sig = sign(&self.secret, api_request_payload("POST", &path, &params).as_bytes());
+        let params = [
+            ("auth_key", self.key.as_str()),
+            ("auth_timestamp", &ts),
+            ("auth_version", "1.0"),
+            ("body_md5", &md5),
+        ];
+        let sig = sign(
+            &self.secret,
+            api_request_payload("POST", &path, &params).as_bytes(),
+        );
         let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let req = format!(
             "POST {path}?{}&auth_signature={sig} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -46,7 +64,11 @@ impl Publisher {
         self.stream.get_mut().write_all(req.as_bytes()).await?;
         let mut status_line = String::new();
         self.stream.read_line(&mut status_line).await?;
-        let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut length = 0usize;
         loop {
             let mut line = String::new();

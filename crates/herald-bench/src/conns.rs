@@ -37,7 +37,13 @@ pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(a.connections);
     for i in 0..a.connections {
-        let (gate, latencies, held, failures, t) = (gate.clone(), latencies.clone(), held.clone(), failures.clone(), t.clone());
+        let (gate, latencies, held, failures, t) = (
+            gate.clone(),
+            latencies.clone(),
+            held.clone(),
+            failures.clone(),
+            t.clone(),
+        );
         let channels = a.channels;
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire().await;
@@ -56,7 +62,10 @@ pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
             .await;
             match result {
                 Ok(conn) => {
-                    let _ = latencies.lock().await.record(begun.elapsed().as_micros() as u64);
+                    let _ = latencies
+                        .lock()
+                        .await
+                        .record(begun.elapsed().as_micros() as u64);
                     held.lock().await.push(conn.ws);
                 }
                 Err(_) => {
@@ -82,10 +91,24 @@ pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
-    println!("conns: {opened} open, {failed} failed in {:.2} s ({:.0}/s)", took.as_secs_f64(), opened as f64 / took.as_secs_f64());
-    println!("connect+subscribe latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0, h.max() as f64 / 1000.0);
+    println!(
+        "conns: {opened} open, {failed} failed in {:.2} s ({:.0}/s)",
+        took.as_secs_f64(),
+        opened as f64 / took.as_secs_f64()
+    );
+    println!(
+        "connect+subscribe latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    );
     if let Some(b) = per_conn {
-        println!("server memory per idle connection: {:.0} bytes (RSS {} → {} KiB)", b, rss_before.unwrap_or(0) / 1024, rss_after.unwrap_or(0) / 1024);
+        println!(
+            "server memory per idle connection: {:.0} bytes (RSS {} → {} KiB)",
+            b,
+            rss_before.unwrap_or(0) / 1024,
+            rss_after.unwrap_or(0) / 1024
+        );
     }
     let json = serde_json::json!({
         "scenario": "conns",

@@ -37,7 +37,9 @@ struct Tally {
 }
 
 fn now_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
@@ -55,7 +57,9 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
         conns.push(c);
     }
     let total = (a.rate as u64) * a.seconds;
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
     let tallies = Arc::new(Mutex::new(Vec::new()));
     let mut readers = Vec::new();
     for c in conns {
@@ -65,14 +69,22 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
             let mut tally = Tally::default();
             let mut seen = vec![false; total as usize];
             let mut last: Option<u64> = None;
-            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let mut local =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
             while tally.received < total {
-                let Ok(Ok(v)) = tokio::time::timeout(Duration::from_secs(5), ws::next_json(&mut ws)).await else { break };
+                let Ok(Ok(v)) =
+                    tokio::time::timeout(Duration::from_secs(5), ws::next_json(&mut ws)).await
+                else {
+                    break;
+                };
                 if v["event"] != "bench" {
                     continue;
                 }
-                let data: Value = serde_json::from_str(v["data"].as_str().unwrap_or("{}")).unwrap_or_default();
-                let (Some(seq), Some(sent)) = (data["seq"].as_u64(), data["t"].as_u64()) else { continue };
+                let data: Value =
+                    serde_json::from_str(v["data"].as_str().unwrap_or("{}")).unwrap_or_default();
+                let (Some(seq), Some(sent)) = (data["seq"].as_u64(), data["t"].as_u64()) else {
+                    continue;
+                };
                 let _ = local.record(now_micros().saturating_sub(sent).max(1));
                 match seen.get_mut(seq as usize) {
                     Some(s) if *s => tally.duplicates += 1,
@@ -127,11 +139,30 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
     let dups: u64 = tallies.iter().map(|t| t.duplicates).sum();
     let ooo: u64 = tallies.iter().map(|t| t.out_of_order).sum();
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    println!("fanout: {} subscribers × {total} events: {delivered}/{expected} delivered ({:.0}/s), {} lost, {dups} duplicates, {ooo} out of order, {errors} publish errors", a.subscribers, delivered as f64 / took, expected - delivered);
-    println!("end-to-end latency: p50 {:.2} ms, p90 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}", ms(0.5), ms(0.9), ms(0.99), ms(0.999), h.max() as f64 / 1000.0);
-    println!("publish latency: p50 {:.2} ms, p99 {:.2} ms", publish.value_at_quantile(0.5) as f64 / 1000.0, publish.value_at_quantile(0.99) as f64 / 1000.0);
+    println!(
+        "fanout: {} subscribers × {total} events: {delivered}/{expected} delivered ({:.0}/s), {} lost, {dups} duplicates, {ooo} out of order, {errors} publish errors",
+        a.subscribers,
+        delivered as f64 / took,
+        expected - delivered
+    );
+    println!(
+        "end-to-end latency: p50 {:.2} ms, p90 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        ms(0.999),
+        h.max() as f64 / 1000.0
+    );
+    println!(
+        "publish latency: p50 {:.2} ms, p99 {:.2} ms",
+        publish.value_at_quantile(0.5) as f64 / 1000.0,
+        publish.value_at_quantile(0.99) as f64 / 1000.0
+    );
     if let Some(c) = cpu {
-        println!("server CPU: {c:.2} s, {:.2} µs per delivery", c * 1e6 / delivered.max(1) as f64);
+        println!(
+            "server CPU: {c:.2} s, {:.2} µs per delivery",
+            c * 1e6 / delivered.max(1) as f64
+        );
     }
     let json = serde_json::json!({
         "scenario": "fanout", "subscribers": a.subscribers, "rate": a.rate, "seconds": a.seconds,

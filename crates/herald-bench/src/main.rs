@@ -13,7 +13,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "herald-bench", version, about = "Load generator for Pusher Channels compatible servers")]
+#[command(
+    name = "herald-bench",
+    version,
+    about = "Load generator for Pusher Channels compatible servers"
+)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
@@ -61,14 +65,20 @@ pub struct Target {
 impl Target {
     fn check(&self) -> anyhow::Result<()> {
         let loopback = matches!(self.host.as_str(), "127.0.0.1" | "localhost" | "::1");
-        anyhow::ensure!(loopback || self.allow_remote, "refusing to load {}: pass --allow-remote to target a non-loopback host", self.host);
+        anyhow::ensure!(
+            loopback || self.allow_remote,
+            "refusing to load {}: pass --allow-remote to target a non-loopback host",
+            self.host
+        );
         Ok(())
     }
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let (target, run) = match cli.scenario {
             Scenario::Conns(a) => (a.target.clone(), tokio::spawn(conns::run(a))),
@@ -77,7 +87,10 @@ fn main() -> anyhow::Result<()> {
         target.check()?;
         match tokio::time::timeout(Duration::from_secs(target.deadline_secs), run).await {
             Ok(joined) => joined?,
-            Err(_) => anyhow::bail!("watchdog: the run exceeded --deadline-secs {}", target.deadline_secs),
+            Err(_) => anyhow::bail!(
+                "watchdog: the run exceeded --deadline-secs {}",
+                target.deadline_secs
+            ),
         }
     })
 }

@@ -28,13 +28,18 @@ pub async fn connect(host: &str, port: u16, key: &str) -> anyhow::Result<PusherC
 /// Subscribes to a public channel and waits for the confirmation.
 pub async fn subscribe(conn: &mut PusherConn, channel: &str) -> anyhow::Result<()> {
     let frame = json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": ""}});
-    conn.ws.send(Message::Text(frame.to_string().into())).await?;
+    conn.ws
+        .send(Message::Text(frame.to_string().into()))
+        .await?;
     loop {
         let v = next_json(&mut conn.ws).await?;
         if v["event"] == "pusher_internal:subscription_succeeded" && v["channel"] == channel {
             return Ok(());
         }
-        anyhow::ensure!(v["event"] != "pusher:subscription_error", "subscription refused: {v}");
+        anyhow::ensure!(
+            v["event"] != "pusher:subscription_error",
+            "subscription refused: {v}"
+        );
     }
 }
 

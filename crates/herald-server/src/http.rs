@@ -69,7 +69,7 @@ pub async fn route(
         let key = key.to_owned();
         return crate::ws::upgrade(&state, req, &key, tls || forwarded_tls);
     }
-    if serves_api && path.starts_with("/apps/") {
+    if serves_api && (path.starts_with("/apps/") || path.starts_with("/users/")) {
         return crate::http_api::handle(&state, req).await;
     }
     if path == "/" {

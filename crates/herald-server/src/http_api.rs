@@ -94,31 +94,15 @@ pub async fn handle(state: &Arc<State>, req: Request<hyper::body::Incoming>) -> 
     let started = Instant::now();
     let request_id = request_id(&req);
     let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches("/apps/").split('/').collect();
-    let (label, mut res) = match (
-        segments.split_first(),
-        Endpoint::parse(segments.get(1..).unwrap_or(&[])),
-    ) {
-        (Some((app_id, _)), Some(endpoint)) => {
-            let label = endpoint.label();
-            let app = state
-                .hub
-                .apps()
-                .by_id(&percent_decode_str(app_id).decode_utf8_lossy())
-                .cloned();
-            let res = match app {
-                None => json_error(StatusCode::NOT_FOUND, &format!("Unknown app id '{app_id}'")),
-                Some(app) => answer(state, &app, endpoint, &path, req, &request_id).await,
-            };
-            (label, res)
-        }
-        _ => (
-            "unknown",
-            json_error(
-                StatusCode::NOT_FOUND,
-                &format!("Unknown HTTP API endpoint {path}"),
-            ),
+    let (label, mut res) = match route(state, &path, req.uri().query().unwrap_or("")) {
+        Ok((app, endpoint)) => (
+            endpoint.label(),
+            answer(state, &app, endpoint, &path, req, &request_id).await,
         ),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::NOT_FOUND);
+            ("unknown", json_error(status, &e.message))
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert("x-request-id", v);
@@ -127,6 +111,40 @@ pub async fn handle(state: &Arc<State>, req: Request<hyper::body::Incoming>) -> 
         .metrics
         .http_request(label, res.status().as_u16(), started.elapsed());
     res
+}
+
+/// The app and endpoint of a request. `/apps/{id}/…` names the app; the Python SDK (3.x) sends
+/// `terminate_user_connections` to `/users/{id}/terminate_connections` without the prefix, so
+/// there the app is the one whose key signed the request.
+fn route(state: &State, path: &str, query: &str) -> Result<(Arc<App>, Endpoint), ApiError> {
+    let not_found = || ApiError::new(404, format!("Unknown HTTP API endpoint {path}"));
+    if let Some(rest) = path.strip_prefix("/apps/") {
+        let segments: Vec<&str> = rest.split('/').collect();
+        let Some((app_id, rest)) = segments.split_first() else {
+            return Err(not_found());
+        };
+        let endpoint = Endpoint::parse(rest).ok_or_else(not_found)?;
+        let app = state
+            .hub
+            .apps()
+            .by_id(&percent_decode_str(app_id).decode_utf8_lossy())
+            .cloned();
+        return app
+            .map(|a| (a, endpoint))
+            .ok_or_else(|| ApiError::new(404, format!("Unknown app id '{app_id}'")));
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match Endpoint::parse(&segments) {
+        Some(endpoint @ Endpoint::TerminateUser(_)) => {
+            let key = form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "auth_key")
+                .map(|(_, v)| v.into_owned());
+            let app = key.and_then(|k| state.hub.apps().by_key(&k).cloned());
+            app.map(|a| (a, endpoint))
+                .ok_or_else(|| ApiError::new(401, "Missing or unknown auth_key"))
+        }
+        _ => Err(not_found()),
+    }
 }
 
 /// The caller's `X-Request-Id` when it is short and printable, else a fresh one.

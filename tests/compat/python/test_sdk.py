@@ -208,20 +208,20 @@ class UserTest(unittest.TestCase):
         p.trigger('py-term-public', 'still-here', {})
         other.wait_event('py-term-public', 'still-here')
 
-    def test_sdk_terminate_user_connections_path_is_not_the_documented_one(self):
+    def test_sdk_terminate_user_connections_unchanged(self):
         """The SDK method itself. pusher 3.3.4 signs and POSTs /users/{id}/terminate_connections,
         without the /apps/{app_id} prefix of PROTOCOL.md section 6.8 (which pusher-http-node and
-        -php use), so Herald answers 404 and the user stays connected. Pinned here so a change on
-        either side (an SDK fix, or Herald accepting the short path) is noticed."""
+        -php use). Herald accepts that path too, finding the app by auth_key, so the unchanged
+        SDK call works."""
         p = sdk()
         victim = self._signed_in(p, 'py-term-sdk')
-        victim.subscribe('py-term-sdk-public')
-        with self.assertRaises(pusher.errors.PusherBadStatus) as cm:
-            p.terminate_user_connections('py-term-sdk')
-        self.assertIn('404', str(cm.exception))
-        # nothing happened to the connection: a later event still reaches it
+        other = self._signed_in(p, 'py-keep-sdk')
+        other.subscribe('py-term-sdk-public')
+        self.assertEqual(p.terminate_user_connections('py-term-sdk'), {})
+        st = fx('wait_state', id=victim.id, state='disconnected')
+        self.assertEqual(st['close_codes'], [4009])
         p.trigger('py-term-sdk-public', 'still-here', {})
-        victim.wait_event('py-term-sdk-public', 'still-here')
+        other.wait_event('py-term-sdk-public', 'still-here')
 
 
 class WebhookTest(unittest.TestCase):

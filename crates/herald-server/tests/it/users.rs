@@ -182,3 +182,44 @@ async fn user_authentication_can_be_switched_off() {
     let v = c.signin(r#"{"id":"u"}"#).await;
     assert_eq!(v["event"], "pusher:error");
 }
+
+#[tokio::test]
+async fn terminate_connections_also_answers_the_python_sdks_unprefixed_path() {
+    let server = TestServer::start().await;
+    let mut u = server.connect().await;
+    u.signin(r#"{"id":"py"}"#).await;
+    let path = "/users/py/terminate_connections";
+    let body = "{}";
+    let ts = now().to_string();
+    let md5 = herald_protocol::signature::body_md5(body.as_bytes());
+    let params = [
+        ("auth_key", KEY),
+        ("auth_timestamp", ts.as_str()),
+        ("auth_version", "1.0"),
+        ("body_md5", md5.as_str()),
+    ];
+    let sign = |secret: &str| {
+        let payload = herald_protocol::signature::api_request_payload("POST", path, &params);
+        herald_protocol::signature::sign(&herald_protocol::Secret::new(secret), payload.as_bytes())
+    };
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // A wrong signature is refused like anywhere else.
+    let bad = format!("{path}?{}&auth_signature={}", query.join("&"), sign("nope"));
+    assert_eq!(raw_http(server.addr, "POST", &bad, body).await.status, 401);
+    let good = format!("{path}?{}&auth_signature={}", query.join("&"), sign(SECRET));
+    let r = raw_http(server.addr, "POST", &good, body).await;
+    assert_eq!((r.status, r.body), (200, json!({})));
+    assert_eq!(u.expect("pusher:error").await["data"]["code"], 4009);
+    assert_eq!(
+        raw_http(server.addr, "POST", "/users/py/terminate_connections", body)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        raw_http(server.addr, "POST", "/users/py/other", body)
+            .await
+            .status,
+        404
+    );
+}
