@@ -233,8 +233,11 @@ where
             }
         }
     }
-    session.close().await;
+    // The writer finishes first (closing frames, bounded by CLOSE_WRITE_TIMEOUT): a connection
+    // counts as gone only once the client was told, so a drain that waits for the count to
+    // reach zero never exits under a client's last frames.
     let _ = writer.await;
+    session.close().await;
     state
         .metrics
         .connection_closed(&app_id, handle.close_code());
