@@ -108,7 +108,15 @@ struct CountState {
     last_sent: Option<Instant>,
 }
 
+/// Numbers the hub reports; the server implements it with Prometheus (core knows no metrics
+/// library).
+pub trait HubMetrics: Send + Sync + 'static {
+    /// One frame went to `recipients` local connections of `app`.
+    fn delivered(&self, app: &str, recipients: usize, frame_bytes: usize);
+}
+
 struct Inner {
+    metrics: std::sync::OnceLock<Arc<dyn HubMetrics>>,
     apps: Apps,
     backplane: Arc<dyn Backplane>,
     webhooks: Arc<dyn WebhookQueue>,
@@ -191,6 +199,7 @@ impl Hub {
             .map(|a| (a.id.clone(), AppLocal::default()))
             .collect();
         Hub(Arc::new(Inner {
+            metrics: std::sync::OnceLock::new(),
             apps,
             backplane,
             webhooks,
@@ -411,6 +420,11 @@ impl Hub {
         Ok(())
     }
 
+    /// Where delivery counts go (set once at start-up).
+    pub fn set_metrics(&self, metrics: Arc<dyn HubMetrics>) {
+        let _ = self.0.metrics.set(metrics);
+    }
+
     pub fn webhooks(&self) -> &Arc<dyn WebhookQueue> {
         &self.0.webhooks
     }
@@ -625,10 +639,12 @@ impl Hub {
     /// `#server-to-user-{id}` every connection signed in as that user, subscribed or not.
     pub fn deliver_local(&self, app: &str, envelope: &Envelope) {
         let Some(l) = self.local(app) else { return };
-        let send_all = |conns: &HashMap<SocketId, ConnHandle>| {
+        let mut recipients = 0;
+        let mut send_all = |conns: &HashMap<SocketId, ConnHandle>| {
             for (sid, conn) in conns {
                 if envelope.except.as_ref() != Some(sid) {
                     conn.send(envelope.frame.clone());
+                    recipients += 1;
                 }
             }
         };
@@ -637,12 +653,11 @@ impl Hub {
             if let Some(conns) = UserId::parse(user, usize::MAX).and_then(|u| users.get(&u)) {
                 send_all(conns);
             }
-            return;
-        }
-        if let Some(subs) = read(&l.channels).get(envelope.channel.as_str()) {
+        } else if let Some(subs) = read(&l.channels).get(envelope.channel.as_str()) {
             for (sid, sub) in &subs.active {
                 if envelope.except.as_ref() != Some(sid) && sub.wants(envelope) {
                     sub.conn.send(envelope.frame.clone());
+                    recipients += 1;
                 }
             }
             let mut pending = lock(&subs.pending);
@@ -659,6 +674,11 @@ impl Hub {
                     held.frames.push((envelope.frame.clone(), envelope.version));
                 }
             }
+        }
+        if recipients > 0
+            && let Some(m) = self.0.metrics.get()
+        {
+            m.delivered(app, recipients, envelope.frame.len());
         }
     }
 

@@ -103,13 +103,15 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     };
     let webhook_client =
         webhook::http_client(config.webhook_ca_file.as_deref()).map_err(StartError::Tls)?;
+    let metrics = Arc::new(Metrics::new());
+    hub.set_metrics(metrics.clone());
     Ok(Arc::new(State {
         hub,
         webhook_client,
         webhook_streams,
         tls,
         config,
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         api_rate: http_api::ApiRate::default(),
     }))
 }

@@ -20,6 +20,8 @@ pub struct Metrics {
     closed: IntCounterVec,
     refused: IntCounterVec,
     messages_in: IntCounterVec,
+    messages_out: IntCounterVec,
+    bytes_out: IntCounterVec,
     bytes_in: IntCounterVec,
     api_events: IntCounterVec,
     http_requests: IntCounterVec,
@@ -124,6 +126,18 @@ impl Metrics {
                 "Bytes received from clients",
                 &["app"],
             ),
+            messages_out: counter(
+                &r,
+                "herald_messages_sent_total",
+                "Frames queued to clients (one per recipient)",
+                &["app"],
+            ),
+            bytes_out: counter(
+                &r,
+                "herald_sent_bytes_total",
+                "Bytes queued to clients (frame size × recipients)",
+                &["app"],
+            ),
             api_events: counter(
                 &r,
                 "herald_api_events_total",
@@ -222,5 +236,17 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+/// Fan-out counts from the hub: one call per frame, not per recipient.
+impl herald_core::hub::HubMetrics for Metrics {
+    fn delivered(&self, app: &str, recipients: usize, frame_bytes: usize) {
+        self.messages_out
+            .with_label_values(&[app])
+            .inc_by(recipients as u64);
+        self.bytes_out
+            .with_label_values(&[app])
+            .inc_by((recipients * frame_bytes) as u64);
     }
 }

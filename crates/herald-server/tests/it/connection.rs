@@ -273,3 +273,30 @@ async fn metrics_count_closes_by_code_and_channels() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn metrics_count_fan_out_per_recipient() {
+    let server = TestServer::start().await;
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    a.subscribe("fan").await;
+    b.subscribe("fan").await;
+    server.api().trigger(&["fan"], "ev", "12345").await;
+    let frame = a.recv_text().await;
+    b.expect("ev").await;
+    let text = raw_http(server.admin, "GET", "/metrics", "")
+        .await
+        .body
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains("herald_messages_sent_total{app=\"app-1\"} 2"),
+        "{text}"
+    );
+    let bytes = format!(
+        "herald_sent_bytes_total{{app=\"app-1\"}} {}",
+        2 * frame.len()
+    );
+    assert!(text.contains(&bytes), "{bytes} in {text}");
+}
