@@ -24,6 +24,8 @@ pub struct App {
     /// `features.require_authorized_connection` is on.
     pub authorized_connection_timeout: Duration,
     pub webhooks: Vec<WebhookEndpoint>,
+    /// Log every frame of this app's connections (Slanger's verbose mode, per app).
+    pub verbose: bool,
 }
 
 /// Per-app switches (Pusher dashboard toggles, soketi/sockudo app flags).
@@ -103,6 +105,7 @@ impl App {
             cache_ttl: Duration::from_secs(1800),
             authorized_connection_timeout: Duration::from_secs(30),
             webhooks: Vec::new(),
+            verbose: false,
         }
     }
 }

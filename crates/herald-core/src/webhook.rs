@@ -63,6 +63,8 @@ pub trait WebhookQueue: Send + Sync + 'static {
     /// letters; returns how many. Endpoints that had already received an event get it again
     /// (at least once).
     async fn replay_dead_letters(&self, limit: usize) -> Result<usize, BackplaneError>;
+    /// Entries not yet acknowledged (a gauge for operators).
+    async fn depth(&self) -> Result<u64, BackplaneError>;
 }
 
 pub fn now_ms() -> u64 {
@@ -77,6 +79,8 @@ pub struct MemoryWebhookQueue {
     tx: mpsc::UnboundedSender<QueuedWebhook>,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<QueuedWebhook>>,
     next: AtomicU64,
+    /// Entries pushed and not yet taken.
+    waiting: AtomicU64,
     dead: Mutex<VecDeque<DeadLetter>>,
     woken: Notify,
 }
@@ -91,6 +95,7 @@ impl Default for MemoryWebhookQueue {
             tx,
             rx: tokio::sync::Mutex::new(rx),
             next: AtomicU64::new(1),
+            waiting: AtomicU64::new(0),
             dead: Mutex::new(VecDeque::new()),
             woken: Notify::new(),
         }
@@ -107,7 +112,9 @@ impl WebhookQueue for MemoryWebhookQueue {
             event: event.clone(),
             time_ms: now_ms(),
         };
-        let _ = self.tx.send(entry);
+        if self.tx.send(entry).is_ok() {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+        }
         self.woken.notify_one();
         Ok(())
     }
@@ -125,6 +132,7 @@ impl WebhookQueue for MemoryWebhookQueue {
                 Err(_) => break,
             }
         }
+        self.waiting.fetch_sub(out.len() as u64, Ordering::Relaxed);
         Ok(out)
     }
 
@@ -147,6 +155,11 @@ impl WebhookQueue for MemoryWebhookQueue {
         Ok(dead.iter().rev().take(limit).rev().cloned().collect())
     }
 
+    async fn depth(&self) -> Result<u64, BackplaneError> {
+        // Waiting entries; taken ones are owned by the dispatcher until it finishes them.
+        Ok(self.waiting.load(Ordering::Relaxed))
+    }
+
     async fn replay_dead_letters(&self, limit: usize) -> Result<usize, BackplaneError> {
         let letters: Vec<DeadLetter> = {
             let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
@@ -156,7 +169,9 @@ impl WebhookQueue for MemoryWebhookQueue {
         for letter in &letters {
             let mut entry = letter.entry.clone();
             entry.id = self.next.fetch_add(1, Ordering::Relaxed).to_string();
-            let _ = self.tx.send(entry);
+            if self.tx.send(entry).is_ok() {
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+            }
         }
         Ok(letters.len())
     }
@@ -185,6 +200,7 @@ pub mod conformance {
         for ch in ["a", "b", "c"] {
             q.push("app-1", &occupied(ch)).await.unwrap();
         }
+        assert_eq!(q.depth().await.unwrap(), 3);
         let mut got = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while got.len() < 3 && tokio::time::Instant::now() < deadline {
@@ -195,6 +211,11 @@ pub mod conformance {
         assert!(got.iter().all(|e| e.app == "app-1" && e.time_ms > 0));
         let ids: Vec<String> = got.iter().map(|e| e.id.clone()).collect();
         q.ack(&ids).await.unwrap();
+        assert_eq!(
+            q.depth().await.unwrap(),
+            0,
+            "nothing left once taken and acknowledged"
+        );
     }
 
     pub async fn take_returns_empty_after_waiting(q: &dyn WebhookQueue) {

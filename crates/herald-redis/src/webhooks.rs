@@ -308,6 +308,17 @@ impl WebhookQueue for RedisWebhookQueue {
         Ok(out)
     }
 
+    async fn depth(&self) -> Result<u64, BackplaneError> {
+        // Acknowledged entries are deleted, so the length is waiting plus in delivery.
+        let i = &self.inner;
+        let mut c = i.conn().await?;
+        redis::cmd("XLEN")
+            .arg(i.keys.webhooks())
+            .query_async(&mut *c)
+            .await
+            .map_err(err)
+    }
+
     async fn replay_dead_letters(&self, limit: usize) -> Result<usize, BackplaneError> {
         let i = &self.inner;
         let mut c = i.conn().await?;

@@ -194,6 +194,8 @@ struct RawApp {
     cache_ttl_secs: u64,
     api_requests_per_second: Option<u32>,
     #[serde(default)]
+    verbose: bool,
+    #[serde(default)]
     webhooks: Vec<RawWebhook>,
 }
 
@@ -660,6 +662,7 @@ fn app(key: &str, a: RawApp, has_redis: bool) -> Result<App, ConfigError> {
     let mut app = App::new(&a.id, &a.key, &a.secret);
     check_credentials(key, &app)?;
     app.enabled = a.enabled;
+    app.verbose = a.verbose;
     app.features = AppFeatures {
         client_events: a.client_events,
         user_authentication: a.user_authentication,

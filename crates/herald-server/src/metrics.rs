@@ -16,6 +16,7 @@ pub struct Metrics {
     node_connections: IntGauge,
     channels: IntGaugeVec,
     backplane_ready: IntGauge,
+    webhook_depth: IntGauge,
     opened: IntCounterVec,
     closed: IntCounterVec,
     refused: IntCounterVec,
@@ -69,6 +70,13 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(backplane_ready.clone()))
+            .expect("unique metric");
+        let webhook_depth = IntGauge::new(
+            "herald_webhook_queue_depth",
+            "Webhook events queued and not yet acknowledged (the cluster's stream, or this node's memory)",
+        )
+        .expect("valid metric");
+        r.register(Box::new(webhook_depth.clone()))
             .expect("unique metric");
         let http_latency = HistogramVec::new(
             HistogramOpts::new(
@@ -162,6 +170,7 @@ impl Metrics {
             node_connections,
             channels,
             backplane_ready,
+            webhook_depth,
             http_latency,
         }
     }
@@ -204,6 +213,10 @@ impl Metrics {
         self.webhooks
             .with_label_values(&[app, outcome])
             .inc_by(events as u64);
+    }
+
+    pub fn webhook_depth(&self, depth: u64) {
+        self.webhook_depth.set(depth as i64);
     }
 
     pub fn webhook_latency(&self, ms: u64) {

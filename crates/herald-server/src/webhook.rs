@@ -136,6 +136,9 @@ pub fn spawn(
                     continue;
                 }
             };
+            if let Ok(depth) = queue.depth().await {
+                metrics.webhook_depth(depth);
+            }
             let mut ack_now = Vec::new();
             for entry in entries {
                 let Some(app) = apps.by_id(&entry.app) else {

@@ -162,7 +162,7 @@ where
 {
     let app_id = session.app().id.clone();
     state.metrics.connection_opened(&app_id);
-    let verbose = state.config.verbose;
+    let verbose = state.config.verbose || session.app().verbose;
     let sid = session.socket_id().to_string();
     if verbose {
         tracing::info!(target: "herald::frames", app = %app_id, socket_id = %sid, "connection opened");
