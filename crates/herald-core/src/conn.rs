@@ -102,10 +102,6 @@ impl ConnHandle {
         self.0.close.get().map(|r| r.code)
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.0.done.is_cancelled()
-    }
-
     /// Resolves once the connection is closing, for whatever reason.
     pub async fn closed(&self) {
         self.0.done.cancelled().await

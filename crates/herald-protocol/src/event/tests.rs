@@ -158,3 +158,18 @@ fn encodes_server_frames() {
         r#"{"event":"pusher:cache_miss","channel":"cache-x"}"#
     );
 }
+
+#[test]
+fn only_the_4300_notices_keep_the_connection() {
+    for code in [ErrorCode::ClientEventRateLimit, ErrorCode::WatchlistLimit] {
+        assert!(!code.closes(), "{code:?}");
+    }
+    for code in [
+        ErrorCode::AppNotFound,
+        ErrorCode::Unauthorized,
+        ErrorCode::OverCapacity,
+        ErrorCode::PongTimeout,
+    ] {
+        assert!(code.closes(), "{code:?}");
+    }
+}

@@ -229,8 +229,7 @@ async fn admin_listener_serves_health_ready_metrics() {
         raw_http(server.admin, "GET", "/ready", "").await.status,
         200
     );
-    let m = raw_http(server.admin, "GET", "/metrics", "").await;
-    let text = m.body.as_str().unwrap().to_owned();
+    let text = server.metrics().await;
     assert!(
         text.contains("herald_connections{app=\"app-1\"} 1"),
         "{text}"
@@ -246,12 +245,7 @@ async fn metrics_count_closes_by_code_and_channels() {
     c.subscribe("one").await;
     let (_, end) = refused(&server, &server.ws_url(KEY)).await;
     assert_eq!(end, Ended::Closed(4100));
-    let text = raw_http(server.admin, "GET", "/metrics", "")
-        .await
-        .body
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let text = server.metrics().await;
     assert!(text.contains("herald_channels{app=\"app-1\"} 1"), "{text}");
     assert!(
         text.contains("herald_connections_refused_total{code=\"4100\"} 1"),
@@ -260,12 +254,7 @@ async fn metrics_count_closes_by_code_and_channels() {
     c.close().await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let text = raw_http(server.admin, "GET", "/metrics", "")
-            .await
-            .body
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let text = server.metrics().await;
         if text.contains("herald_connections_closed_total{app=\"app-1\",code=\"client\"} 1") {
             break;
         }
@@ -284,12 +273,7 @@ async fn metrics_count_fan_out_per_recipient() {
     server.api().trigger(&["fan"], "ev", "12345").await;
     let frame = a.recv_text().await;
     b.expect("ev").await;
-    let text = raw_http(server.admin, "GET", "/metrics", "")
-        .await
-        .body
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let text = server.metrics().await;
     assert!(
         text.contains("herald_messages_sent_total{app=\"app-1\"} 2"),
         "{text}"

@@ -173,6 +173,16 @@ pub fn cluster_toml(redis_url: &str, apps: &str) -> String {
 }
 
 impl TestServer {
+    /// The Prometheus text of the admin listener.
+    pub async fn metrics(&self) -> String {
+        raw_http(self.admin, "GET", "/metrics", "")
+            .await
+            .body
+            .as_str()
+            .expect("metrics are text")
+            .to_owned()
+    }
+
     /// Polls `/ready` until it answers as wanted (fails after 15 s).
     pub async fn wait_ready(&self, ready: bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
