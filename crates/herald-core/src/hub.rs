@@ -443,6 +443,12 @@ impl Hub {
     /// The channel became occupied cluster-wide. A vacancy still waiting out its debounce is
     /// cancelled instead: to the app the channel never looked empty.
     pub(crate) async fn occupied(&self, app: &App, channel: &ChannelName) {
+        // Apps without these webhooks pay no backplane round trip on every occupancy.
+        if !app.wants_webhook(WebhookKind::ChannelOccupied)
+            && !app.wants_webhook(WebhookKind::ChannelVacated)
+        {
+            return;
+        }
         if self
             .cancel(app, &Debounced::Vacated(channel.clone()).key())
             .await
@@ -470,6 +476,11 @@ impl Hub {
     /// A user joined a presence channel: `member_added`, unless the user's removal is still
     /// waiting out its debounce (then neither is sent).
     pub(crate) async fn member_added(&self, app: &App, channel: &ChannelName, user: &UserId) {
+        if !app.wants_webhook(WebhookKind::MemberAdded)
+            && !app.wants_webhook(WebhookKind::MemberRemoved)
+        {
+            return;
+        }
         if self
             .cancel(
                 app,
