@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use herald_protocol::{ChannelName, SocketId, UserId};
 
+mod instrumented;
 mod memory;
+pub use instrumented::{BackplaneMetrics, Instrumented};
 pub use memory::MemoryBackplane;
 
 #[cfg(any(test, feature = "test-support"))]
@@ -80,18 +82,42 @@ pub struct Envelope {
     /// For presence membership frames: the membership version the change produced. A
     /// subscriber whose member list already reflects that version does not receive it.
     pub version: Option<u64>,
+    /// When it was published (µs since the epoch, the publishing node's clock): the
+    /// publish-to-delivery latency metric measures from here.
+    pub published_us: u64,
 }
 
 impl Envelope {
-    /// A frame for every subscriber of `channel` (but `except`).
+    /// A frame for every subscriber of `channel` (but `except`), published now.
     pub fn new(channel: ChannelName, frame: Bytes, except: Option<SocketId>) -> Envelope {
         Envelope {
             channel,
             frame,
             except,
             version: None,
+            published_us: now_us(),
         }
     }
+
+    /// A presence membership frame producing membership `version`.
+    pub fn membership(
+        channel: ChannelName,
+        frame: Bytes,
+        except: Option<SocketId>,
+        version: u64,
+    ) -> Envelope {
+        Envelope {
+            version: Some(version),
+            ..Envelope::new(channel, frame, except)
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// A user's last connection left a presence channel.
@@ -253,6 +279,12 @@ pub trait Backplane: Send + Sync + 'static {
     /// Whether the backplane can serve right now (readiness). The memory backplane always can.
     fn is_ready(&self) -> bool {
         true
+    }
+
+    /// How often the connection to the shared store was re-established (a counter; the memory
+    /// backplane never reconnects).
+    fn reconnects(&self) -> u64 {
+        0
     }
 
     /// Called once at shutdown: withdraw this node's contributions so counts and members fall

@@ -48,6 +48,19 @@ struct Shared {
     done: CancellationToken,
 }
 
+/// What became of a frame handed to `ConnHandle::send`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    Queued,
+    /// The outbox was full: the frame is dropped and the connection closes with 4100.
+    /// `cut_off` is true for the frame that closed it (once per connection).
+    Dropped {
+        cut_off: bool,
+    },
+    /// The writer is gone (the connection already ended).
+    Gone,
+}
+
 /// A cheap, cloneable handle to a connection: the hub keeps one per local subscription.
 #[derive(Clone)]
 pub struct ConnHandle(Arc<Shared>);
@@ -70,26 +83,27 @@ impl ConnHandle {
     }
 
     /// Queues a frame. A subscriber whose outbox is full is too slow to keep up: it is closed
-    /// with 4100 rather than buffered without bound. Returns false if the frame was not queued.
-    pub fn send(&self, frame: Bytes) -> bool {
+    /// with 4100 rather than buffered without bound, and the frame is dropped.
+    pub fn send(&self, frame: Bytes) -> Sent {
         match self.0.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseReason::from_error(
+            Ok(()) => Sent::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => Sent::Dropped {
+                cut_off: self.close(CloseReason::from_error(
                     ErrorCode::OverCapacity,
                     "Over capacity: the connection is not reading its messages fast enough",
-                ));
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+                )),
+            },
+            Err(mpsc::error::TrySendError::Closed(_)) => Sent::Gone,
         }
     }
 
-    /// Ends the connection with `reason`. Only the first reason counts.
-    pub fn close(&self, reason: CloseReason) {
-        if self.0.close.set(reason).is_ok() {
+    /// Ends the connection with `reason`. Only the first reason counts; true if this was it.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        let first = self.0.close.set(reason).is_ok();
+        if first {
             self.0.done.cancel();
         }
+        first
     }
 
     /// Ends the connection without telling the client anything (the peer is gone).

@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::backplane::{
-    Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Left, Reaped,
+    Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Left, Reaped, now_us,
 };
-use crate::conn::{CloseReason, ConnHandle};
+use crate::conn::{CloseReason, ConnHandle, Sent};
 use crate::webhook::{WebhookQueue, now_ms};
 use crate::{App, Apps};
 use herald_protocol::webhook::{WebhookEvent, WebhookKind};
@@ -113,6 +113,12 @@ struct CountState {
 pub trait HubMetrics: Send + Sync + 'static {
     /// One frame went to `recipients` local connections of `app`.
     fn delivered(&self, app: &str, recipients: usize, frame_bytes: usize);
+    /// An event reached this node's subscribers `seconds` after it was published, on this
+    /// node (`remote` false) or another.
+    fn delivery_latency(&self, _remote: bool, _seconds: f64) {}
+    /// A frame for `app` was dropped because a subscriber's outbox was full; `cut_off` when
+    /// that closed the subscriber (4100).
+    fn dropped(&self, _app: &str, _cut_off: bool) {}
 }
 
 struct Inner {
@@ -171,12 +177,7 @@ pub(crate) fn member_removed(
     except: Option<SocketId>,
 ) -> Envelope {
     let frame = Bytes::from(encode::member_removed(channel.as_str(), left.user.as_str()));
-    Envelope {
-        channel,
-        frame,
-        except,
-        version: Some(left.version),
-    }
+    Envelope::membership(channel, frame, except, left.version)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -216,7 +217,7 @@ impl Hub {
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 match msg {
-                    Inbound::Envelope { app, envelope } => hub.deliver_local(&app, &envelope),
+                    Inbound::Envelope { app, envelope } => hub.deliver_local(&app, &envelope, true),
                     Inbound::Control { app, control } => hub.apply_control(&app, &control),
                     Inbound::Reaped { app, event } => hub.announce_reaped(&app, event).await,
                 }
@@ -416,7 +417,7 @@ impl Hub {
     /// node's own echo, which the backplane drops.
     pub async fn publish(&self, app: &str, envelope: Envelope) -> Result<(), BackplaneError> {
         self.0.backplane.publish(app, &envelope).await?;
-        self.deliver_local(app, &envelope);
+        self.deliver_local(app, &envelope, false);
         Ok(())
     }
 
@@ -648,27 +649,30 @@ impl Hub {
 
     /// Delivers an envelope to this node's connections: channel subscribers, or for
     /// `#server-to-user-{id}` every connection signed in as that user, subscribed or not.
-    pub fn deliver_local(&self, app: &str, envelope: &Envelope) {
+    /// `remote`: it came from another node.
+    pub fn deliver_local(&self, app: &str, envelope: &Envelope, remote: bool) {
         let Some(l) = self.local(app) else { return };
         let mut recipients = 0;
-        let mut send_all = |conns: &HashMap<SocketId, ConnHandle>| {
-            for (sid, conn) in conns {
-                if envelope.except.as_ref() != Some(sid) {
-                    conn.send(envelope.frame.clone());
-                    recipients += 1;
-                }
+        let mut dropped = Vec::new();
+        let mut send = |conn: &ConnHandle| {
+            recipients += 1;
+            if let Sent::Dropped { cut_off } = conn.send(envelope.frame.clone()) {
+                dropped.push(cut_off);
             }
         };
         if let Some(user) = envelope.channel.server_to_user_id() {
             let users = read(&l.users);
             if let Some(conns) = UserId::parse(user, usize::MAX).and_then(|u| users.get(&u)) {
-                send_all(conns);
+                for (sid, conn) in conns {
+                    if envelope.except.as_ref() != Some(sid) {
+                        send(conn);
+                    }
+                }
             }
         } else if let Some(subs) = read(&l.channels).get(envelope.channel.as_str()) {
             for (sid, sub) in &subs.active {
                 if envelope.except.as_ref() != Some(sid) && sub.wants(envelope) {
-                    sub.conn.send(envelope.frame.clone());
-                    recipients += 1;
+                    send(&sub.conn);
                 }
             }
             let mut pending = lock(&subs.pending);
@@ -677,19 +681,26 @@ impl Hub {
                     continue;
                 }
                 if held.frames.len() >= self.0.config.outbox_capacity {
-                    held.conn.close(CloseReason::from_error(
+                    let cut_off = held.conn.close(CloseReason::from_error(
                         ErrorCode::OverCapacity,
                         "Over capacity: too many messages while subscribing",
                     ));
+                    dropped.push(cut_off);
                 } else {
                     held.frames.push((envelope.frame.clone(), envelope.version));
                 }
             }
         }
-        if recipients > 0
-            && let Some(m) = self.0.metrics.get()
-        {
+        let Some(m) = self.0.metrics.get() else {
+            return;
+        };
+        if recipients > 0 {
             m.delivered(app, recipients, envelope.frame.len());
+            let age_us = now_us().saturating_sub(envelope.published_us);
+            m.delivery_latency(remote, age_us as f64 / 1e6);
+        }
+        for cut_off in dropped {
+            m.dropped(app, cut_off);
         }
     }
 

@@ -15,7 +15,7 @@ pub mod webhook;
 
 pub use app::{App, AppFeatures, Apps, WebhookEndpoint, WebhookTarget};
 pub use backplane::{Backplane, BackplaneError, MemoryBackplane};
-pub use conn::{CloseReason, ConnHandle, Outbox, Outgoing};
+pub use conn::{CloseReason, ConnHandle, Outbox, Outgoing, Sent};
 pub use hub::{Hub, HubConfig};
 pub use session::Session;
 pub use webhook::{MemoryWebhookQueue, WebhookQueue};

@@ -369,12 +369,7 @@ impl Session {
                 },
             );
             let except = Some(self.socket_id().clone());
-            let env = Envelope {
-                channel: channel.clone(),
-                frame: Bytes::from(frame),
-                except,
-                version: Some(j.version),
-            };
+            let env = Envelope::membership(channel.clone(), Bytes::from(frame), except, j.version);
             hub.relay(&app.id, env, "member_added").await;
             hub.member_added(&app, &channel, &member.user_id).await;
         }

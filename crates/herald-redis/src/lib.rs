@@ -16,7 +16,7 @@ mod webhooks;
 mod wire;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +60,8 @@ struct Inner {
     listen: mpsc::UnboundedSender<ListenCmd>,
     inbound: mpsc::Sender<Inbound>,
     pubsub_up: AtomicBool,
+    /// Pub/sub reconnections after the first connection (a metric).
+    reconnects: AtomicU64,
     mirror: Mutex<Mirror>,
     /// Changes to this node's contributions hold it shared; re-asserting holds it exclusively,
     /// so the comparison of memory and Redis never sees a change half made.
@@ -113,6 +115,7 @@ impl RedisBackplane {
             listen,
             inbound,
             pubsub_up: AtomicBool::new(false),
+            reconnects: AtomicU64::new(0),
             mirror: Mutex::new(Mirror::default()),
             gate: tokio::sync::RwLock::new(()),
         });
@@ -753,6 +756,10 @@ impl Backplane for RedisBackplane {
 
     fn is_ready(&self) -> bool {
         self.inner.pubsub_up.load(Ordering::SeqCst)
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
     }
 
     async fn shutdown(&self) {

@@ -65,6 +65,7 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
         }
         backoff = Duration::from_millis(100);
         if !first {
+            inner.reconnects.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 topics = topics.len(),
                 "Redis pub/sub reconnected; re-asserting this node's state"

@@ -5,12 +5,13 @@ use bytes::Bytes;
 use herald_core::backplane::{Control, Envelope};
 use herald_protocol::{ChannelName, SocketId, UserId};
 
-/// `{origin}\n{except}\n{version}\n{frame}` (empty fields when absent).
+/// `{origin}\n{except}\n{version}\n{published_us}\n{frame}` (empty fields when absent).
 pub fn encode_envelope(origin: &str, env: &Envelope) -> Vec<u8> {
     let except = env.except.as_ref().map_or("", |s| s.as_str());
     let version = env.version.map(|v| v.to_string()).unwrap_or_default();
-    let mut out = Vec::with_capacity(origin.len() + except.len() + env.frame.len() + 24);
-    for field in [origin, except, &version] {
+    let published = env.published_us.to_string();
+    let mut out = Vec::with_capacity(origin.len() + except.len() + env.frame.len() + 48);
+    for field in [origin, except, &version, &published] {
         out.extend_from_slice(field.as_bytes());
         out.push(b'\n');
     }
@@ -20,10 +21,11 @@ pub fn encode_envelope(origin: &str, env: &Envelope) -> Vec<u8> {
 
 /// The origin node and the envelope; None for anything malformed.
 pub fn decode_envelope(channel: &str, payload: &[u8]) -> Option<(String, Envelope)> {
-    let mut parts = payload.splitn(4, |b| *b == b'\n');
+    let mut parts = payload.splitn(5, |b| *b == b'\n');
     let origin = std::str::from_utf8(parts.next()?).ok()?.to_owned();
     let except = std::str::from_utf8(parts.next()?).ok()?;
     let version = std::str::from_utf8(parts.next()?).ok()?;
+    let published_us = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
     let frame = parts.next()?;
     std::str::from_utf8(frame).ok()?;
     let env = Envelope {
@@ -39,6 +41,7 @@ pub fn decode_envelope(channel: &str, payload: &[u8]) -> Option<(String, Envelop
         } else {
             Some(version.parse().ok()?)
         },
+        published_us,
     };
     Some((origin, env))
 }
@@ -75,18 +78,18 @@ mod tests {
 
     #[test]
     fn envelopes_round_trip() {
-        let env = Envelope {
-            channel: ChannelName::parse("presence-x", 200).unwrap(),
-            frame: Bytes::from_static(b"{\"event\":\"e\",\"data\":\"a\\nb\"}"),
-            except: SocketId::parse("1.2"),
-            version: Some(7),
-        };
+        let env = Envelope::membership(
+            ChannelName::parse("presence-x", 200).unwrap(),
+            Bytes::from_static(b"{\"event\":\"e\",\"data\":\"a\\nb\"}"),
+            SocketId::parse("1.2"),
+            7,
+        );
         let (origin, back) =
             decode_envelope("presence-x", &encode_envelope("node-1", &env)).unwrap();
         assert_eq!(origin, "node-1");
         assert_eq!(
-            (back.frame, back.except, back.version),
-            (env.frame, env.except, env.version)
+            (back.frame, back.except, back.version, back.published_us),
+            (env.frame, env.except, env.version, env.published_us)
         );
         assert!(decode_envelope("x", b"garbage").is_none());
     }

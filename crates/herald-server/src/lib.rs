@@ -18,9 +18,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_core::backplane::Instrumented;
 use herald_core::hub::HubConfig;
 use herald_core::webhook::WebhookStreams;
-use herald_core::{CloseReason, Hub, MemoryBackplane, MemoryWebhookQueue};
+use herald_core::{Backplane, CloseReason, Hub, MemoryBackplane, MemoryWebhookQueue};
 use herald_protocol::ErrorCode;
 use herald_redis::{RedisBackplane, RedisConfig};
 use hyper::service::service_fn;
@@ -74,13 +75,17 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
         p_compat_errors: config.p_compat_errors,
         webhook_debounce: config.webhook_debounce,
     };
+    let metrics = Arc::new(Metrics::new());
+    let timed = |b: Arc<dyn Backplane>| -> Arc<dyn Backplane> {
+        Arc::new(Instrumented::new(b, metrics.clone()))
+    };
     // Webhook events wait in process memory on a single node (lost if it dies) and in a Redis
     // stream on a cluster (any node delivers them).
     let mut webhook_streams: Option<Arc<dyn WebhookStreams>> = None;
     let hub = match &config.redis_url {
         None => Hub::new(
             config.apps.clone(),
-            Arc::new(MemoryBackplane::new()),
+            timed(Arc::new(MemoryBackplane::new())),
             Arc::new(MemoryWebhookQueue::default()),
             hub_config,
         ),
@@ -96,14 +101,13 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
                 RedisBackplane::start(redis).map_err(StartError::Backplane)?;
             let webhooks = backplane.webhook_queue();
             webhook_streams = Some(backplane.clone());
-            let hub = Hub::new(config.apps.clone(), backplane, webhooks, hub_config);
+            let hub = Hub::new(config.apps.clone(), timed(backplane), webhooks, hub_config);
             hub.spawn_inbound(inbound);
             hub
         }
     };
     let webhook_client =
         webhook::http_client(config.webhook_ca_file.as_deref()).map_err(StartError::Tls)?;
-    let metrics = Arc::new(Metrics::new());
     hub.set_metrics(metrics.clone());
     Ok(Arc::new(State {
         hub,

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use herald_core::Hub;
@@ -29,6 +29,28 @@ pub struct Metrics {
     http_latency: HistogramVec,
     webhooks: IntCounterVec,
     webhook_latency: prometheus::Histogram,
+    delivery_latency: HistogramVec,
+    dropped: IntCounterVec,
+    slow_consumers: IntCounterVec,
+    backplane_latency: HistogramVec,
+    backplane_errors: IntCounterVec,
+    backplane_reconnects: IntCounter,
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+    labels: &[&str],
+) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )
+    .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -103,7 +125,52 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(webhook_latency.clone()))
             .expect("unique metric");
+        let backplane_reconnects = IntCounter::new(
+            "herald_backplane_reconnects_total",
+            "Times this node re-established its Redis pub/sub connection after losing it",
+        )
+        .expect("valid metric");
+        r.register(Box::new(backplane_reconnects.clone()))
+            .expect("unique metric");
         Metrics {
+            delivery_latency: histogram(
+                &r,
+                "herald_publish_delivery_seconds",
+                "Time from an event's publication to its hand-off to this node's subscribers; origin: local (published on this node) or remote (through the backplane)",
+                &[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    1.0,
+                ],
+                &["origin"],
+            ),
+            dropped: counter(
+                &r,
+                "herald_outbound_dropped_total",
+                "Frames dropped because a subscriber's outbound queue was full",
+                &["app"],
+            ),
+            slow_consumers: counter(
+                &r,
+                "herald_slow_consumer_disconnects_total",
+                "Connections closed with 4100 because they did not read their messages fast enough",
+                &["app"],
+            ),
+            backplane_latency: histogram(
+                &r,
+                "herald_backplane_operation_seconds",
+                "Backplane operation latency (one Redis round trip each in a cluster), by operation",
+                &[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0,
+                ],
+                &["op"],
+            ),
+            backplane_errors: counter(
+                &r,
+                "herald_backplane_errors_total",
+                "Backplane operations that failed (Redis unreachable, timeout, script error), by operation",
+                &["op"],
+            ),
+            backplane_reconnects,
             opened: counter(
                 &r,
                 "herald_connections_opened_total",
@@ -238,6 +305,9 @@ impl Metrics {
         }
         self.backplane_ready
             .set(i64::from(hub.backplane().is_ready()));
+        let reconnects = hub.backplane().reconnects();
+        self.backplane_reconnects
+            .inc_by(reconnects.saturating_sub(self.backplane_reconnects.get()));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
@@ -261,5 +331,30 @@ impl herald_core::hub::HubMetrics for Metrics {
         self.bytes_out
             .with_label_values(&[app])
             .inc_by((recipients * frame_bytes) as u64);
+    }
+
+    fn delivery_latency(&self, remote: bool, seconds: f64) {
+        let origin = if remote { "remote" } else { "local" };
+        self.delivery_latency
+            .with_label_values(&[origin])
+            .observe(seconds);
+    }
+
+    fn dropped(&self, app: &str, cut_off: bool) {
+        self.dropped.with_label_values(&[app]).inc();
+        if cut_off {
+            self.slow_consumers.with_label_values(&[app]).inc();
+        }
+    }
+}
+
+impl herald_core::backplane::BackplaneMetrics for Metrics {
+    fn operation(&self, op: &'static str, took: Duration, ok: bool) {
+        self.backplane_latency
+            .with_label_values(&[op])
+            .observe(took.as_secs_f64());
+        if !ok {
+            self.backplane_errors.with_label_values(&[op]).inc();
+        }
     }
 }

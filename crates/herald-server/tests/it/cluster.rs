@@ -29,6 +29,13 @@ async fn a_publish_on_any_node_reaches_subscribers_on_every_node() {
             );
         }
     }
+    // Each node published one event itself and received two from the others.
+    for node in &cluster.nodes {
+        let local = r#"herald_publish_delivery_seconds_count{origin="local"}"#;
+        let remote = r#"herald_publish_delivery_seconds_count{origin="remote"}"#;
+        assert_eq!(node.metric(local).await, Some(1.0));
+        assert_eq!(node.metric(remote).await, Some(2.0));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

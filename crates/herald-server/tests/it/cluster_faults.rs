@@ -138,5 +138,12 @@ async fn nodes_survive_a_redis_outage_and_restore_state_into_an_empty_redis() {
         200
     );
     assert_eq!(a.expect("ev").await["data"], "back");
+    for node in &cluster.nodes {
+        let reconnects = node.metric("herald_backplane_reconnects_total").await;
+        assert!(reconnects >= Some(1.0), "{reconnects:?}");
+    }
+    // The triggers answered 503 during the outage were failed publishes.
+    let failed = r#"herald_backplane_errors_total{op="publish"}"#;
+    assert!(cluster.nodes[0].metric(failed).await >= Some(1.0));
     assert_eq!(b.expect("ev").await["data"], "back");
 }

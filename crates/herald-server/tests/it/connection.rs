@@ -283,4 +283,11 @@ async fn metrics_count_fan_out_per_recipient() {
         2 * frame.len()
     );
     assert!(text.contains(&bytes), "{bytes} in {text}");
+    // One publish, handed to this node's subscribers once; the relay timed as an operation.
+    let delivered = r#"herald_publish_delivery_seconds_count{origin="local"}"#;
+    assert_eq!(server.metric(delivered).await, Some(1.0));
+    let op = r#"herald_backplane_operation_seconds_count{op="publish"}"#;
+    assert_eq!(server.metric(op).await, Some(1.0));
+    let errors = r#"herald_backplane_errors_total{op="publish"}"#;
+    assert_eq!(server.metric(errors).await, None);
 }

@@ -11,6 +11,7 @@ mod client_events;
 mod cluster;
 mod cluster_faults;
 mod connection;
+mod floods;
 mod http_api;
 mod shutdown;
 mod tls;

@@ -183,6 +183,15 @@ impl TestServer {
             .to_owned()
     }
 
+    /// One sample of the Prometheus text, by its name with labels exactly as exposed
+    /// (`herald_x{app="a"}`); None when absent.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
     /// Polls `/ready` until it answers as wanted (fails after 15 s).
     pub async fn wait_ready(&self, ready: bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
