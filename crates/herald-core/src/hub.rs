@@ -309,9 +309,26 @@ impl Hub {
         self.0.local.get(app)
     }
 
+    /// Takes one of the node's connection slots; false when `max_node_connections` are in use.
+    /// Atomic, so a storm of handshakes cannot overshoot the cap (`admit` only pre-checks).
+    pub(crate) fn reserve_slot(&self) -> bool {
+        let max = self.0.config.max_node_connections.unwrap_or(usize::MAX);
+        self.0
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back a slot taken by `reserve_slot` for a connection that never opened.
+    pub(crate) fn release_slot(&self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Registers an opened connection; its slot was reserved and is released on close.
     pub(crate) fn connection_opened(&self, app: &str, conn: &ConnHandle) {
         if let Some(l) = self.local(app) {
-            self.0.connections.fetch_add(1, Ordering::Relaxed);
             write(&l.conns).insert(conn.socket_id().clone(), conn.clone());
         }
     }
@@ -320,7 +337,7 @@ impl Hub {
         if let Some(l) = self.local(app)
             && write(&l.conns).remove(socket).is_some()
         {
-            self.0.connections.fetch_sub(1, Ordering::Relaxed);
+            self.release_slot();
         }
     }
 

@@ -72,13 +72,21 @@ impl Session {
     /// app's quota and queues `connection_established`.
     pub async fn open(hub: &Hub, app: Arc<App>) -> Result<(Session, Outbox), ProtocolError> {
         let socket_id = SocketId::from_parts(rand::random(), rand::random());
+        if !hub.reserve_slot() {
+            return Err(ProtocolError::fatal(ErrorCode::OverCapacity));
+        }
         if let Some(max) = app.max_connections {
-            let total = hub.backplane().connections(&app.id, 1).await.map_err(|e| {
-                tracing::warn!(app = %app.id, error = %e, "connection quota not checked");
-                ProtocolError::fatal(ErrorCode::OverCapacity)
-            })?;
+            let total = match hub.backplane().connections(&app.id, 1).await {
+                Ok(total) => total,
+                Err(e) => {
+                    tracing::warn!(app = %app.id, error = %e, "connection quota not checked");
+                    hub.release_slot();
+                    return Err(ProtocolError::fatal(ErrorCode::OverCapacity));
+                }
+            };
             if total > max {
                 let _ = hub.backplane().connections(&app.id, -1).await;
+                hub.release_slot();
                 return Err(ProtocolError::fatal(ErrorCode::OverQuota));
             }
         }

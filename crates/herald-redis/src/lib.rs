@@ -13,7 +13,8 @@ mod scripts;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod webhooks;
-mod wire;
+#[doc(hidden)]
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,5 +1,6 @@
 //! What travels over Redis pub/sub: envelopes (a frame for one channel) and control messages.
-//! Line-separated fields, the frame last and verbatim: no JSON work per message.
+//! Line-separated fields, the frame last and verbatim: no JSON work per message. Public only for
+//! the fuzz targets: another node's bytes are outside input too.
 
 use bytes::Bytes;
 use herald_core::backplane::{Control, Envelope};

@@ -10,6 +10,7 @@ use std::time::Duration;
 use herald_core::{App, AppFeatures, Apps, WebhookEndpoint, WebhookTarget};
 use herald_protocol::Limits;
 use herald_protocol::webhook::WebhookKind;
+use hyper::header::HeaderName;
 use serde::Deserialize;
 
 /// The development app used when nothing else is configured.
@@ -64,6 +65,12 @@ pub struct Config {
     pub drain_window: Duration,
     /// `/ready` answers 503 once this share (percent) of `max_connections` is in use.
     pub ready_high_water_percent: u8,
+    /// HTTP API signature failures one client address may make per app and minute; further
+    /// failures get 429 for the rest of the minute (0: no limit).
+    pub api_auth_failures_per_minute: u32,
+    /// Header that carries the client's address behind a proxy (e.g. `x-forwarded-for`: its
+    /// last entry); None uses the TCP peer.
+    pub client_ip_header: Option<String>,
     /// True when no app was configured and the development app is in use.
     pub dev_app: bool,
     /// `HERALD_…` environment variables that are not configuration keys (logged as warnings).
@@ -139,6 +146,9 @@ struct RawConfig {
     drain_secs: u64,
     #[serde(default = "d90")]
     ready_high_water_percent: u8,
+    #[serde(default = "d60")]
+    api_auth_failures_per_minute: u32,
+    client_ip_header: Option<String>,
     /// Slanger's `--webhook-url`: one endpoint for every event kind of the environment app.
     webhook_url: Option<String>,
     /// A single app from the environment (12-factor): `HERALD_APP_ID`, `_KEY`, `_SECRET`.
@@ -226,6 +236,10 @@ fn default_bind() -> String {
 fn default_metrics_bind() -> String {
     "0.0.0.0:9601".into()
 }
+fn d60() -> u32 {
+    60
+}
+
 fn d90() -> u8 {
     90
 }
@@ -307,7 +321,9 @@ pub struct Sources<'a> {
 }
 
 /// Top-level keys that may come from `HERALD_{KEY}` environment variables.
-const ENV_KEYS: [&str; 35] = [
+const ENV_KEYS: [&str; 37] = [
+    "api_auth_failures_per_minute",
+    "client_ip_header",
     "webhook_ca_file",
     "drain_secs",
     "ready_high_water_percent",
@@ -624,6 +640,16 @@ impl TryFrom<RawConfig> for Config {
                     ));
                 }
             },
+            api_auth_failures_per_minute: raw.api_auth_failures_per_minute,
+            client_ip_header: match raw.client_ip_header {
+                Some(h) if HeaderName::from_bytes(h.as_bytes()).is_err() => {
+                    return Err(err(
+                        "client_ip_header",
+                        format!("{h:?} is not a header name"),
+                    ));
+                }
+                h => h.map(|h| h.to_ascii_lowercase()),
+            },
             apps,
             dev_app,
             ignored_env: Vec::new(),
@@ -633,10 +659,10 @@ impl TryFrom<RawConfig> for Config {
 
 fn check_credentials(key: &str, a: &App) -> Result<(), ConfigError> {
     for (field, value) in [("id", &a.id), ("key", &a.key)] {
-        if value.is_empty() || value.contains(['/', '?', '#', ' ']) {
+        if value.is_empty() || value.contains(['/', '?', '#', ' ', ':']) {
             return Err(err(
                 format!("{key}.{field}"),
-                "must be non-empty, without '/', '?', '#' or spaces",
+                "must be non-empty, without '/', '?', '#', ':' or spaces",
             ));
         }
     }

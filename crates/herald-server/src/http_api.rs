@@ -1,8 +1,9 @@
 //! The Pusher HTTP API (PROTOCOL.md §6): authenticate, then trigger, batch, query channels and
 //! users, terminate connections. Answers are JSON; errors are `{"error","code"}`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use herald_core::App;
 use herald_core::backplane::{BackplaneError, Control};
@@ -164,23 +165,42 @@ async fn answer(
     req: Request<hyper::body::Incoming>,
     request_id: &str,
 ) -> Response<Body> {
-    if !state.api_rate.allow(app) {
-        tracing::info!(app = %app.id, request_id, "HTTP API rate limit reached");
-        let mut res = json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests for this app; slow down",
-        );
-        res.headers_mut()
-            .insert("retry-after", HeaderValue::from_static("1"));
-        return res;
-    }
+    let addr = client_addr(state, &req);
     match serve(state, app, endpoint, path, req).await {
         Ok(body) => json(StatusCode::OK, body.to_string()),
+        Err(Failure::Api(e)) if e.status == 401 => {
+            let limit = state.config.api_auth_failures_per_minute;
+            let failures = addr.map(|addr| {
+                let n = state.auth_failures.record(&app.id, addr, Instant::now());
+                (addr, n)
+            });
+            match failures {
+                Some((addr, n)) if limit > 0 && n > limit => {
+                    if n == limit + 1 {
+                        tracing::warn!(app = %app.id, client = %addr, limit, "HTTP API signature failures over the limit; further ones from this address get 429 for the rest of the minute");
+                    }
+                    let retry = state
+                        .auth_failures
+                        .retry_after(&app.id, addr, Instant::now());
+                    too_many(
+                        &format!(
+                            "Too many requests with a bad signature from {addr}; retry in {retry} s with a correct one"
+                        ),
+                        retry,
+                    )
+                }
+                _ => {
+                    tracing::info!(app = %app.id, path, request_id, client = ?addr, reason = %e.message, "HTTP API request refused");
+                    json_error(StatusCode::UNAUTHORIZED, &e.message)
+                }
+            }
+        }
+        Err(Failure::Api(e)) if e.status == 429 => {
+            tracing::info!(app = %app.id, request_id, "HTTP API rate limit reached");
+            too_many(&e.message, 1)
+        }
         Err(Failure::Api(e)) => {
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            if status == StatusCode::UNAUTHORIZED {
-                tracing::info!(app = %app.id, path, request_id, reason = %e.message, "HTTP API request refused");
-            }
             json_error(status, &e.message)
         }
         Err(Failure::Unavailable(e)) => {
@@ -212,6 +232,76 @@ impl ApiRate {
     }
 }
 
+/// HTTP API signature failures per (app, client address) over a minute. Past
+/// `api_auth_failures_per_minute`, further failures from that address get 429 instead of 401
+/// (and no log line each) until the minute ends. Correctly signed requests always pass, so
+/// nobody can lock an app server out by failing from its address.
+#[derive(Default)]
+pub struct AuthFailures {
+    windows: std::sync::Mutex<std::collections::HashMap<(String, IpAddr), (Instant, u32)>>,
+}
+
+const AUTH_WINDOW: Duration = Duration::from_secs(60);
+/// Entries kept at most; beyond, expired windows are swept (and if all are live, the older
+/// half goes): a flood of addresses cannot grow memory without bound.
+const AUTH_ENTRIES: usize = 100_000;
+
+impl AuthFailures {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, IpAddr), (Instant, u32)>>
+    {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a failure; the failures of this window so far, this one included.
+    fn record(&self, app: &str, addr: IpAddr, now: Instant) -> u32 {
+        let mut windows = self.lock();
+        if windows.len() >= AUTH_ENTRIES {
+            windows.retain(|_, (start, _)| now.duration_since(*start) < AUTH_WINDOW);
+            if windows.len() >= AUTH_ENTRIES {
+                let mut starts: Vec<Instant> = windows.values().map(|(s, _)| *s).collect();
+                starts.sort_unstable();
+                let cut = starts[starts.len() / 2];
+                windows.retain(|_, (start, _)| *start > cut);
+            }
+        }
+        let entry = windows.entry((app.to_owned(), addr)).or_insert((now, 0));
+        if now.duration_since(entry.0) >= AUTH_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        entry.1
+    }
+
+    /// Whole seconds (at least 1) until the address's window ends.
+    fn retry_after(&self, app: &str, addr: IpAddr, now: Instant) -> u64 {
+        let windows = self.lock();
+        windows
+            .get(&(app.to_owned(), addr))
+            .and_then(|(start, _)| AUTH_WINDOW.checked_sub(now.duration_since(*start)))
+            .map_or(1, |left| left.as_secs().max(1))
+    }
+}
+
+fn too_many(message: &str, retry_secs: u64) -> Response<Body> {
+    let mut res = json_error(StatusCode::TOO_MANY_REQUESTS, message);
+    if let Ok(v) = HeaderValue::from_str(&retry_secs.to_string()) {
+        res.headers_mut().insert("retry-after", v);
+    }
+    res
+}
+
+/// The caller's address: the configured proxy header's last entry (the one the proxy added;
+/// earlier entries come from the client and may be forged), else the TCP peer.
+fn client_addr(state: &State, req: &Request<hyper::body::Incoming>) -> Option<IpAddr> {
+    let from_header = state.config.client_ip_header.as_ref().and_then(|h| {
+        let value = req.headers().get(h.as_str())?.to_str().ok()?;
+        value.rsplit(',').next()?.trim().parse().ok()
+    });
+    from_header.or_else(|| req.extensions().get::<crate::Peer>().map(|p| p.0.ip()))
+}
+
 async fn serve(
     state: &State,
     app: &App,
@@ -225,12 +315,23 @@ async fn serve(
     let method = req.method().as_str().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let limit = state.config.max_request_body_bytes;
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    // A body that trickles in is cut off like a slow handshake.
+    let collect = Limited::new(req.into_body(), limit).collect();
+    let body = match tokio::time::timeout(state.config.handshake_timeout, collect).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
             return Err(bad(
                 413,
                 format!("Request body over the limit of {limit} bytes"),
+            ));
+        }
+        Err(_) => {
+            return Err(bad(
+                408,
+                format!(
+                    "Request body not received within {} s",
+                    state.config.handshake_timeout.as_secs()
+                ),
             ));
         }
     };
@@ -247,6 +348,10 @@ async fn serve(
         now_secs(),
         app.limits.max_timestamp_skew_secs,
     )?;
+    // Only signed requests count against the app's budget: strangers cannot spend it.
+    if !state.api_rate.allow(app) {
+        return Err(bad(429, "Too many requests for this app; slow down"));
+    }
     if !app.enabled {
         return Err(bad(403, "Application disabled"));
     }

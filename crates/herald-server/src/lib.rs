@@ -15,6 +15,7 @@ pub mod webhook;
 pub mod ws;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,7 @@ pub struct State {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub api_rate: http_api::ApiRate,
+    pub auth_failures: http_api::AuthFailures,
 }
 
 /// Listeners bound by the caller (tests bind port 0).
@@ -117,6 +119,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
         config,
         metrics,
         api_rate: http_api::ApiRate::default(),
+        auth_failures: http_api::AuthFailures::default(),
     }))
 }
 
@@ -215,7 +218,7 @@ async fn accept(
         let stream = tokio::select! {
             _ = stop.changed() => return,
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -224,17 +227,18 @@ async fn accept(
                 }
             },
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let timeout = state.config.handshake_timeout;
             match tls {
-                None => serve_http(state, role, TokioIo::new(stream)).await,
+                None => serve_http(state, role, TokioIo::new(stream), peer).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
-                            serve_http(state, role, TokioIo::new(tls_stream)).await
+                            serve_http(state, role, TokioIo::new(tls_stream), peer).await
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -245,13 +249,18 @@ async fn accept(
     }
 }
 
+/// The TCP peer of a request (in its extensions).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
 /// Serves HTTP/1.1 (with upgrades) on one accepted connection.
-async fn serve_http<I>(state: Arc<State>, role: Option<Role>, io: I)
+async fn serve_http<I>(state: Arc<State>, role: Option<Role>, io: I, peer: SocketAddr)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let timeout = state.config.handshake_timeout;
-    let service = service_fn(move |req| {
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(Peer(peer));
         let state = state.clone();
         async move {
             let res = match role {

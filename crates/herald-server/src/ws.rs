@@ -27,6 +27,9 @@ const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// WebSocket close code for a message over the size limit (RFC 6455 "message too big").
 const MESSAGE_TOO_BIG: u16 = 1009;
+/// RFC 6455 close codes for a broken frame and for a text message that is not UTF-8.
+const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_PAYLOAD: u16 = 1007;
 
 /// Answers an upgrade request on `/app/{key}`; the connection itself runs in a spawned task.
 pub fn upgrade(
@@ -209,6 +212,16 @@ where
                     Some(Err(WsError::Capacity(e))) => {
                         tracing::debug!(socket_id = %sid, error = %e, "message over the size limit");
                         handle.close(CloseReason { code: MESSAGE_TOO_BIG, reason: format!("Message too big: at most {} bytes", state.config.max_message_bytes), error_frame: None });
+                        break;
+                    }
+                    Some(Err(WsError::Utf8(e))) => {
+                        tracing::debug!(socket_id = %sid, error = %e, "invalid UTF-8 in a text message");
+                        handle.close(CloseReason { code: INVALID_PAYLOAD, reason: "Invalid UTF-8 in a text message".to_owned(), error_frame: None });
+                        break;
+                    }
+                    Some(Err(WsError::Protocol(e))) => {
+                        tracing::debug!(socket_id = %sid, error = %e, "WebSocket protocol violation");
+                        handle.close(CloseReason { code: PROTOCOL_ERROR, reason: format!("WebSocket protocol error: {e}"), error_frame: None });
                         break;
                     }
                     Some(Err(e)) => {

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod authz;
 mod channels;
 mod client_events;
 mod cluster;
@@ -13,6 +14,7 @@ mod cluster_faults;
 mod connection;
 mod floods;
 mod http_api;
+mod secrets;
 mod shutdown;
 mod tls;
 mod users;

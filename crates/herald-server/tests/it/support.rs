@@ -227,6 +227,15 @@ fn free_port() -> u16 {
 
 impl NodeProcess {
     pub async fn start(toml: &str) -> NodeProcess {
+        NodeProcess::spawn(toml, None).await
+    }
+
+    /// Starts with `HERALD_LOG=debug`, stdout and stderr appended to `log`.
+    pub async fn start_logging(toml: &str, log: &std::path::Path) -> NodeProcess {
+        NodeProcess::spawn(toml, Some(log)).await
+    }
+
+    async fn spawn(toml: &str, log: Option<&std::path::Path>) -> NodeProcess {
         let config_path = std::env::temp_dir().join(format!(
             "herald-node-{}-{}.toml",
             std::process::id(),
@@ -234,19 +243,30 @@ impl NodeProcess {
         ));
         std::fs::write(&config_path, toml).unwrap();
         let (port, admin_port) = (free_port(), free_port());
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .arg("--config")
-            .arg(&config_path)
-            .args([
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--metrics-bind",
-                &format!("127.0.0.1:{admin_port}"),
-            ])
-            .env("HERALD_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start the herald binary");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+        cmd.arg("--config").arg(&config_path).args([
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-bind",
+            &format!("127.0.0.1:{admin_port}"),
+        ]);
+        match log {
+            None => {
+                cmd.env("HERALD_LOG", "warn")
+                    .stdout(std::process::Stdio::null());
+            }
+            Some(path) => {
+                let file = std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap();
+                cmd.env("HERALD_LOG", "debug")
+                    .stdout(file.try_clone().unwrap())
+                    .stderr(file);
+            }
+        }
+        let child = cmd.spawn().expect("start the herald binary");
         let node = NodeProcess {
             child,
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
@@ -521,6 +541,7 @@ pub fn channel_auth(socket_id: &str, channel: &str, channel_data: Option<&str>) 
 }
 
 /// A signed HTTP API client speaking plain HTTP/1.1.
+#[derive(Clone)]
 pub struct Api {
     pub addr: std::net::SocketAddr,
     pub app_id: String,
@@ -561,6 +582,19 @@ impl Api {
         body: &str,
         ts: u64,
     ) -> Reply {
+        let target = self.signed_target(method, path, params, body, ts);
+        raw_http(self.addr, method, &target, body).await
+    }
+
+    /// The request target (path and signed query) of a request made at `ts`.
+    pub fn signed_target(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &str,
+        ts: u64,
+    ) -> String {
         let full_path = format!("/apps/{}{}", self.app_id, path);
         let ts = ts.to_string();
         let md5 = body_md5(body.as_bytes());
@@ -578,8 +612,7 @@ impl Api {
             api_request_payload(method, &full_path, &all).as_bytes(),
         );
         let query: Vec<String> = all.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let target = format!("{full_path}?{}&auth_signature={sig}", query.join("&"));
-        raw_http(self.addr, method, &target, body).await
+        format!("{full_path}?{}&auth_signature={sig}", query.join("&"))
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -601,9 +634,24 @@ impl Api {
 
 /// One HTTP/1.1 request with `Connection: close`.
 pub async fn raw_http(addr: std::net::SocketAddr, method: &str, target: &str, body: &str) -> Reply {
+    raw_http_with(addr, method, target, &[], body).await
+}
+
+/// `raw_http` with extra request headers.
+pub async fn raw_http_with(
+    addr: std::net::SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
     let mut s = TcpStream::connect(addr).await.unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();

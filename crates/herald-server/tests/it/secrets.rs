@@ -1,0 +1,115 @@
+//! App secrets never leave the node: not in a log line (at debug level, with verbose frame
+//! logging), not in a metric, not in an error body — whatever a client or caller gets wrong.
+
+use serde_json::json;
+
+use crate::support::*;
+
+const OTHER_SECRET: &str = "zq-secret-4f1b9c";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_appears_in_logs_metrics_or_error_bodies() {
+    let log = std::env::temp_dir().join(format!("herald-secrets-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let toml = format!(
+        "verbose = true\nwebhook_retry_budget_secs = 1\n{DEFAULT_TOML}\n[[apps]]\nid = \"app-2\"\nkey = \"key-2\"\nsecret = \"{OTHER_SECRET}\"\n[[apps.webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\n"
+    );
+    let mut node = NodeProcess::start_logging(&toml, &log).await;
+    let mut bodies = Vec::new();
+
+    // Sockets: good and bad private subscribes, a bad sign-in, client events.
+    let mut c = Client::connect(&node.ws_url(KEY)).await;
+    c.subscribe_signed("private-a", None).await;
+    c.send(json!({"event": "pusher:subscribe", "data": {"channel": "private-b", "auth": "app-key:0000"}}))
+        .await;
+    bodies.push(c.recv().await.to_string());
+    c.send(json!({"event": "pusher:signin", "data": {"auth": "app-key:bad", "user_data": "{\"id\":\"u\"}"}}))
+        .await;
+    bodies.push(c.recv().await.to_string());
+    c.signin(r#"{"id":"u1"}"#).await;
+    c.send(json!({"event": "client-x", "channel": "private-a", "data": {}}))
+        .await;
+    let mut other_app = Client::connect(&node.ws_url("key-2")).await;
+    other_app
+        .send(json!({"event": "pusher:subscribe", "data": {"channel": "presence-x", "auth": "key-2:00", "channel_data": "{\"user_id\":\"1\"}"}}))
+        .await;
+    bodies.push(other_app.recv().await.to_string());
+    // Occupies a channel of app-2, whose webhook endpoint refuses connections.
+    other_app.subscribe("pub").await;
+
+    // HTTP API: good, forged, wrong key, stale, unknown app; both apps.
+    let api = Api {
+        addr: node.addr,
+        app_id: APP_ID.into(),
+        key: KEY.into(),
+        secret: SECRET.into(),
+    };
+    let app2 = Api {
+        app_id: "app-2".into(),
+        key: "key-2".into(),
+        secret: OTHER_SECRET.into(),
+        ..api.clone()
+    };
+    assert_eq!(api.trigger(&["private-a"], "e", "1").await.status, 200);
+    assert_eq!(app2.trigger(&["a"], "e", "1").await.status, 200);
+    for forged in [
+        Api {
+            secret: "wrong".into(),
+            ..api.clone()
+        },
+        Api {
+            secret: "wrong".into(),
+            ..app2.clone()
+        },
+        Api {
+            key: "key-2".into(),
+            ..api.clone()
+        },
+    ] {
+        let r = forged.trigger(&["a"], "e", "1").await;
+        assert_eq!(r.status, 401);
+        bodies.push(r.body.to_string());
+    }
+    let stale = api
+        .request_at("GET", "/channels", &[], "", now() - 3600)
+        .await;
+    assert_eq!(stale.status, 401);
+    bodies.push(stale.body.to_string());
+    bodies.push(
+        raw_http(node.addr, "GET", "/apps/nope/channels", "")
+            .await
+            .body
+            .to_string(),
+    );
+    for path in ["/metrics", "/usage", "/webhooks/dead-letters"] {
+        bodies.push(raw_http(node.admin, "GET", path, "").await.body.to_string());
+    }
+    // Let the webhook to the closed port fail and retry.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    node.signal("TERM");
+    assert_eq!(node.wait_exit(15).await, Some(0));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    // The log really is verbose: it holds the refusals and the frames.
+    assert!(logged.contains("HTTP API request refused"), "{logged}");
+    assert!(
+        logged.contains("client-x"),
+        "verbose frames missing: {logged}"
+    );
+    assert!(
+        logged.contains("webhook"),
+        "webhook failures missing: {logged}"
+    );
+    for secret in [SECRET, OTHER_SECRET] {
+        for (i, line) in logged.lines().enumerate() {
+            assert!(
+                !line.contains(secret),
+                "log line {i} holds a secret: {line}"
+            );
+        }
+        for body in &bodies {
+            assert!(!body.contains(secret), "an answer holds a secret: {body}");
+        }
+    }
+}
