@@ -10,6 +10,10 @@ need cargo "Install Rust from https://rustup.rs"
 need node "Install Node.js 20 or newer (Debian: apt-get install nodejs npm)"
 need npm "Install npm (Debian: apt-get install npm)"
 need redis-server "The cluster tests start their own redis-server (Debian: apt-get install redis-server)"
+[ -x /usr/bin/chromium ] || {
+    echo "error: /usr/bin/chromium is missing. The console test drives it headless (Debian: apt-get install chromium)" >&2
+    exit 1
+}
 # haproxy lives in /usr/sbin on Debian, which is not on every user's PATH
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || {
     echo "error: haproxy is missing. The load-balancer tests start their own haproxy (Debian: apt-get install haproxy)" >&2
@@ -35,3 +39,6 @@ npm run test:cluster
 
 echo "== compatibility tests behind a load balancer (haproxy in front of 3 nodes; drain under traffic)"
 npm run test:lb
+
+echo "== the debug console in headless Chromium (playwright-core)"
+npm run test:console

@@ -135,6 +135,12 @@ pub enum Control {
     TerminateUser(UserId),
     /// A user came online or went offline (watchlist events).
     Presence { user: UserId, online: bool },
+    /// Someone watches the app in the debug console: log it for the next seconds.
+    ConsoleWatch,
+    /// One line of the app's console log (JSON).
+    ConsoleLine(String),
+    /// A node's connection count of the app, for the console's cluster view.
+    ConsoleStats { node: String, connections: u64 },
 }
 
 /// What other nodes send to this one; handed to the hub once at start.

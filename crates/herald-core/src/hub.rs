@@ -16,6 +16,7 @@ use crate::backplane::{
     Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Left, Reaped, now_us,
 };
 use crate::conn::{CloseReason, ConnHandle, Sent};
+use crate::console::{AppConsole, HEARTBEAT, LogEntry, dropped_line};
 use crate::webhook::{WebhookQueue, now_ms};
 use crate::{App, Apps};
 use herald_protocol::webhook::{WebhookEvent, WebhookKind};
@@ -38,6 +39,8 @@ pub struct HubConfig {
     /// How long `channel_vacated` and `member_removed` webhooks wait for a re-join that cancels
     /// them (Pusher: 3 s).
     pub webhook_debounce: Duration,
+    /// This node's name in the console (the backplane's node id on a cluster).
+    pub node_id: String,
 }
 
 impl Default for HubConfig {
@@ -50,6 +53,7 @@ impl Default for HubConfig {
             max_node_connections: None,
             p_compat_errors: false,
             webhook_debounce: Duration::from_secs(3),
+            node_id: format!("{:016x}", rand::random::<u64>()),
         }
     }
 }
@@ -123,6 +127,9 @@ pub trait HubMetrics: Send + Sync + 'static {
 
 struct Inner {
     metrics: std::sync::OnceLock<Arc<dyn HubMetrics>>,
+    console: HashMap<String, AppConsole>,
+    /// Console lines on their way to the other nodes (set by `spawn_console`).
+    console_out: std::sync::OnceLock<mpsc::Sender<(String, Control)>>,
     apps: Apps,
     backplane: Arc<dyn Backplane>,
     webhooks: Arc<dyn WebhookQueue>,
@@ -199,8 +206,14 @@ impl Hub {
             .iter()
             .map(|a| (a.id.clone(), AppLocal::default()))
             .collect();
+        let console = apps
+            .iter()
+            .map(|a| (a.id.clone(), AppConsole::default()))
+            .collect();
         Hub(Arc::new(Inner {
             metrics: std::sync::OnceLock::new(),
+            console,
+            console_out: std::sync::OnceLock::new(),
             apps,
             backplane,
             webhooks,
@@ -750,6 +763,114 @@ impl Hub {
                     }
                 }
             }
+            Control::ConsoleWatch => {
+                if let Some(c) = self.0.console.get(app) {
+                    c.mark_watched();
+                }
+            }
+            Control::ConsoleLine(line) => {
+                if let Some(c) = self.0.console.get(app) {
+                    c.show(Arc::from(line.as_str()));
+                }
+            }
+            Control::ConsoleStats { node, connections } => {
+                if let Some(c) = self.0.console.get(app) {
+                    c.node_stats(node, *connections);
+                }
+            }
+        }
+    }
+
+    /// Logs `entry` for the app's console viewers on every node, if anyone watches.
+    pub fn console_log(&self, app: &str, entry: LogEntry<'_>) {
+        let Some(c) = self.0.console.get(app) else {
+            return;
+        };
+        if !c.watched() {
+            return;
+        }
+        if let Some(line) = c.admit(&self.0.config.node_id, &entry) {
+            self.console_send(app, c, line);
+        }
+    }
+
+    fn console_send(&self, app: &str, c: &AppConsole, line: Arc<str>) {
+        c.show(line.clone());
+        if let Some(out) = self.0.console_out.get() {
+            // A full queue means Redis lags: the console loses the line, nothing else waits.
+            let _ = out.try_send((app.to_owned(), Control::ConsoleLine(line.to_string())));
+        }
+    }
+
+    /// A live feed of the app's console log (from every node), or None for an unknown app.
+    pub fn console_viewer(&self, app: &str) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>> {
+        let c = self.0.console.get(app)?;
+        let rx = c.viewer();
+        c.node_stats(
+            &self.0.config.node_id,
+            self.app_connection_count(app) as u64,
+        );
+        Some(rx)
+    }
+
+    /// Connections of the app per node that reported within the last seconds (this node
+    /// always included).
+    pub fn console_nodes(&self, app: &str) -> Vec<(String, u64)> {
+        let Some(c) = self.0.console.get(app) else {
+            return Vec::new();
+        };
+        c.node_stats(
+            &self.0.config.node_id,
+            self.app_connection_count(app) as u64,
+        );
+        c.nodes()
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.0.config.node_id
+    }
+
+    /// Runs the console's cluster traffic: forwards log lines, announces local viewers and
+    /// reports this node's counts while anyone watches. Idle apps cost a check per heartbeat.
+    pub fn spawn_console(&self) -> tokio::task::JoinHandle<()> {
+        let (tx, mut rx) = mpsc::channel::<(String, Control)>(4096);
+        let _ = self.0.console_out.set(tx);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut beat = tokio::time::interval(HEARTBEAT);
+            loop {
+                tokio::select! {
+                    msg = rx.recv() => {
+                        let Some((app, control)) = msg else { return };
+                        let _ = hub.0.backplane.control(&app, &control).await;
+                    }
+                    _ = beat.tick() => hub.console_heartbeat().await,
+                }
+            }
+        })
+    }
+
+    async fn console_heartbeat(&self) {
+        let node = &self.0.config.node_id;
+        for (app, c) in &self.0.console {
+            if c.has_viewers() {
+                c.mark_watched();
+                let _ = self.0.backplane.control(app, &Control::ConsoleWatch).await;
+            }
+            if !c.watched() {
+                continue;
+            }
+            let connections = self.app_connection_count(app) as u64;
+            c.node_stats(node, connections);
+            let stats = Control::ConsoleStats {
+                node: node.clone(),
+                connections,
+            };
+            let _ = self.0.backplane.control(app, &stats).await;
+            let dropped = c.take_dropped();
+            if dropped > 0 {
+                self.console_send(app, c, Arc::from(dropped_line(node, dropped)));
+            }
         }
     }
 
@@ -816,7 +937,14 @@ impl Hub {
             self.0.backplane.cache_set(&app.id, channel, cached).await?;
         }
         self.publish(&app.id, Envelope::new(channel.clone(), frame, except))
-            .await
+            .await?;
+        let entry = LogEntry::ApiEvent {
+            channel: channel.as_str(),
+            event: name,
+            data,
+        };
+        self.console_log(&app.id, entry);
+        Ok(())
     }
 
     /// The channel's subscription count changed: schedule a `subscription_count` event,

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod backplane;
 pub mod conn;
+pub mod console;
 pub mod hub;
 pub mod rate;
 pub mod session;

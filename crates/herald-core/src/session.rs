@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use crate::App;
 use crate::backplane::{BackplaneError, Envelope, Joined, Member, Occupancy};
 use crate::conn::{CloseReason, ConnHandle, Outbox};
+use crate::console::LogEntry;
 use crate::hub::{Hub, member_removed};
 use crate::rate::RateWindow;
 
@@ -96,6 +97,10 @@ impl Session {
             &socket_id, activity,
         )));
         hub.connection_opened(&app.id, &conn);
+        let entry = LogEntry::ConnectionOpened {
+            socket_id: socket_id.as_str(),
+        };
+        hub.console_log(&app.id, entry);
         let session = Session {
             hub: hub.clone(),
             client_rate: RateWindow::new(app.limits.client_events_per_second),
@@ -301,6 +306,7 @@ impl Session {
                 },
             );
             self.send(encode::subscription_succeeded(name));
+            self.log_subscribed(name);
             return Ok(());
         }
         self.join(channel, member).await
@@ -353,6 +359,7 @@ impl Session {
         let presence_user = member.as_ref().map(|m| m.user_id.clone());
         self.subscriptions
             .insert(channel.clone(), Subscription { presence_user });
+        self.log_subscribed(channel.as_str());
         let since = match &joined {
             None => {
                 self.send(encode::subscription_succeeded(channel.as_str()));
@@ -479,10 +486,23 @@ impl Session {
         }
     }
 
+    fn log_subscribed(&self, channel: &str) {
+        let entry = LogEntry::Subscribed {
+            socket_id: self.socket_id().as_str(),
+            channel,
+        };
+        self.hub.console_log(&self.app.id, entry);
+    }
+
     async fn unsubscribe(&mut self, channel: &ChannelName) {
         let Some(sub) = self.subscriptions.remove(channel) else {
             return;
         };
+        let entry = LogEntry::Unsubscribed {
+            socket_id: self.socket_id().as_str(),
+            channel: channel.as_str(),
+        };
+        self.hub.console_log(&self.app.id, entry);
         let app = self.app.clone();
         let hub = self.hub.clone();
         if channel.kind() == ChannelKind::ServerToUser {
@@ -570,6 +590,13 @@ impl Session {
                 "Client event could not be delivered, try again",
             ));
         }
+        let entry = LogEntry::ClientEvent {
+            socket_id: self.socket_id().as_str(),
+            channel,
+            event,
+            data: data.get(),
+        };
+        self.hub.console_log(&self.app.id, entry);
         let event = WebhookEvent::ClientEvent {
             channel: channel.to_owned(),
             event: event.to_owned(),
@@ -666,6 +693,11 @@ impl Session {
             tracing::warn!(error = %e, "connection quota not released");
         }
         self.hub.connection_closed(&app.id, self.socket_id());
+        let entry = LogEntry::ConnectionClosed {
+            socket_id: self.socket_id().as_str(),
+            code: self.conn.close_code(),
+        };
+        self.hub.console_log(&app.id, entry);
     }
 }
 

@@ -47,11 +47,18 @@ pub fn decode_envelope(channel: &str, payload: &[u8]) -> Option<(String, Envelop
     Some((origin, env))
 }
 
-/// `{origin}\nT\n{user}` (terminate) or `{origin}\nP1|P0\n{user}` (online / offline).
+/// `{origin}\n{kind}\n{payload}`: `T` + user (terminate), `P1`/`P0` + user (online / offline),
+/// `W` (console watched), `L` + JSON line (console log), `S` + `{node} {connections}` (console
+/// stats).
 pub fn encode_control(origin: &str, control: &Control) -> String {
     match control {
         Control::TerminateUser(user) => format!("{origin}\nT\n{user}"),
         Control::Presence { user, online } => format!("{origin}\nP{}\n{user}", u8::from(*online)),
+        Control::ConsoleWatch => format!("{origin}\nW\n"),
+        Control::ConsoleLine(line) => format!("{origin}\nL\n{line}"),
+        Control::ConsoleStats { node, connections } => {
+            format!("{origin}\nS\n{node} {connections}")
+        }
     }
 }
 
@@ -60,14 +67,30 @@ pub fn decode_control(payload: &[u8]) -> Option<(String, Control)> {
     let mut parts = text.splitn(3, '\n');
     let origin = parts.next()?.to_owned();
     let kind = parts.next()?;
-    let user = UserId::parse(parts.next()?, usize::MAX)?;
+    let rest = parts.next()?;
+    let user = || UserId::parse(rest, usize::MAX);
     let control = match kind {
-        "T" => Control::TerminateUser(user),
-        "P1" => Control::Presence { user, online: true },
+        "T" => Control::TerminateUser(user()?),
+        "P1" => Control::Presence {
+            user: user()?,
+            online: true,
+        },
         "P0" => Control::Presence {
-            user,
+            user: user()?,
             online: false,
         },
+        "W" if rest.is_empty() => Control::ConsoleWatch,
+        "L" => Control::ConsoleLine(rest.to_owned()),
+        "S" => {
+            let (node, connections) = rest.split_once(' ')?;
+            if node.is_empty() || node.contains(['\n', ' ']) {
+                return None;
+            }
+            Control::ConsoleStats {
+                node: node.to_owned(),
+                connections: connections.parse().ok()?,
+            }
+        }
         _ => return None,
     };
     Some((origin, control))
@@ -107,6 +130,12 @@ mod tests {
             Control::Presence {
                 user: u,
                 online: false,
+            },
+            Control::ConsoleWatch,
+            Control::ConsoleLine("{\"type\":\"x\",\"data\":\"a\\nb\"}".to_owned()),
+            Control::ConsoleStats {
+                node: "0123abcd".to_owned(),
+                connections: 42,
             },
         ] {
             assert_eq!(

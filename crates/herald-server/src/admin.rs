@@ -11,7 +11,7 @@ use crate::http::{Body, json, json_error, text};
 pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Response<Body> {
     match req.uri().path() {
         "/metrics" => {
-            let mut res = Response::new(Body::new(state.metrics.render(&state.hub).into()));
+            let mut res = Response::new(crate::http::full(state.metrics.render(&state.hub)));
             res.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -19,6 +19,9 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
             res
         }
         "/health" => text(StatusCode::OK, "OK"),
+        p if p == "/console" || p.starts_with("/console/") => {
+            crate::console::route(state, req).await
+        }
         "/ready" => {
             if state.hub.is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING")

@@ -68,6 +68,8 @@ pub struct Config {
     /// HTTP API signature failures one client address may make per app and minute; further
     /// failures get 429 for the rest of the minute (0: no limit).
     pub api_auth_failures_per_minute: u32,
+    /// Unlocks every app in the debug console (`/console` on the admin listener).
+    pub console_token: Option<herald_protocol::Secret>,
     /// Header that carries the client's address behind a proxy (e.g. `x-forwarded-for`: its
     /// last entry); None uses the TCP peer.
     pub client_ip_header: Option<String>,
@@ -149,6 +151,7 @@ struct RawConfig {
     #[serde(default = "d60")]
     api_auth_failures_per_minute: u32,
     client_ip_header: Option<String>,
+    console_token: Option<String>,
     /// Slanger's `--webhook-url`: one endpoint for every event kind of the environment app.
     webhook_url: Option<String>,
     /// A single app from the environment (12-factor): `HERALD_APP_ID`, `_KEY`, `_SECRET`.
@@ -321,7 +324,8 @@ pub struct Sources<'a> {
 }
 
 /// Top-level keys that may come from `HERALD_{KEY}` environment variables.
-const ENV_KEYS: [&str; 37] = [
+const ENV_KEYS: [&str; 38] = [
+    "console_token",
     "api_auth_failures_per_minute",
     "client_ip_header",
     "webhook_ca_file",
@@ -641,6 +645,15 @@ impl TryFrom<RawConfig> for Config {
                 }
             },
             api_auth_failures_per_minute: raw.api_auth_failures_per_minute,
+            console_token: match raw.console_token {
+                Some(t) if t.chars().count() < 12 => {
+                    return Err(err(
+                        "console_token",
+                        "must be at least 12 characters (it unlocks every app in the console)",
+                    ));
+                }
+                t => t.map(herald_protocol::Secret::new),
+            },
             client_ip_header: match raw.client_ip_header {
                 Some(h) if HeaderName::from_bytes(h.as_bytes()).is_err() => {
                     return Err(err(

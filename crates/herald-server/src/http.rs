@@ -4,13 +4,20 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use crate::State;
 
-pub type Body = Full<Bytes>;
+/// Whole bodies and the console's event stream alike.
+pub type Body = UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
+/// A body of known bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
 
 /// What a listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +29,7 @@ pub enum Role {
 }
 
 pub fn json(status: StatusCode, body: String) -> Response<Body> {
-    let mut res = Response::new(Full::new(Bytes::from(body)));
+    let mut res = Response::new(full(body));
     *res.status_mut() = status;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -36,7 +43,7 @@ pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
 }
 
 pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut res = Response::new(full(Bytes::from_static(body.as_bytes())));
     *res.status_mut() = status;
     res.headers_mut().insert(
         CONTENT_TYPE,

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod http_api;
 pub mod metrics;
@@ -68,7 +69,7 @@ pub enum StartError {
 /// The hub for a configuration: the in-memory backplane when no Redis is configured.
 pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    let hub_config = HubConfig {
+    let mut hub_config = HubConfig {
         activity_timeout: config.activity_timeout,
         pong_timeout: config.pong_timeout,
         outbox_capacity: config.outbox_capacity,
@@ -76,6 +77,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
         max_node_connections: config.max_connections,
         p_compat_errors: config.p_compat_errors,
         webhook_debounce: config.webhook_debounce,
+        ..HubConfig::default()
     };
     let metrics = Arc::new(Metrics::new());
     let timed = |b: Arc<dyn Backplane>| -> Arc<dyn Backplane> {
@@ -101,6 +103,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
             };
             let (backplane, inbound) =
                 RedisBackplane::start(redis).map_err(StartError::Backplane)?;
+            hub_config.node_id = backplane.node_id().to_owned();
             let webhooks = backplane.webhook_queue();
             webhook_streams = Some(backplane.clone());
             let hub = Hub::new(config.apps.clone(), timed(backplane), webhooks, hub_config);
@@ -157,7 +160,9 @@ pub async fn run(
         state.webhook_client.clone(),
         state.config.webhooks.clone(),
         state.metrics.clone(),
+        state.hub.clone(),
     );
+    state.hub.spawn_console();
     let admin = tokio::spawn(accept(
         state.clone(),
         listeners.admin,

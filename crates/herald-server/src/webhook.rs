@@ -115,6 +115,7 @@ pub fn spawn(
     client: HttpClient,
     config: WebhookConfig,
     metrics: Arc<Metrics>,
+    hub: herald_core::Hub,
 ) {
     tokio::spawn(async move {
         let outstanding: Outstanding = Arc::new(Mutex::new(HashMap::new()));
@@ -200,6 +201,7 @@ pub fn spawn(
                         streams: streams.clone(),
                         outstanding: outstanding.clone(),
                         metrics: metrics.clone(),
+                        hub: hub.clone(),
                     };
                     tokio::spawn(delivery.run());
                 }
@@ -234,9 +236,22 @@ struct Delivery {
     streams: Option<Arc<dyn WebhookStreams>>,
     outstanding: Outstanding,
     metrics: Arc<Metrics>,
+    hub: herald_core::Hub,
 }
 
 impl Delivery {
+    /// Shows each event's outcome in the app's console log.
+    fn log(&self, outcome: &str) {
+        for e in &self.entries {
+            let entry = herald_core::console::LogEntry::Webhook {
+                kind: e.event.kind().name(),
+                channel: e.event.channel(),
+                outcome,
+            };
+            self.hub.console_log(&self.app.id, entry);
+        }
+    }
+
     async fn run(self) {
         let endpoint = &self.app.webhooks[self.endpoint];
         let events: Vec<WebhookEvent> = self.entries.iter().map(|e| e.event.clone()).collect();
@@ -255,15 +270,18 @@ impl Delivery {
             match self.send(endpoint, &payload, &signature).await {
                 Ok(()) => {
                     self.metrics.webhook(&self.app.id, "delivered", n);
+                    self.log("delivered");
                     self.metrics
                         .webhook_latency(now_ms().saturating_sub(time_ms));
                     break;
                 }
                 Err(why) => {
                     self.metrics.webhook(&self.app.id, "failed", n);
+                    self.log("failed");
                     if started.elapsed() + backoff > self.config.retry_budget {
                         tracing::error!(app = %self.app.id, target = %endpoint.target, events = n, reason = %why, "webhook dead-lettered after the retry budget");
                         self.metrics.webhook(&self.app.id, "dead_lettered", n);
+                        self.log("dead_lettered");
                         for entry in &self.entries {
                             let letter = DeadLetter {
                                 entry: entry.clone(),

@@ -102,7 +102,7 @@ pub fn upgrade(
             Err(e) => reject(state, ws, e).await,
         }
     });
-    let mut res = Response::new(Body::new(Bytes::new()));
+    let mut res = Response::new(crate::http::full(Bytes::new()));
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
     h.insert(UPGRADE, HeaderValue::from_static("websocket"));

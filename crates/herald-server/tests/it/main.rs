@@ -12,6 +12,7 @@ mod client_events;
 mod cluster;
 mod cluster_faults;
 mod connection;
+mod console;
 mod floods;
 mod http_api;
 mod secrets;
