@@ -11,6 +11,9 @@ command -v cargo-fuzz >/dev/null 2>&1 || {
     exit 1
 }
 export RUSTC_BOOTSTRAP=1
+# The release profile's LTO would re-optimise the whole server into every target: minutes of
+# linking each. Fuzzing needs coverage, not LTO.
+export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 RUNS=${RUNS:-10000000}
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <(cargo fuzz list --fuzz-dir fuzz)
