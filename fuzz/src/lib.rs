@@ -52,7 +52,9 @@ pub fn user_data(data: &[u8]) {
     if let Ok(d) = herald_protocol::user::parse_channel_data(text, 128) {
         assert!(!d.user_id.as_str().is_empty() && d.user_id.as_str().len() <= 128);
         if let Some(info) = d.user_info {
-            serde_json::from_str::<serde_json::Value>(info).expect("user_info is JSON");
+            // Syntax only: numbers beyond f64 (`1e999`) are valid JSON, relayed verbatim.
+            serde_json::from_str::<Box<serde_json::value::RawValue>>(info)
+                .expect("user_info is JSON");
         }
     }
     if let Ok(d) = herald_protocol::user::parse_user_data(text, 128) {

@@ -22,10 +22,17 @@ struct RawChannelData<'a> {
     user_info: Option<&'a RawValue>,
 }
 
+/// The text when it is a JSON object: serde would also accept an array of the fields in order
+/// (`[id, info]`), which no client sends and no spec allows (found by fuzzing).
+fn object(text: &str) -> Option<&str> {
+    text.trim_start().starts_with('{').then_some(text)
+}
+
 /// `user_id` may be a string or a number; members are keyed by its string form.
 pub fn parse_channel_data(text: &str, max_user_id_len: usize) -> Result<ChannelData<'_>, String> {
-    let raw: RawChannelData<'_> =
-        serde_json::from_str(text).map_err(|_| "channel_data must be a JSON object".to_owned())?;
+    let raw: RawChannelData<'_> = object(text)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or_else(|| "channel_data must be a JSON object".to_owned())?;
     let id = match raw.user_id {
         Some(Value::String(s)) => s,
         Some(Value::Number(n)) => n.to_string(),
@@ -58,8 +65,9 @@ struct RawUserData<'a> {
 
 /// `id` must be a non-empty string of channel-name characters (it names `#server-to-user-{id}`).
 pub fn parse_user_data(text: &str, max_user_id_len: usize) -> Result<UserData<'_>, String> {
-    let raw: RawUserData<'_> =
-        serde_json::from_str(text).map_err(|_| "user_data must be a JSON object".to_owned())?;
+    let raw: RawUserData<'_> = object(text)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or_else(|| "user_data must be a JSON object".to_owned())?;
     let id = match raw.id {
         Some(Value::String(s)) => UserId::parse_strict(&s, max_user_id_len).ok_or_else(|| {
             format!("id must be 1 to {max_user_id_len} characters from A-Z a-z 0-9 _ - = @ , . ;")
@@ -112,12 +120,20 @@ mod tests {
             r#"{"user_id":""}"#,
             r#"{"user_id":[1]}"#,
             "\"x\"",
+            // Serde would read an array as the fields in order; channel_data is an object.
+            r#"["u1",{"name":"a"}]"#,
         ] {
             assert!(parse_channel_data(bad, 128).is_err(), "{bad}");
         }
         assert!(
             parse_channel_data(&format!(r#"{{"user_id":"{}"}}"#, "x".repeat(129)), 128).is_err()
         );
+    }
+
+    #[test]
+    fn user_data_must_be_an_object() {
+        assert!(parse_user_data(r#"["u1",null,[]]"#, 128).is_err());
+        assert!(parse_user_data(r#" {"id":"u1"}"#, 128).is_ok());
     }
 
     #[test]
