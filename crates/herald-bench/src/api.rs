@@ -38,25 +38,38 @@ impl Publisher {
     pub async fn trigger(&mut self, channel: &str, event: &str, data: &str) -> anyhow::Result<u16> {
         let body =
             serde_json::json!({"name": event, "channels": [channel], "data": data}).to_string();
-        let path = format!("/apps/{}/events", self.app_id);
+        Ok(self.request("POST", "events", &body).await?.0)
+    }
+
+    /// A signed request to `/apps/{id}/{rest}` (no query parameters of its own); the status
+    /// and the body.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        rest: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let path = format!("/apps/{}/{rest}", self.app_id);
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)?
             .as_secs()
             .to_string();
         let md5 = body_md5(body.as_bytes());
-        let params = [
+        let mut params = vec![
             ("auth_key", self.key.as_str()),
             ("auth_timestamp", &ts),
             ("auth_version", "1.0"),
-            ("body_md5", &md5),
         ];
+        if !body.is_empty() {
+            params.push(("body_md5", &md5));
+        }
         let sig = sign(
             &self.secret,
-            api_request_payload("POST", &path, &params).as_bytes(),
+            api_request_payload(method, &path, &params).as_bytes(),
         );
         let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let req = format!(
-            "POST {path}?{}&auth_signature={sig} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path}?{}&auth_signature={sig} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             query.join("&"),
             self.host,
             body.len()
@@ -82,6 +95,6 @@ impl Publisher {
         }
         let mut rest = vec![0; length];
         self.stream.read_exact(&mut rest).await?;
-        Ok(status)
+        Ok((status, String::from_utf8_lossy(&rest).into_owned()))
     }
 }

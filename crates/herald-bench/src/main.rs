@@ -3,9 +3,12 @@
 //! line on stdout, so runs can be compared by a script.
 
 mod api;
+mod clientevents;
 mod conns;
 mod fanout;
+mod presence;
 mod proc_stat;
+mod soak;
 mod ws;
 
 use std::time::Duration;
@@ -31,6 +34,14 @@ enum Scenario {
     /// S subscribers on one channel, R events/s published through the HTTP API for T seconds;
     /// report deliveries/s, loss, duplicates, order violations and end-to-end latency.
     Fanout(fanout::FanoutArgs),
+    /// P pairs on private channels: one side sends client events at a rate, the other
+    /// receives; report latency, loss and echoes (must be 0).
+    Clientevents(clientevents::ClientEventsArgs),
+    /// N members join one presence channel at once; count how many end with the exact list.
+    Presence(presence::PresenceArgs),
+    /// Bounded churn (connects, subscribes, presence, client events, publishes), then check
+    /// the server returned to no channels and about its baseline memory.
+    Soak(soak::SoakArgs),
 }
 
 /// Where the server is and which app to use (the peers' shared test app by default).
@@ -79,12 +90,23 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let target = match &cli.scenario {
+        Scenario::Conns(a) => a.target.clone(),
+        Scenario::Fanout(a) => a.target.clone(),
+        Scenario::Clientevents(a) => a.target.clone(),
+        Scenario::Presence(a) => a.target.clone(),
+        Scenario::Soak(a) => a.target.clone(),
+    };
+    // Before any traffic: a non-loopback target needs --allow-remote.
+    target.check()?;
     rt.block_on(async {
-        let (target, run) = match cli.scenario {
-            Scenario::Conns(a) => (a.target.clone(), tokio::spawn(conns::run(a))),
-            Scenario::Fanout(a) => (a.target.clone(), tokio::spawn(fanout::run(a))),
+        let run = match cli.scenario {
+            Scenario::Conns(a) => tokio::spawn(conns::run(a)),
+            Scenario::Fanout(a) => tokio::spawn(fanout::run(a)),
+            Scenario::Clientevents(a) => tokio::spawn(clientevents::run(a)),
+            Scenario::Presence(a) => tokio::spawn(presence::run(a)),
+            Scenario::Soak(a) => tokio::spawn(soak::run(a)),
         };
-        target.check()?;
         match tokio::time::timeout(Duration::from_secs(target.deadline_secs), run).await {
             Ok(joined) => joined?,
             Err(_) => anyhow::bail!(

@@ -1,6 +1,8 @@
 //! A minimal Pusher client over tokio-tungstenite.
 
 use futures_util::{SinkExt, StreamExt};
+use herald_protocol::Secret;
+use herald_protocol::signature::sign;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -10,6 +12,7 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub struct PusherConn {
     pub ws: Socket,
+    pub socket_id: String,
 }
 
 /// Connects and waits for `pusher:connection_established`.
@@ -19,18 +22,53 @@ pub async fn connect(host: &str, port: u16, key: &str) -> anyhow::Result<PusherC
     loop {
         let v = next_json(&mut ws).await?;
         if v["event"] == "pusher:connection_established" {
-            return Ok(PusherConn { ws });
+            let data: Value = match &v["data"] {
+                Value::String(s) => serde_json::from_str(s)?,
+                other => other.clone(),
+            };
+            let socket_id = data["socket_id"].as_str().unwrap_or_default().to_owned();
+            return Ok(PusherConn { ws, socket_id });
         }
         anyhow::ensure!(v["event"] != "pusher:error", "refused: {v}");
     }
 }
 
+/// The `pusher:subscribe` frame for a channel, signed as the app's auth endpoint would
+/// (private and presence channels), with `channel_data` for presence.
+pub fn subscribe_frame(
+    conn: &PusherConn,
+    channel: &str,
+    key: &str,
+    secret: &Secret,
+    channel_data: Option<&str>,
+) -> String {
+    let mut data = json!({"channel": channel, "auth": ""});
+    if channel.starts_with("private-") || channel.starts_with("presence-") {
+        let payload = match channel_data {
+            Some(cd) => format!("{}:{channel}:{cd}", conn.socket_id),
+            None => format!("{}:{channel}", conn.socket_id),
+        };
+        data["auth"] = json!(format!("{key}:{}", sign(secret, payload.as_bytes())));
+    }
+    if let Some(cd) = channel_data {
+        data["channel_data"] = json!(cd);
+    }
+    json!({"event": "pusher:subscribe", "data": data}).to_string()
+}
+
 /// Subscribes to a public channel and waits for the confirmation.
 pub async fn subscribe(conn: &mut PusherConn, channel: &str) -> anyhow::Result<()> {
     let frame = json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": ""}});
-    conn.ws
-        .send(Message::Text(frame.to_string().into()))
-        .await?;
+    subscribe_with(conn, channel, frame.to_string()).await
+}
+
+/// Sends a subscribe frame and waits for the confirmation.
+pub async fn subscribe_with(
+    conn: &mut PusherConn,
+    channel: &str,
+    frame: String,
+) -> anyhow::Result<()> {
+    conn.ws.send(Message::Text(frame.into())).await?;
     loop {
         let v = next_json(&mut conn.ws).await?;
         if v["event"] == "pusher_internal:subscription_succeeded" && v["channel"] == channel {
