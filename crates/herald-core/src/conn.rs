@@ -1,11 +1,16 @@
 //! One connection's shared handle and its bounded outbox. Sessions and the hub push encoded
 //! frames; the transport's writer drains them. Nothing here ever blocks on a socket.
+//!
+//! The outbox is a `VecDeque` behind a mutex plus a `Notify`, not a tokio mpsc channel: a
+//! channel allocates a 32-slot block up front (about 1.5 KB with its state), and idle
+//! connections dominate a node's memory. The deque holds nothing while idle.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use herald_protocol::{ErrorCode, ProtocolError, SocketId};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// How a connection ends, as the writer will tell the client.
@@ -43,9 +48,25 @@ fn truncate_reason(message: &str) -> String {
 
 struct Shared {
     socket_id: SocketId,
-    tx: mpsc::Sender<Bytes>,
+    queue: Mutex<Queue>,
+    /// Wakes the writer when a frame is queued.
+    ready: Notify,
+    capacity: usize,
     close: OnceLock<CloseReason>,
     done: CancellationToken,
+}
+
+struct Queue {
+    frames: VecDeque<Bytes>,
+    /// The writer is gone (its `Outbox` dropped): frames are refused.
+    gone: bool,
+}
+
+/// Above this many slots an emptied deque gives its memory back (a burst must not pin it).
+const KEEP_SLOTS: usize = 16;
+
+fn lock(m: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What became of a frame handed to `ConnHandle::send`.
@@ -68,14 +89,18 @@ pub struct ConnHandle(Arc<Shared>);
 impl ConnHandle {
     /// A handle and its outbox holding at most `capacity` frames.
     pub fn new(socket_id: SocketId, capacity: usize) -> (ConnHandle, Outbox) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
         let shared = Arc::new(Shared {
             socket_id,
-            tx,
+            queue: Mutex::new(Queue {
+                frames: VecDeque::new(),
+                gone: false,
+            }),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
             close: OnceLock::new(),
             done: CancellationToken::new(),
         });
-        (ConnHandle(shared.clone()), Outbox { rx, shared })
+        (ConnHandle(shared.clone()), Outbox { shared })
     }
 
     pub fn socket_id(&self) -> &SocketId {
@@ -85,16 +110,23 @@ impl ConnHandle {
     /// Queues a frame. A subscriber whose outbox is full is too slow to keep up: it is closed
     /// with 4100 rather than buffered without bound, and the frame is dropped.
     pub fn send(&self, frame: Bytes) -> Sent {
-        match self.0.tx.try_send(frame) {
-            Ok(()) => Sent::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => Sent::Dropped {
+        let mut q = lock(&self.0.queue);
+        if q.gone {
+            return Sent::Gone;
+        }
+        if q.frames.len() >= self.0.capacity {
+            drop(q);
+            return Sent::Dropped {
                 cut_off: self.close(CloseReason::from_error(
                     ErrorCode::OverCapacity,
                     "Over capacity: the connection is not reading its messages fast enough",
                 )),
-            },
-            Err(mpsc::error::TrySendError::Closed(_)) => Sent::Gone,
+            };
         }
+        q.frames.push_back(frame);
+        drop(q);
+        self.0.ready.notify_one();
+        Sent::Queued
     }
 
     /// Ends the connection with `reason`. Only the first reason counts; true if this was it.
@@ -146,7 +178,6 @@ pub enum Outgoing {
 
 /// The receiving end of a connection's queue, owned by the transport's writer.
 pub struct Outbox {
-    rx: mpsc::Receiver<Bytes>,
     shared: Arc<Shared>,
 }
 
@@ -154,13 +185,19 @@ impl Outbox {
     /// The next thing to write. Closing wins over queued frames: a closing client does not
     /// need the rest of its backlog.
     pub async fn next(&mut self) -> Outgoing {
-        tokio::select! {
-            biased;
-            _ = self.shared.done.cancelled() => self.close_item(),
-            frame = self.rx.recv() => match frame {
-                Some(f) => Outgoing::Frame(f),
-                None => self.close_item(),
-            },
+        loop {
+            if self.shared.done.is_cancelled() {
+                return self.close_item();
+            }
+            if let Some(frame) = self.pop() {
+                return Outgoing::Frame(frame);
+            }
+            // A frame queued between the pop and here left a permit: the wait returns at once.
+            tokio::select! {
+                biased;
+                _ = self.shared.done.cancelled() => return self.close_item(),
+                _ = self.shared.ready.notified() => {}
+            }
         }
     }
 
@@ -169,7 +206,16 @@ impl Outbox {
         if self.shared.done.is_cancelled() {
             return None;
         }
-        self.rx.try_recv().ok()
+        self.pop()
+    }
+
+    fn pop(&self) -> Option<Bytes> {
+        let mut q = lock(&self.shared.queue);
+        let frame = q.frames.pop_front();
+        if q.frames.is_empty() && q.frames.capacity() > KEEP_SLOTS {
+            q.frames = VecDeque::new();
+        }
+        frame
     }
 
     fn close_item(&self) -> Outgoing {
@@ -177,5 +223,69 @@ impl Outbox {
             Some(r) => Outgoing::Close(r.clone()),
             None => Outgoing::Stop,
         }
+    }
+}
+
+impl Drop for Outbox {
+    /// The writer is gone: later frames are refused and the queued ones freed now.
+    fn drop(&mut self) {
+        let mut q = lock(&self.shared.queue);
+        q.gone = true;
+        q.frames = VecDeque::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(capacity: usize) -> (ConnHandle, Outbox) {
+        ConnHandle::new(SocketId::from_parts(1, 2), capacity)
+    }
+
+    #[tokio::test]
+    async fn frames_come_out_in_order_and_wake_a_waiting_writer() {
+        let (h, mut out) = conn(8);
+        let waiter = tokio::spawn(async move {
+            let first = out.next().await;
+            (first, out)
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(h.send(Bytes::from_static(b"a")), Sent::Queued);
+        assert_eq!(h.send(Bytes::from_static(b"b")), Sent::Queued);
+        let (first, mut out) = waiter.await.unwrap();
+        assert_eq!(first, Outgoing::Frame(Bytes::from_static(b"a")));
+        assert_eq!(out.try_next(), Some(Bytes::from_static(b"b")));
+        assert_eq!(out.try_next(), None);
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_cuts_the_connection_off_once_with_4100() {
+        let (h, mut out) = conn(2);
+        h.send(Bytes::from_static(b"1"));
+        h.send(Bytes::from_static(b"2"));
+        assert_eq!(
+            h.send(Bytes::from_static(b"3")),
+            Sent::Dropped { cut_off: true }
+        );
+        assert_eq!(
+            h.send(Bytes::from_static(b"4")),
+            Sent::Dropped { cut_off: false }
+        );
+        assert_eq!(h.close_code(), Some(4100));
+        // Closing wins over the backlog.
+        assert!(matches!(out.next().await, Outgoing::Close(r) if r.code == 4100));
+    }
+
+    #[tokio::test]
+    async fn frames_for_a_gone_writer_are_refused_and_bursts_release_memory() {
+        let (h, mut out) = conn(1000);
+        for _ in 0..100 {
+            h.send(Bytes::from_static(b"x"));
+        }
+        while out.try_next().is_some() {}
+        assert!(lock(&h.0.queue).frames.capacity() <= KEEP_SLOTS);
+        drop(out);
+        assert_eq!(h.send(Bytes::from_static(b"late")), Sent::Gone);
     }
 }

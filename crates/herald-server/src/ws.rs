@@ -34,7 +34,7 @@ const INVALID_PAYLOAD: u16 = 1007;
 /// Answers an upgrade request on `/app/{key}`; the connection itself runs in a spawned task.
 pub fn upgrade(
     state: &Arc<State>,
-    req: Request<hyper::body::Incoming>,
+    mut req: Request<hyper::body::Incoming>,
     app_key: &str,
     secure: bool,
 ) -> Response<Body> {
@@ -72,20 +72,22 @@ pub fn upgrade(
         },
     );
     let state = state.clone();
+    // Only the upgrade handle goes into the connection's task: a captured request (headers and
+    // all) would stay in the task's memory for the connection's lifetime.
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    drop(req);
     tokio::spawn(async move {
-        // Taking the request by value drops it (headers and all) once the upgrade is extracted,
-        // instead of keeping it alive for the connection's lifetime.
-        let upgraded = match hyper::upgrade::on(req).await {
+        let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "upgrade failed");
                 return;
             }
         };
-        // A 1 KiB read buffer: idle connections dominate memory, and Pusher client frames are
+        // A 256-byte read buffer: idle connections dominate memory, and Pusher client frames are
         // small (a larger message is simply read in more steps).
         let config = WebSocketConfig::default()
-            .read_buffer_size(1024)
+            .read_buffer_size(256)
             .write_buffer_size(0)
             .max_write_buffer_size(state.config.max_message_bytes * 4 + 64 * 1024)
             .max_message_size(Some(state.config.max_message_bytes))
@@ -94,12 +96,12 @@ pub fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
         let opened = match admission {
-            Ok(app) => Session::open(&state.hub, app).await,
+            Ok(app) => Box::pin(Session::open(&state.hub, app)).await,
             Err(e) => Err(e),
         };
         match opened {
             Ok((session, outbox)) => serve(state, ws, session, outbox).await,
-            Err(e) => reject(state, ws, e).await,
+            Err(e) => Box::pin(reject(state, ws, e)).await,
         }
     });
     let mut res = Response::new(crate::http::full(Bytes::new()));
@@ -201,7 +203,9 @@ where
                         if verbose {
                             tracing::info!(target: "herald::frames", socket_id = %sid, frame = %t.as_str(), "in");
                         }
-                        session.handle_text(t.as_str()).await;
+                        // Boxed: the frame's work (subscribe, presence, …) is a deep future; inline
+                        // it would size every idle connection's task for it.
+                        Box::pin(session.handle_text(t.as_str())).await;
                     }
                     Some(Ok(Message::Binary(_))) => session.handle_binary(),
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
@@ -250,7 +254,7 @@ where
     // counts as gone only once the client was told, so a drain that waits for the count to
     // reach zero never exits under a client's last frames.
     let _ = writer.await;
-    session.close().await;
+    Box::pin(session.close()).await;
     state
         .metrics
         .connection_closed(&app_id, handle.close_code());
