@@ -172,10 +172,7 @@ fn log_stream(state: &State, app: &App) -> Response<Body> {
         return json_error(StatusCode::NOT_FOUND, "Unknown app");
     };
     let first = Frame::data(Bytes::from_static(b": connected\n\n"));
-    let lines = stream::unfold((rx, false), |(mut rx, done)| async move {
-        if done {
-            return None;
-        }
+    let lines = stream::unfold(rx, |mut rx| async move {
         let frame = match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
             Err(_) => Frame::data(Bytes::from_static(b": keep-alive\n\n")),
             Ok(Ok(line)) if herald_core::console::is_dropped_line(&line) => sse("dropped", &line),
@@ -183,7 +180,7 @@ fn log_stream(state: &State, app: &App) -> Response<Body> {
             Ok(Err(RecvError::Lagged(n))) => sse("dropped", &json!({ "count": n }).to_string()),
             Ok(Err(RecvError::Closed)) => return None,
         };
-        Some((Ok::<_, Infallible>(frame), (rx, false)))
+        Some((Ok::<_, Infallible>(frame), rx))
     });
     let body = stream::once(async move { Ok::<_, Infallible>(first) });
     let body = StreamBody::new(futures_util::StreamExt::chain(body, lines));
