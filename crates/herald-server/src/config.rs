@@ -382,7 +382,8 @@ fn env_config(env: HashMap<String, String>) -> (HashMap<String, String>, Vec<Str
         if top == "log" {
             continue; // HERALD_LOG is the log filter, read by the logger.
         }
-        if ENV_KEYS.contains(&top.as_str()) {
+        // Only plain names reach the config crate (see `plain_key`).
+        if ENV_KEYS.contains(&top.as_str()) && key.split("__").all(plain_key) {
             used.insert(name, value);
         } else if !is_service_link(key) {
             ignored.push(name);
@@ -405,6 +406,49 @@ fn is_service_link(key: &str) -> bool {
         || key.contains("_PORT_")
 }
 
+/// Keys are plain names: the `config` crate reads `name[N]` in a key as a list index and
+/// allocates N elements, so `'a[66666660]' = 0` took 6 GB before any check could refuse the
+/// unknown key (found by fuzzing). Every key is checked first.
+fn plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn check_keys(table: &toml::Table, at: &str) -> Result<(), ConfigError> {
+    for (key, value) in table {
+        let path = if at.is_empty() {
+            key.clone()
+        } else {
+            format!("{at}.{key}")
+        };
+        if !plain_key(key) {
+            return Err(err(path, "not a configuration key"));
+        }
+        match value {
+            toml::Value::Table(t) => check_keys(t, &path)?,
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let toml::Value::Table(t) = item {
+                        check_keys(t, &format!("{path}[{i}]"))?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parses TOML text (for its key check); the message names the file.
+fn checked_toml(text: &str, origin: &str) -> Result<(), ConfigError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| err(origin, format!("invalid TOML: {}", e.message())))?;
+    check_keys(&table, "")
+}
+
 impl Config {
     pub fn load(src: Sources<'_>) -> Result<Config, ConfigError> {
         let mut b = config::Config::builder();
@@ -415,13 +459,13 @@ impl Config {
                     format!("file {} does not exist", path.display()),
                 ));
             }
-            b = b.add_source(
-                config::File::from(path)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
+            checked_toml(&text, &path.display().to_string())?;
+            b = b.add_source(config::File::from_str(&text, config::FileFormat::Toml));
         }
         if let Some(text) = src.toml {
+            checked_toml(text, "config")?;
             b = b.add_source(config::File::from_str(text, config::FileFormat::Toml));
         }
         let (env, ignored_env) = env_config(src.env);

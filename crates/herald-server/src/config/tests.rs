@@ -152,3 +152,23 @@ fn unknown_environment_names_are_reported_not_fatal() {
     .unwrap();
     assert_eq!(c.ignored_env, vec!["HERALD_REDIS_ULR".to_owned()]);
 }
+
+/// The `config` crate reads `name[N]` in a key as a list index and allocated N elements:
+/// `'a[66666660]' = 0` asked for 6 GB (found by fuzzing). Odd keys are refused first.
+#[test]
+fn keys_that_are_not_plain_names_are_refused_before_loading() {
+    for toml in [
+        "'pr1D66Z[66666660]' = 0",
+        "'a.b' = 1",
+        "[[apps]]\nid = \"x\"\nkey = \"k\"\nsecret = \"s\"\n'id[9999999]' = 1",
+    ] {
+        let e = load(Some(toml), &[]).unwrap_err();
+        assert_eq!(e.message, "not a configuration key", "{toml}: {e}");
+    }
+    let e = load(Some("bind = "), &[]).unwrap_err();
+    assert!(e.message.starts_with("invalid TOML"), "{e}");
+    // Environment names with odd characters are never passed on; a huge list index in a plain
+    // name is an ordinary error.
+    assert!(load(None, &[("HERALD_APPS[99999999]__ID", "x")]).is_ok());
+    assert!(load(None, &[("HERALD_APPS__99999999__ID", "x")]).is_err());
+}
