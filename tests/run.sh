@@ -32,6 +32,8 @@ cd tests/compat
 if ! npm ls --silent >/dev/null 2>&1; then
     npm ci --no-audit --no-fund
 fi
+# The Python SDK's venv (first time: pip install), before any test timeout runs.
+node python/venv.mjs
 npm test
 
 echo "== compatibility tests in cluster mode (3 herald nodes on a private redis-server)"

@@ -19,19 +19,14 @@
 //   /wait_webhook {channel, name}        → {headers, body} of a webhook request with that event
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLUSTER, Recorder, WAIT_MS, useHerald } from './harness.mjs';
+import { VENV_PY, ensureVenv } from './python/venv.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const VENV = path.join(HERE, '.venv');
-const REQUIREMENTS = path.join(HERE, 'python', 'requirements.txt');
-const VENV_PY = path.join(VENV, 'bin', 'python');
-const STAMP = path.join(VENV, '.herald-requirements.sha256');
 const HOOK_PREFIX = 'py-hook-';
 /**
  * The Python SDK only accepts numeric app ids (`app_id_re = \A[0-9]+\Z`, ValueError otherwise),
@@ -41,30 +36,6 @@ const PY_APP = { id: '4242', key: 'py-key', secret: 'py-secret' };
 
 // ---------------------------------------------------------------------------------------------
 // venv
-
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
-  return { ok: r.status === 0 && !r.error, out: `${r.stdout || ''}${r.stderr || ''}${r.error ? String(r.error) : ''}` };
-}
-
-function ensureVenv() {
-  const want = crypto.createHash('sha256').update(fs.readFileSync(REQUIREMENTS)).digest('hex');
-  if (fs.existsSync(VENV_PY) && fs.existsSync(STAMP) && fs.readFileSync(STAMP, 'utf8').trim() === want) return;
-  const hint = 'install it: sudo apt-get install -y python3-venv';
-  if (!run('python3', ['--version']).ok) throw new Error(`python3 not found on PATH; ${hint}`);
-  if (!fs.existsSync(VENV_PY)) {
-    const v = run('python3', ['-m', 'venv', VENV]);
-    if (!v.ok || !fs.existsSync(VENV_PY)) {
-      fs.rmSync(VENV, { recursive: true, force: true });
-      throw new Error(`\`python3 -m venv ${VENV}\` failed (python3-venv / ensurepip missing?); ${hint}\n${v.out}`);
-    }
-  }
-  const pip = run(VENV_PY, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', '-r', REQUIREMENTS], {
-    timeout: 300000,
-  });
-  if (!pip.ok) throw new Error(`pip install -r ${REQUIREMENTS} failed:\n${pip.out}`);
-  fs.writeFileSync(STAMP, `${want}\n`);
-}
 
 // ---------------------------------------------------------------------------------------------
 // fixture server (webhook receiver + pusher-js remote control); listening before useHerald
