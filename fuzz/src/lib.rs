@@ -50,7 +50,8 @@ pub fn channel_name(data: &[u8]) {
 pub fn user_data(data: &[u8]) {
     let Some(text) = text(data) else { return };
     if let Ok(d) = herald_protocol::user::parse_channel_data(text, 128) {
-        assert!(!d.user_id.as_str().is_empty() && d.user_id.as_str().len() <= 128);
+        // The limit counts characters (PROTOCOL §2.7), not bytes.
+        assert!(!d.user_id.as_str().is_empty() && d.user_id.as_str().chars().count() <= 128);
         if let Some(info) = d.user_info {
             // Syntax only: numbers beyond f64 (`1e999`) are valid JSON, relayed verbatim.
             serde_json::from_str::<Box<serde_json::value::RawValue>>(info)
