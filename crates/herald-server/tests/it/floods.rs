@@ -32,7 +32,8 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_the_others_get_every_eve
     });
 
     // 8 KB events until the node reports the cut-off; bounded at 80 MB in all.
-    let rss_before = rss_bytes();
+    // The server under test runs in this process: its resident memory is the node's.
+    let rss_before = herald_server::admin::rss_bytes();
     let api = server.api();
     let payload = "x".repeat(8000);
     let cut_off = r#"herald_slow_consumer_disconnects_total{app="app-1"}"#;
@@ -56,7 +57,7 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_the_others_get_every_eve
     // Memory stayed bounded while megabytes went to a client that did not read: the process
     // (server and test clients together) grows about 1 MiB here; without the outbox cap it
     // would hold every event published (up to 80 MB) and never cut the client off.
-    let grown = rss_bytes().saturating_sub(rss_before);
+    let grown = herald_server::admin::rss_bytes().saturating_sub(rss_before);
     assert!(
         grown < 16 << 20,
         "RSS grew {} MiB while {} MiB were published",
@@ -67,16 +68,6 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_the_others_get_every_eve
     assert!(server.metric(dropped).await >= Some(1.0));
     // Whatever the kernel still held arrives, then the 4100 close.
     assert_eq!(slow.ended().await, Ended::Closed(4100));
-}
-
-/// This process's resident memory (the server under test runs in it).
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// Reads until the peer closes (EOF or reset); false if it is still open after `secs`.
