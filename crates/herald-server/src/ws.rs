@@ -156,6 +156,28 @@ fn text(frame: Bytes) -> Result<Message, WsError> {
         .map_err(|_| WsError::Utf8(String::from("frame is not UTF-8")))
 }
 
+/// The close a read error earns under RFC 6455: 1009 for an oversized message, 1007 for a text
+/// message that is not UTF-8, 1002 for a broken frame. None: the peer is gone, tell it nothing.
+fn close_for(e: &WsError, max_message_bytes: usize) -> Option<CloseReason> {
+    let (code, reason) = match e {
+        WsError::Capacity(_) => (
+            MESSAGE_TOO_BIG,
+            format!("Message too big: at most {max_message_bytes} bytes"),
+        ),
+        WsError::Utf8(_) => (
+            INVALID_PAYLOAD,
+            "Invalid UTF-8 in a text message".to_owned(),
+        ),
+        WsError::Protocol(e) => (PROTOCOL_ERROR, format!("WebSocket protocol error: {e}")),
+        _ => return None,
+    };
+    Some(CloseReason {
+        code,
+        reason,
+        error_frame: None,
+    })
+}
+
 /// Runs an open connection until it closes.
 pub async fn serve<T>(state: Arc<State>, ws: T, mut session: Session, outbox: Outbox)
 where
@@ -213,24 +235,13 @@ where
                         handle.abandon();
                         break;
                     }
-                    Some(Err(WsError::Capacity(e))) => {
-                        tracing::debug!(socket_id = %sid, error = %e, "message over the size limit");
-                        handle.close(CloseReason { code: MESSAGE_TOO_BIG, reason: format!("Message too big: at most {} bytes", state.config.max_message_bytes), error_frame: None });
-                        break;
-                    }
-                    Some(Err(WsError::Utf8(e))) => {
-                        tracing::debug!(socket_id = %sid, error = %e, "invalid UTF-8 in a text message");
-                        handle.close(CloseReason { code: INVALID_PAYLOAD, reason: "Invalid UTF-8 in a text message".to_owned(), error_frame: None });
-                        break;
-                    }
-                    Some(Err(WsError::Protocol(e))) => {
-                        tracing::debug!(socket_id = %sid, error = %e, "WebSocket protocol violation");
-                        handle.close(CloseReason { code: PROTOCOL_ERROR, reason: format!("WebSocket protocol error: {e}"), error_frame: None });
-                        break;
-                    }
                     Some(Err(e)) => {
                         tracing::debug!(socket_id = %sid, error = %e, "read failed");
-                        handle.abandon();
+                        if let Some(reason) = close_for(&e, state.config.max_message_bytes) {
+                            handle.close(reason);
+                        } else {
+                            handle.abandon();
+                        }
                         break;
                     }
                 }
