@@ -1,17 +1,21 @@
 //! One connection's shared handle and its bounded outbox. Sessions and the hub push encoded
 //! frames; the transport's writer drains them. Nothing here ever blocks on a socket.
 //!
-//! The outbox is a `VecDeque` behind a mutex plus a `Notify`, not a tokio mpsc channel: a
-//! channel allocates a 32-slot block up front (about 1.5 KB with its state), and idle
-//! connections dominate a node's memory. The deque holds nothing while idle.
+//! The outbox is a `VecDeque` behind a mutex plus one `AtomicWaker`, not a tokio mpsc channel:
+//! a channel allocates a 32-slot block up front (about 1.5 KB with its state), and idle
+//! connections dominate a node's memory. The deque holds nothing while idle. One task owns the
+//! connection (reads, writes and timers), so one waker serves both "a frame is queued" and
+//! "the connection is closing".
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use herald_protocol::{ErrorCode, ProtocolError, SocketId};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// How a connection ends, as the writer will tell the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,11 +53,13 @@ fn truncate_reason(message: &str) -> String {
 struct Shared {
     socket_id: SocketId,
     queue: Mutex<Queue>,
-    /// Wakes the writer when a frame is queued.
-    ready: Notify,
+    /// The connection's task: woken when a frame is queued and when the connection closes.
+    waker: AtomicWaker,
     capacity: usize,
-    close: OnceLock<CloseReason>,
-    done: CancellationToken,
+    /// Boxed: most connections never get one, and inline it would cost each of them 64 bytes.
+    close: OnceLock<Box<CloseReason>>,
+    /// Set once, by `close` or `abandon`.
+    closing: AtomicBool,
 }
 
 struct Queue {
@@ -95,10 +101,10 @@ impl ConnHandle {
                 frames: VecDeque::new(),
                 gone: false,
             }),
-            ready: Notify::new(),
+            waker: AtomicWaker::new(),
             capacity: capacity.max(1),
             close: OnceLock::new(),
-            done: CancellationToken::new(),
+            closing: AtomicBool::new(false),
         });
         (ConnHandle(shared.clone()), Outbox { shared })
     }
@@ -123,34 +129,39 @@ impl ConnHandle {
                 )),
             };
         }
+        let was_empty = q.frames.is_empty();
         q.frames.push_back(frame);
         drop(q);
-        self.0.ready.notify_one();
+        // A non-empty queue already woke the task, which drains it all before sleeping again.
+        if was_empty {
+            self.0.waker.wake();
+        }
         Sent::Queued
     }
 
     /// Ends the connection with `reason`. Only the first reason counts; true if this was it.
     pub fn close(&self, reason: CloseReason) -> bool {
-        let first = self.0.close.set(reason).is_ok();
+        let first = self.0.close.set(Box::new(reason)).is_ok();
         if first {
-            self.0.done.cancel();
+            self.abandon();
         }
         first
     }
 
     /// Ends the connection without telling the client anything (the peer is gone).
     pub fn abandon(&self) {
-        self.0.done.cancel();
+        self.0.closing.store(true, Ordering::Release);
+        self.0.waker.wake();
+    }
+
+    /// The connection is closing, for whatever reason.
+    pub fn is_closing(&self) -> bool {
+        self.0.closing.load(Ordering::Acquire)
     }
 
     /// The close code the server chose, if it closed the connection (None: the peer left).
     pub fn close_code(&self) -> Option<u16> {
         self.0.close.get().map(|r| r.code)
-    }
-
-    /// Resolves once the connection is closing, for whatever reason.
-    pub async fn closed(&self) {
-        self.0.done.cancelled().await
     }
 }
 
@@ -185,25 +196,42 @@ impl Outbox {
     /// The next thing to write. Closing wins over queued frames: a closing client does not
     /// need the rest of its backlog.
     pub async fn next(&mut self) -> Outgoing {
-        loop {
-            if self.shared.done.is_cancelled() {
-                return self.close_item();
-            }
-            if let Some(frame) = self.pop() {
-                return Outgoing::Frame(frame);
-            }
-            // A frame queued between the pop and here left a permit: the wait returns at once.
-            tokio::select! {
-                biased;
-                _ = self.shared.done.cancelled() => return self.close_item(),
-                _ = self.shared.ready.notified() => {}
-            }
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// `next` for a hand-written poll loop: registers the task's waker, then answers.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Outgoing> {
+        if self.poll_closing(cx).is_ready() {
+            return Poll::Ready(self.close_item());
         }
+        match self.pop() {
+            Some(frame) => Poll::Ready(Outgoing::Frame(frame)),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Ready once the connection is closing (`closing` says how); else registers the task's
+    /// waker, so a later frame or close wakes it.
+    pub fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // Registered before the check: a frame or close arriving in between still wakes us.
+        self.shared.waker.register(cx.waker());
+        if self.shared.closing.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// The closing item, once the connection is closing (None before).
+    pub fn closing(&self) -> Option<Outgoing> {
+        self.shared
+            .closing
+            .load(Ordering::Acquire)
+            .then(|| self.close_item())
     }
 
     /// A frame that is already queued, without waiting (lets the writer batch before a flush).
     pub fn try_next(&mut self) -> Option<Bytes> {
-        if self.shared.done.is_cancelled() {
+        if self.shared.closing.load(Ordering::Acquire) {
             return None;
         }
         self.pop()
@@ -220,7 +248,7 @@ impl Outbox {
 
     fn close_item(&self) -> Outgoing {
         match self.shared.close.get() {
-            Some(r) => Outgoing::Close(r.clone()),
+            Some(r) => Outgoing::Close(CloseReason::clone(r)),
             None => Outgoing::Stop,
         }
     }

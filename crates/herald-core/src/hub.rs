@@ -17,6 +17,7 @@ use crate::backplane::{
 };
 use crate::conn::{CloseReason, ConnHandle, Sent};
 use crate::console::{AppConsole, HEARTBEAT, LogEntry, dropped_line};
+use crate::smallmap::SmallMap;
 use crate::webhook::{WebhookQueue, now_ms};
 use crate::{App, Apps};
 use herald_protocol::webhook::{WebhookEvent, WebhookKind};
@@ -71,20 +72,28 @@ pub struct Handshake<'a> {
 struct AppLocal {
     conns: RwLock<HashMap<SocketId, ConnHandle>>,
     channels: RwLock<HashMap<String, ChannelSubs>>,
-    users: RwLock<HashMap<UserId, HashMap<SocketId, ConnHandle>>>,
-    watchers: RwLock<HashMap<UserId, HashMap<SocketId, ConnHandle>>>,
+    users: RwLock<HashMap<UserId, SmallMap<SocketId, ConnHandle>>>,
+    watchers: RwLock<HashMap<UserId, SmallMap<SocketId, ConnHandle>>>,
     counts: Mutex<HashMap<String, CountState>>,
 }
 
 /// This node's connections on one channel.
 #[derive(Default)]
 struct ChannelSubs {
-    active: HashMap<SocketId, Active>,
+    active: SmallMap<SocketId, Active>,
     /// Connections whose subscription is being set up: frames for the channel are held here
     /// until the subscriber has its `subscription_succeeded` (or presence list), then flushed
     /// in order. Nothing published after the backplane subscription is lost, and nothing
     /// arrives before the confirmation.
     pending: Mutex<HashMap<SocketId, Pending>>,
+}
+
+/// An emptied map gives its buckets back: a channel's pending map is used for a moment per
+/// subscribe, and keeping its allocation would cost every idle subscription about 250 bytes.
+fn release_if_empty<K, V>(map: &mut HashMap<K, V>) {
+    if map.is_empty() && map.capacity() > 0 {
+        *map = HashMap::new();
+    }
 }
 
 struct Pending {
@@ -377,7 +386,13 @@ impl Hub {
         let Some(l) = self.local(app) else { return };
         let mut channels = write(&l.channels);
         let subs = channels.entry(channel.as_str().to_owned()).or_default();
-        if let Some(held) = lock(&subs.pending).remove(conn.socket_id()) {
+        let held = {
+            let mut pending = lock(&subs.pending);
+            let held = pending.remove(conn.socket_id());
+            release_if_empty(&mut pending);
+            held
+        };
+        if let Some(held) = held {
             for (frame, _) in held
                 .frames
                 .into_iter()
@@ -402,6 +417,7 @@ impl Hub {
                 let empty = {
                     let mut pending = lock(&subs.pending);
                     pending.remove(socket);
+                    release_if_empty(&mut pending);
                     pending.is_empty()
                 };
                 if subs.active.is_empty() && empty {
@@ -1020,7 +1036,7 @@ impl Hub {
 }
 
 fn remove_from(
-    map: &RwLock<HashMap<UserId, HashMap<SocketId, ConnHandle>>>,
+    map: &RwLock<HashMap<UserId, SmallMap<SocketId, ConnHandle>>>,
     key: &UserId,
     socket: &SocketId,
 ) {

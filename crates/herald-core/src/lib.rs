@@ -12,6 +12,7 @@ pub mod console;
 pub mod hub;
 pub mod rate;
 pub mod session;
+pub mod smallmap;
 pub mod webhook;
 
 pub use app::{App, AppFeatures, Apps, WebhookEndpoint, WebhookTarget};

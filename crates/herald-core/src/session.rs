@@ -2,7 +2,6 @@
 //! transport hands it decoded text and timer ticks; it answers by pushing frames into its
 //! outbox and by closing its handle. It never sees a socket.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,6 +22,7 @@ use crate::conn::{CloseReason, ConnHandle, Outbox};
 use crate::console::LogEntry;
 use crate::hub::{Hub, member_removed};
 use crate::rate::RateWindow;
+use crate::smallmap::SmallMap;
 
 /// A signed-in user on this connection.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ pub struct Session {
     hub: Hub,
     app: Arc<App>,
     conn: ConnHandle,
-    subscriptions: HashMap<ChannelName, Subscription>,
+    subscriptions: SmallMap<ChannelName, Subscription>,
     user: Option<SignedIn>,
     client_rate: RateWindow,
     authorized: bool,
@@ -106,7 +106,7 @@ impl Session {
             client_rate: RateWindow::new(app.limits.client_events_per_second),
             app,
             conn,
-            subscriptions: HashMap::new(),
+            subscriptions: SmallMap::new(),
             user: None,
             authorized: false,
         };

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
+
 pub const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
 
 /// What a channel is, decided once from its name.
@@ -19,7 +21,8 @@ pub enum ChannelKind {
 /// A valid channel name. Holding one means the name passed every rule.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelName {
-    name: String,
+    /// Inline up to 24 bytes (most names): no allocation per copy held by a session or the hub.
+    name: CompactString,
     kind: ChannelKind,
     cache: bool,
 }
@@ -70,7 +73,7 @@ impl ChannelName {
         }
         let (kind, cache) = classify(name);
         Ok(ChannelName {
-            name: name.to_owned(),
+            name: CompactString::from(name),
             kind,
             cache,
         })
@@ -113,7 +116,7 @@ impl ChannelName {
     /// The `#server-to-user-{id}` channel of a user.
     pub fn for_user(user: &crate::UserId) -> ChannelName {
         ChannelName {
-            name: format!("{SERVER_TO_USER_PREFIX}{user}"),
+            name: compact_str::format_compact!("{SERVER_TO_USER_PREFIX}{user}"),
             kind: ChannelKind::ServerToUser,
             cache: false,
         }

@@ -1,13 +1,16 @@
-//! The WebSocket transport: upgrade at `/app/{key}`, then one reader (frames in, timers) and one
-//! writer (outbox to socket) per connection. Protocol questions are answered by the session.
+//! The WebSocket transport: upgrade at `/app/{key}`, then one task per connection that reads
+//! frames, writes its outbox and keeps its timers. Protocol questions are answered by the
+//! session.
 
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use herald_core::hub::Handshake;
-use herald_core::{CloseReason, ConnHandle, Outbox, Outgoing, Session};
+use herald_core::{CloseReason, Outbox, Outgoing, Session};
 use herald_protocol::ProtocolError;
 use hyper::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use hyper::{Request, Response, StatusCode};
@@ -84,6 +87,12 @@ pub fn upgrade(
                 return;
             }
         };
+        // The session opens before the WebSocket is built: nothing then holds the socket across
+        // an await but `serve`, so the task's future does not store it twice.
+        let opened = match admission {
+            Ok(app) => Box::pin(Session::open(&state.hub, app)).await,
+            Err(e) => Err(e),
+        };
         // A 256-byte read buffer: idle connections dominate memory, and Pusher client frames are
         // small (a larger message is simply read in more steps).
         let config = WebSocketConfig::default()
@@ -95,10 +104,6 @@ pub fn upgrade(
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        let opened = match admission {
-            Ok(app) => Box::pin(Session::open(&state.hub, app)).await,
-            Err(e) => Err(e),
-        };
         match opened {
             Ok((session, outbox)) => serve(state, ws, session, outbox).await,
             Err(e) => Box::pin(reject(state, ws, e)).await,
@@ -178,148 +183,306 @@ fn close_for(e: &WsError, max_message_bytes: usize) -> Option<CloseReason> {
     })
 }
 
-/// Runs an open connection until it closes.
-pub async fn serve<T>(state: Arc<State>, ws: T, mut session: Session, outbox: Outbox)
+/// Runs an open connection until it closes: one task reads frames, writes the outbox and keeps
+/// the timers. Idle connections dominate a node's memory, and a second task per connection (a
+/// writer) would cost its own task cell and a lock around the socket.
+///
+/// Not an `async fn`: its arguments would be stored twice in the future (rust-lang/rust#62958);
+/// the `async move` block uses them in place.
+#[allow(clippy::manual_async_fn)]
+pub fn serve<T>(
+    state: Arc<State>,
+    mut ws: T,
+    mut session: Session,
+    mut outbox: Outbox,
+) -> impl Future<Output = ()> + Send
 where
-    T: Stream<Item = Result<Message, WsError>>
-        + Sink<Message, Error = WsError>
-        + Unpin
-        + Send
-        + 'static,
+    T: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin + Send,
 {
-    let app_id = session.app().id.clone();
-    state.metrics.connection_opened(&app_id);
-    let verbose = state.config.verbose || session.app().verbose;
-    let sid = session.socket_id().to_string();
-    if verbose {
-        tracing::info!(target: "herald::frames", app = %app_id, socket_id = %sid, "connection opened");
-    }
-    let (sink, mut stream) = ws.split();
-    let handle = session.handle().clone();
-    let writer = tokio::spawn(write_loop(
-        sink,
-        outbox,
-        handle.clone(),
-        verbose.then(|| sid.clone()),
-    ));
-
-    let activity = state.config.activity_timeout;
-    let pong_timeout = state.config.pong_timeout;
-    let mut deadline = Instant::now() + activity;
-    let mut awaiting_pong = false;
-    let app = session.app().clone();
-    let mut auth_deadline = app
-        .features
-        .require_authorized_connection
-        .then(|| Instant::now() + app.authorized_connection_timeout);
-
-    loop {
-        tokio::select! {
-            _ = handle.closed() => break,
-            msg = stream.next() => {
-                deadline = Instant::now() + activity;
-                awaiting_pong = false;
-                match msg {
-                    Some(Ok(Message::Text(t))) => {
-                        state.metrics.message_received(&app_id, t.len());
-                        if verbose {
-                            tracing::info!(target: "herald::frames", socket_id = %sid, frame = %t.as_str(), "in");
-                        }
-                        // Boxed: the frame's work (subscribe, presence, …) is a deep future; inline
-                        // it would size every idle connection's task for it.
-                        Box::pin(session.handle_text(t.as_str())).await;
-                    }
-                    Some(Ok(Message::Binary(_))) => session.handle_binary(),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => {
-                        handle.abandon();
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        tracing::debug!(socket_id = %sid, error = %e, "read failed");
-                        if let Some(reason) = close_for(&e, state.config.max_message_bytes) {
-                            handle.close(reason);
-                        } else {
-                            handle.abandon();
-                        }
-                        break;
-                    }
-                }
-            }
-            _ = sleep_until(deadline) => {
-                if awaiting_pong {
-                    session.pong_timeout();
-                } else {
-                    session.ping();
-                    awaiting_pong = true;
-                    deadline = Instant::now() + pong_timeout;
-                }
-            }
-            _ = sleep_until(auth_deadline.unwrap_or_else(Instant::now)), if auth_deadline.is_some() => {
-                auth_deadline = None;
-                session.authorization_deadline();
-            }
+    async move {
+        let app_id = session.app().id.clone();
+        state.metrics.connection_opened(&app_id);
+        let verbose = state.config.verbose || session.app().verbose;
+        let sid = verbose.then(|| session.socket_id().to_string());
+        if let Some(sid) = &sid {
+            tracing::info!(target: "herald::frames", app = %app_id, socket_id = %sid, "connection opened");
         }
-    }
-    // The writer finishes first (closing frames, bounded by CLOSE_WRITE_TIMEOUT): a connection
-    // counts as gone only once the client was told, so a drain that waits for the count to
-    // reach zero never exits under a client's last frames.
-    let _ = writer.await;
-    Box::pin(session.close()).await;
-    state
-        .metrics
-        .connection_closed(&app_id, handle.close_code());
-    if verbose {
-        tracing::info!(target: "herald::frames", socket_id = %sid, "connection closed");
+        let handle = session.handle().clone();
+        let mut writer = Writer {
+            frame: None,
+            unflushed: false,
+            verbose: sid.clone(),
+        };
+        let mut clock = Clock::new(&state, &session);
+        let timer = sleep_until(clock.next());
+        tokio::pin!(timer);
+        let max_message_bytes = state.config.max_message_bytes;
+
+        let end = loop {
+            let event = poll_fn(|cx| {
+                if let Poll::Ready(end) = writer.poll(cx, &mut ws, &mut outbox) {
+                    return Poll::Ready(Event::End(end));
+                }
+                if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::read(msg, max_message_bytes));
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Timer);
+                }
+                Poll::Pending
+            })
+            .await;
+            match event {
+                Event::End(end) => break end,
+                Event::Timer => {
+                    clock.fired(&session);
+                    timer.as_mut().reset(clock.next());
+                    continue;
+                }
+                Event::Text(t) => {
+                    clock.read();
+                    state.metrics.message_received(&app_id, t.len());
+                    if let Some(sid) = &sid {
+                        tracing::info!(target: "herald::frames", socket_id = %sid, frame = %t.as_str(), "in");
+                    }
+                    // Boxed: the frame's work (subscribe, presence, …) is a deep future; inline
+                    // it would size every idle connection's task for it. The outbox keeps
+                    // draining meanwhile (a subscribe may wait on Redis).
+                    let mut work = Box::pin(session.handle_text(t.as_str()));
+                    let mut ended = None;
+                    poll_fn(|cx| {
+                        if ended.is_none()
+                            && let Poll::Ready(end) = writer.poll(cx, &mut ws, &mut outbox)
+                        {
+                            ended = Some(end);
+                        }
+                        work.as_mut().poll(cx)
+                    })
+                    .await;
+                    if let Some(end) = ended {
+                        break end;
+                    }
+                }
+                Event::Binary => {
+                    clock.read();
+                    session.handle_binary();
+                }
+                Event::Other => clock.read(),
+                Event::Closed(reason) => {
+                    if let Some(reason) = reason {
+                        handle.close(reason);
+                    }
+                    break End::Closing;
+                }
+            }
+        };
+        // The closing frames go out first (bounded by CLOSE_WRITE_TIMEOUT): a connection counts
+        // as gone only once the client was told, so a drain that waits for the count to reach
+        // zero never exits under a client's last frames. Boxed, like every rare and deep
+        // future here: inline it would size every idle connection's task. (A peer that left or
+        // a failed socket closes without a reason: `abandon` marks it.)
+        handle.abandon();
+        let last = match end {
+            End::Closing => outbox.closing(),
+            End::Failed => None,
+        };
+        Box::pin(finish(&mut ws, last, sid.as_deref())).await;
+        drop(outbox);
+        Box::pin(session.close()).await;
+        state
+            .metrics
+            .connection_closed(&app_id, handle.close_code());
+        if let Some(sid) = &sid {
+            tracing::info!(target: "herald::frames", socket_id = %sid, "connection closed");
+        }
     }
 }
 
-async fn write_loop<S>(mut sink: S, mut outbox: Outbox, handle: ConnHandle, verbose: Option<String>)
+/// Writes the closing frames of an ended connection, bounded by `CLOSE_WRITE_TIMEOUT`.
+async fn finish<S>(ws: &mut S, last: Option<Outgoing>, verbose: Option<&str>)
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
-    loop {
-        match outbox.next().await {
-            Outgoing::Frame(first) => {
-                let mut batch = vec![first];
-                while batch.len() < 64 {
-                    match outbox.try_next() {
-                        Some(f) => batch.push(f),
-                        None => break,
-                    }
-                }
-                let write = async {
-                    for frame in batch {
-                        if let Some(sid) = &verbose {
-                            tracing::info!(target: "herald::frames", socket_id = %sid, frame = %String::from_utf8_lossy(&frame), "out");
-                        }
-                        sink.feed(text(frame)?).await?;
-                    }
-                    sink.flush().await
-                };
-                // A client that stops reading blocks the write; closing (4100, drain,
-                // terminate) must still get through, so the write races the close signal.
-                let done = tokio::select! {
-                    r = write => r.is_err(),
-                    _ = handle.closed() => false,
-                };
-                if done {
-                    handle.abandon();
-                    return;
-                }
-            }
-            Outgoing::Close(reason) => {
-                if let Some(sid) = &verbose {
+    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
+        match last {
+            Some(Outgoing::Close(reason)) => {
+                if let Some(sid) = verbose {
                     tracing::info!(target: "herald::frames", socket_id = %sid, code = reason.code, reason = %reason.reason, "closing");
                 }
-                let _ =
-                    tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_close(&mut sink, reason)).await;
-                return;
+                write_close(ws, reason).await
             }
-            Outgoing::Stop => {
-                let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.close()).await;
-                return;
+            Some(_) => ws.close().await,
+            None => Ok(()),
+        }
+    })
+    .await;
+}
+
+/// What woke the connection's task. Small on purpose: a read error is turned into its close
+/// reason before the loop sees it.
+enum Event {
+    Text(Utf8Bytes),
+    Binary,
+    /// A ping, a pong or a raw frame: activity, nothing to answer here.
+    Other,
+    /// The client closed, the socket failed or a frame broke the rules (Some: the close due).
+    Closed(Option<CloseReason>),
+    Timer,
+    End(End),
+}
+
+impl Event {
+    fn read(msg: Option<Result<Message, WsError>>, max_message_bytes: usize) -> Event {
+        match msg {
+            Some(Ok(Message::Text(t))) => Event::Text(t),
+            Some(Ok(Message::Binary(_))) => Event::Binary,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Event::Other,
+            Some(Ok(Message::Close(_))) | None => Event::Closed(None),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "read failed");
+                Event::Closed(close_for(&e, max_message_bytes))
             }
+        }
+    }
+}
+
+/// Why the connection's loop ends.
+enum End {
+    /// The connection is closing: the outbox says how (a close frame, or just stop).
+    Closing,
+    /// The socket failed: nothing more can be written.
+    Failed,
+}
+
+/// Most frames written between two flushes and per wake-up (then the reader gets its turn).
+const WRITE_BATCH: usize = 64;
+
+/// The write half of the connection's loop: moves frames from the outbox into the socket.
+struct Writer {
+    /// A frame taken from the outbox that the socket was not ready for yet.
+    frame: Option<Bytes>,
+    /// Frames were written since the last flush.
+    unflushed: bool,
+    /// The socket id, when frames are logged.
+    verbose: Option<String>,
+}
+
+impl Writer {
+    /// Writes what the outbox holds. Ready once the connection is closing (closing wins over a
+    /// backlog, and over a write the client blocks by not reading) or the socket failed.
+    fn poll<S>(&mut self, cx: &mut Context<'_>, sink: &mut S, outbox: &mut Outbox) -> Poll<End>
+    where
+        S: Sink<Message, Error = WsError> + Unpin,
+    {
+        for _ in 0..WRITE_BATCH {
+            if outbox.poll_closing(cx).is_ready() {
+                return Poll::Ready(End::Closing);
+            }
+            let frame = match self.frame.take() {
+                Some(f) => f,
+                None => match outbox.poll_next(cx) {
+                    Poll::Ready(Outgoing::Frame(f)) => f,
+                    Poll::Ready(_) => return Poll::Ready(End::Closing),
+                    Poll::Pending => return self.poll_flush(cx, sink),
+                },
+            };
+            match sink.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(End::Failed),
+                Poll::Pending => {
+                    self.frame = Some(frame);
+                    return Poll::Pending;
+                }
+            }
+            if let Some(sid) = &self.verbose {
+                tracing::info!(target: "herald::frames", socket_id = %sid, frame = %String::from_utf8_lossy(&frame), "out");
+            }
+            if text(frame).and_then(|m| sink.start_send_unpin(m)).is_err() {
+                return Poll::Ready(End::Failed);
+            }
+            self.unflushed = true;
+        }
+        // A long backlog: flush what was written and come back after the reader had its turn.
+        cx.waker().wake_by_ref();
+        self.poll_flush(cx, sink)
+    }
+
+    fn poll_flush<S>(&mut self, cx: &mut Context<'_>, sink: &mut S) -> Poll<End>
+    where
+        S: Sink<Message, Error = WsError> + Unpin,
+    {
+        if self.unflushed {
+            match sink.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => return Poll::Ready(End::Failed),
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// The connection's deadlines, kept by one timer: a ping after `activity_timeout` of silence,
+/// 4201 when the pong does not come within `pong_timeout`, and the deadline for signing in
+/// where the app requires it. A frame read only records the time: the timer is not re-armed per
+/// frame, it re-arms itself to the later deadline when it fires early.
+struct Clock {
+    activity: Duration,
+    pong_timeout: Duration,
+    last_read: Instant,
+    ping_sent: Option<Instant>,
+    auth_deadline: Option<Instant>,
+}
+
+impl Clock {
+    fn new(state: &State, session: &Session) -> Clock {
+        let now = Instant::now();
+        let app = session.app();
+        Clock {
+            activity: state.config.activity_timeout,
+            pong_timeout: state.config.pong_timeout,
+            last_read: now,
+            ping_sent: None,
+            auth_deadline: app
+                .features
+                .require_authorized_connection
+                .then(|| now + app.authorized_connection_timeout),
+        }
+    }
+
+    /// Any frame counts as activity, and answers a ping.
+    fn read(&mut self) {
+        self.last_read = Instant::now();
+        self.ping_sent = None;
+    }
+
+    fn next(&self) -> Instant {
+        let ping_or_pong = match self.ping_sent {
+            Some(sent) => sent + self.pong_timeout,
+            None => self.last_read + self.activity,
+        };
+        self.auth_deadline
+            .map_or(ping_or_pong, |auth| auth.min(ping_or_pong))
+    }
+
+    fn fired(&mut self, session: &Session) {
+        let now = Instant::now();
+        if self.auth_deadline.is_some_and(|d| d <= now) {
+            self.auth_deadline = None;
+            session.authorization_deadline();
+        }
+        match self.ping_sent {
+            Some(sent) if sent + self.pong_timeout <= now => {
+                // Closes with 4201: the loop ends on its next turn, before the timer counts.
+                self.ping_sent = None;
+                self.last_read = now;
+                session.pong_timeout();
+            }
+            None if self.last_read + self.activity <= now => {
+                session.ping();
+                self.ping_sent = Some(now);
+            }
+            _ => {}
         }
     }
 }
