@@ -1,15 +1,22 @@
-//! Signed HTTP API publishing over one keep-alive HTTP/1.1 connection.
+//! Signed HTTP API publishing over a keep-alive HTTP/1.1 connection (hyper's client, so
+//! chunked replies and servers that close between requests are handled; a closed connection is
+//! reopened for the next request).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
+use bytes::Bytes;
 use herald_protocol::Secret;
 use herald_protocol::signature::{api_request_payload, body_md5, sign};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 pub struct Publisher {
-    stream: BufReader<TcpStream>,
+    sender: Option<SendRequest<Full<Bytes>>>,
     host: String,
+    port: u16,
     app_id: String,
     key: String,
     secret: Secret,
@@ -23,15 +30,33 @@ impl Publisher {
         key: &str,
         secret: &str,
     ) -> anyhow::Result<Publisher> {
-        let stream = TcpStream::connect((host, port)).await?;
-        stream.set_nodelay(true)?;
-        Ok(Publisher {
-            stream: BufReader::new(stream),
-            host: format!("{host}:{port}"),
+        let mut p = Publisher {
+            sender: None,
+            host: host.to_owned(),
+            port,
             app_id: app_id.to_owned(),
             key: key.to_owned(),
             secret: Secret::new(secret),
-        })
+        };
+        p.sender().await?;
+        Ok(p)
+    }
+
+    /// The open connection, or a new one when the server closed the last.
+    async fn sender(&mut self) -> anyhow::Result<&mut SendRequest<Full<Bytes>>> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .with_context(|| format!("connecting to {}:{}", self.host, self.port))?;
+            stream.set_nodelay(true)?;
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            self.sender = Some(sender);
+        }
+        let sender = self.sender.as_mut().expect("just set");
+        sender.ready().await?;
+        Ok(sender)
     }
 
     /// `POST /apps/{id}/events`; returns the HTTP status.
@@ -68,33 +93,23 @@ impl Publisher {
             api_request_payload(method, &path, &params).as_bytes(),
         );
         let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let req = format!(
-            "{method} {path}?{}&auth_signature={sig} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            query.join("&"),
-            self.host,
-            body.len()
-        );
-        self.stream.get_mut().write_all(req.as_bytes()).await?;
-        let mut status_line = String::new();
-        self.stream.read_line(&mut status_line).await?;
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            self.stream.read_line(&mut line).await?;
-            if line == "\r\n" || line.is_empty() {
-                break;
+        let uri = format!("{path}?{}&auth_signature={sig}", query.join("&"));
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", format!("{}:{}", self.host, self.port))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))?;
+        let res = match self.sender().await?.send_request(req).await {
+            Ok(res) => res,
+            Err(e) => {
+                // The connection is unusable now; the next request opens a new one.
+                self.sender = None;
+                return Err(e.into());
             }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut rest = vec![0; length];
-        self.stream.read_exact(&mut rest).await?;
-        Ok((status, String::from_utf8_lossy(&rest).into_owned()))
+        };
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 }

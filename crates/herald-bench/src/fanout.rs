@@ -2,12 +2,13 @@
 //! Each event carries a sequence number and its send time; subscribers record latency, loss,
 //! duplicates and order violations.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use hdrhistogram::Histogram;
-use serde_json::Value;
+use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use crate::api::Publisher;
@@ -27,6 +28,12 @@ pub struct FanoutArgs {
     /// Extra payload bytes per event.
     #[arg(long, default_value_t = 100)]
     pub payload: usize,
+    /// Publishing connections. Event `seq` goes out on connection `seq % publishers`, each
+    /// connection sending its next event once the last was answered: the offered rate holds
+    /// while a publish takes less than `publishers / rate` seconds, whatever the server's speed
+    /// (open loop), and order is checked per connection (Pusher orders events per publisher).
+    #[arg(long, default_value_t = 8)]
+    pub publishers: usize,
 }
 
 #[derive(Default)]
@@ -34,6 +41,32 @@ struct Tally {
     received: u64,
     duplicates: u64,
     out_of_order: u64,
+}
+
+/// A channel event as the wire has it: the payload is a JSON string.
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Stamp {
+    seq: u64,
+    t: u64,
+}
+
+/// Sequence number and send time of a `bench` event; None for any other frame. Typed, borrowed
+/// parsing: the receive loop runs once per delivery, on the machine under test.
+fn bench_event(text: &str) -> Option<(u64, u64)> {
+    let frame: Frame = serde_json::from_str(text).ok()?;
+    if frame.event != "bench" {
+        return None;
+    }
+    let stamp: Stamp = serde_json::from_str(frame.data.as_deref()?).ok()?;
+    Some((stamp.seq, stamp.t))
 }
 
 fn now_micros() -> u64 {
@@ -62,27 +95,24 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
     )?));
     let tallies = Arc::new(Mutex::new(Vec::new()));
     let mut readers = Vec::new();
+    let publishers = a.publishers.max(1);
     for c in conns {
         let (hist, tallies) = (hist.clone(), tallies.clone());
         readers.push(tokio::spawn(async move {
             let mut ws = c.ws;
             let mut tally = Tally::default();
             let mut seen = vec![false; total as usize];
-            let mut last: Option<u64> = None;
+            // The last sequence number seen per publishing connection.
+            let mut last: Vec<Option<u64>> = vec![None; publishers];
             let mut local =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
             while tally.received < total {
-                let Ok(Ok(v)) =
-                    tokio::time::timeout(Duration::from_secs(5), ws::next_json(&mut ws)).await
+                let Ok(Ok(text)) =
+                    tokio::time::timeout(Duration::from_secs(5), ws::next_text(&mut ws)).await
                 else {
                     break;
                 };
-                if v["event"] != "bench" {
-                    continue;
-                }
-                let data: Value =
-                    serde_json::from_str(v["data"].as_str().unwrap_or("{}")).unwrap_or_default();
-                let (Some(seq), Some(sent)) = (data["seq"].as_u64(), data["t"].as_u64()) else {
+                let Some((seq, sent)) = bench_event(text.as_str()) else {
                     continue;
                 };
                 let _ = local.record(now_micros().saturating_sub(sent).max(1));
@@ -94,42 +124,61 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
                     }
                     None => {}
                 }
-                if last.is_some_and(|l| seq < l) {
+                let stream = &mut last[seq as usize % publishers];
+                if stream.is_some_and(|l| seq < l) {
                     tally.out_of_order += 1;
                 }
-                last = Some(seq);
+                *stream = Some(seq);
             }
             let _ = hist.lock().await.add(&local);
             tallies.lock().await.push(tally);
         }));
     }
-    let cpu_before = proc_stat::total_cpu(&t.server_pid);
-    let mut publisher = Publisher::connect(&t.host, t.port, &t.app_id, &t.key, &t.secret).await?;
-    let padding = "x".repeat(a.payload);
-    let mut publish = Histogram::<u64>::new(3)?;
+    let cpu_before = proc_stat::total_cpu_split(&t.server_pid);
+    let padding = Arc::new("x".repeat(a.payload));
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / a.rate.max(1) as f64);
-    let mut errors = 0u64;
-    for seq in 0..total {
-        let due = started + interval * seq as u32;
-        tokio::time::sleep_until(due.into()).await;
-        let data = serde_json::json!({"seq": seq, "t": now_micros(), "pad": padding}).to_string();
-        let sent = Instant::now();
-        match publisher.trigger(channel, "bench", &data).await {
-            Ok(200) => {}
-            _ => errors += 1,
-        }
-        let _ = publish.record(sent.elapsed().as_micros() as u64);
-        if seq % (a.rate as u64).max(1) == 0 {
-            eprintln!("… {seq}/{total} published");
-        }
+    let mut senders = Vec::new();
+    for first in 0..publishers as u64 {
+        let mut publisher =
+            Publisher::connect(&t.host, t.port, &t.app_id, &t.key, &t.secret).await?;
+        let padding = padding.clone();
+        let rate = a.rate as u64;
+        senders.push(tokio::spawn(async move {
+            let mut publish = Histogram::<u64>::new(3).expect("valid sigfig");
+            let mut errors = 0u64;
+            for seq in (first..total).step_by(publishers) {
+                tokio::time::sleep_until((started + interval * seq as u32).into()).await;
+                let data =
+                    serde_json::json!({"seq": seq, "t": now_micros(), "pad": padding.as_str()})
+                        .to_string();
+                let sent = Instant::now();
+                match publisher.trigger(channel, "bench", &data).await {
+                    Ok(200) => {}
+                    _ => errors += 1,
+                }
+                let _ = publish.record(sent.elapsed().as_micros() as u64);
+                if seq % rate.max(1) == 0 {
+                    eprintln!("… {seq}/{total} published");
+                }
+            }
+            (publish, errors)
+        }));
     }
+    let mut publish = Histogram::<u64>::new(3)?;
+    let mut errors = 0u64;
+    for s in senders {
+        let (h, e) = s.await?;
+        publish.add(&h)?;
+        errors += e;
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
     for r in readers {
         let _ = r.await;
     }
     let took = started.elapsed().as_secs_f64();
-    let cpu = match (cpu_before, proc_stat::total_cpu(&t.server_pid)) {
-        (Some(b), Some(a)) => Some(a - b),
+    let cpu = match (cpu_before, proc_stat::total_cpu_split(&t.server_pid)) {
+        (Some(b), Some(a)) => Some(a.since(b)),
         _ => None,
     };
     let tallies = tallies.lock().await;
@@ -158,10 +207,19 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
         publish.value_at_quantile(0.5) as f64 / 1000.0,
         publish.value_at_quantile(0.99) as f64 / 1000.0
     );
+    println!(
+        "publishing took {publish_secs:.2} s for {total} events ({:.0}/s of {} asked)",
+        total as f64 / publish_secs,
+        a.rate
+    );
+    let per_delivery = |secs: f64| secs * 1e6 / delivered.max(1) as f64;
     if let Some(c) = cpu {
         println!(
-            "server CPU: {c:.2} s, {:.2} µs per delivery",
-            c * 1e6 / delivered.max(1) as f64
+            "server CPU: {:.2} s, {:.2} µs per delivery (user {:.2} µs, system {:.2} µs)",
+            c.total(),
+            per_delivery(c.total()),
+            per_delivery(c.user),
+            per_delivery(c.system)
         );
     }
     let json = serde_json::json!({
@@ -170,7 +228,11 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
         "publish_errors": errors, "deliveries_per_sec": delivered as f64 / took,
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": h.max() as f64 / 1000.0},
         "publish_p50_ms": publish.value_at_quantile(0.5) as f64 / 1000.0,
-        "server_cpu_secs": cpu,
+        "achieved_rate": total as f64 / publish_secs,
+        "server_cpu_secs": cpu.map(|c| c.total()),
+        "server_cpu_us_per_delivery": cpu.map(|c| per_delivery(c.total())),
+        "server_user_us_per_delivery": cpu.map(|c| per_delivery(c.user)),
+        "server_system_us_per_delivery": cpu.map(|c| per_delivery(c.system)),
     });
     println!("{json}");
     Ok(())

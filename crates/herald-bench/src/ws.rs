@@ -5,7 +5,7 @@ use herald_protocol::Secret;
 use herald_protocol::signature::sign;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -83,9 +83,15 @@ pub async fn subscribe_with(
 
 /// The next text frame as JSON (pings are answered by tungstenite).
 pub async fn next_json(ws: &mut Socket) -> anyhow::Result<Value> {
+    Ok(serde_json::from_str(next_text(ws).await?.as_str())?)
+}
+
+/// The next text message, unparsed (scenarios with a hot receive loop parse only what they
+/// need: the bench shares the machine with the server it measures).
+pub async fn next_text(ws: &mut Socket) -> anyhow::Result<Utf8Bytes> {
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str())?),
+            Some(Ok(Message::Text(t))) => return Ok(t),
             Some(Ok(Message::Close(f))) => anyhow::bail!("closed by the server: {f:?}"),
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(e.into()),
