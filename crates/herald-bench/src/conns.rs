@@ -30,6 +30,7 @@ pub struct ConnsArgs {
 pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
     let t = &a.target;
     let rss_before = proc_stat::total_rss(&t.server_pid);
+    let drops_before = proc_stat::listen_drops();
     let gate = Arc::new(Semaphore::new(a.concurrency.max(1)));
     let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let held = Arc::new(Mutex::new(Vec::with_capacity(a.connections)));
@@ -81,6 +82,10 @@ pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
         let _ = t.await;
     }
     let took = started.elapsed();
+    let drops = match (drops_before, proc_stat::listen_drops()) {
+        (Some(b), Some(a)) => Some((a.0 - b.0, a.1 - b.1)),
+        _ => None,
+    };
     let opened = held.lock().await.len();
     eprintln!("… {opened} open, holding them {} s", a.settle_secs);
     tokio::time::sleep(Duration::from_secs(a.settle_secs)).await;
@@ -102,6 +107,9 @@ pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
         h.value_at_quantile(0.99) as f64 / 1000.0,
         h.max() as f64 / 1000.0
     );
+    if let Some((overflows, drops)) = drops {
+        println!("listen queue: {overflows} overflows, {drops} drops (host-wide TcpExt counters)");
+    }
     if let Some(b) = per_conn {
         println!(
             "server memory per idle connection: {:.0} bytes (RSS {} → {} KiB)",
@@ -120,6 +128,8 @@ pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
         "rss_before_bytes": rss_before,
         "rss_after_bytes": rss_after,
         "bytes_per_idle_connection": per_conn,
+        "listen_overflows": drops.map(|d| d.0),
+        "listen_drops": drops.map(|d| d.1),
     });
     println!("{json}");
     Ok(())

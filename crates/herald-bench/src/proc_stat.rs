@@ -75,3 +75,17 @@ pub fn total_rss(pids: &[u32]) -> Option<u64> {
 pub fn total_cpu(pids: &[u32]) -> Option<f64> {
     pids.iter().map(|p| cpu_secs(*p)).sum()
 }
+
+/// The kernel's `TcpExt` counters `ListenOverflows` and `ListenDrops` (whole host: on a quiet
+/// loopback machine, the server's listen queue overflowing during a connection storm).
+pub fn listen_drops() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let names: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let values: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let get = |name: &str| -> Option<u64> {
+        let i = names.iter().position(|n| *n == name)?;
+        values.get(i)?.parse().ok()
+    };
+    Some((get("ListenOverflows")?, get("ListenDrops")?))
+}

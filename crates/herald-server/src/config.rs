@@ -68,6 +68,9 @@ pub struct Config {
     /// HTTP API signature failures one client address may make per app and minute; further
     /// failures get 429 for the rest of the minute (0: no limit).
     pub api_auth_failures_per_minute: u32,
+    /// Pending-connection queue of each listener (`listen(2)` backlog; the kernel caps it at
+    /// `net.core.somaxconn`). A connection storm beyond it sees refused or retried SYNs.
+    pub listen_backlog: u32,
     /// Unlocks every app in the debug console (`/console` on the admin listener).
     pub console_token: Option<herald_protocol::Secret>,
     /// Header that carries the client's address behind a proxy (e.g. `x-forwarded-for`: its
@@ -150,6 +153,8 @@ struct RawConfig {
     ready_high_water_percent: u8,
     #[serde(default = "d60")]
     api_auth_failures_per_minute: u32,
+    #[serde(default = "d4096")]
+    listen_backlog: u32,
     client_ip_header: Option<String>,
     console_token: Option<String>,
     /// Slanger's `--webhook-url`: one endpoint for every event kind of the environment app.
@@ -303,6 +308,9 @@ fn d200() -> usize {
 fn d1024() -> usize {
     1024
 }
+fn d4096() -> u32 {
+    4096
+}
 fn d1800() -> u64 {
     1800
 }
@@ -324,7 +332,8 @@ pub struct Sources<'a> {
 }
 
 /// Top-level keys that may come from `HERALD_{KEY}` environment variables.
-const ENV_KEYS: [&str; 38] = [
+const ENV_KEYS: [&str; 39] = [
+    "listen_backlog",
     "console_token",
     "api_auth_failures_per_minute",
     "client_ip_header",
@@ -689,6 +698,7 @@ impl TryFrom<RawConfig> for Config {
                 }
             },
             api_auth_failures_per_minute: raw.api_auth_failures_per_minute,
+            listen_backlog: positive("listen_backlog", raw.listen_backlog)?,
             console_token: match raw.console_token {
                 Some(t) if t.chars().count() < 12 => {
                     return Err(err(

@@ -101,20 +101,29 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// A listener with our backlog (`TcpListener::bind` fixes it at 1024, which a connection storm
+/// overflows) and, like `bind`, `SO_REUSEADDR` so a restart does not wait out TIME_WAIT.
+fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let public = TcpListener::bind(config.bind)
-        .await
+    let backlog = config.listen_backlog;
+    let public = listen(config.bind, backlog)
         .with_context(|| format!("bind: cannot listen on {}", config.bind))?;
     let api = match config.api_bind {
-        Some(a) => Some(
-            TcpListener::bind(a)
-                .await
-                .with_context(|| format!("api_bind: cannot listen on {a}"))?,
-        ),
+        Some(a) => {
+            Some(listen(a, backlog).with_context(|| format!("api_bind: cannot listen on {a}"))?)
+        }
         None => None,
     };
-    let admin = TcpListener::bind(config.metrics_bind)
-        .await
+    let admin = listen(config.metrics_bind, backlog)
         .with_context(|| format!("metrics_bind: cannot listen on {}", config.metrics_bind))?;
     if let Some(path) = &config.pid_file {
         std::fs::write(path, format!("{}\n", std::process::id()))

@@ -172,3 +172,11 @@ fn keys_that_are_not_plain_names_are_refused_before_loading() {
     assert!(load(None, &[("HERALD_APPS[99999999]__ID", "x")]).is_ok());
     assert!(load(None, &[("HERALD_APPS__99999999__ID", "x")]).is_err());
 }
+
+#[test]
+fn the_listen_backlog_defaults_to_4096_and_must_be_positive() {
+    assert_eq!(load(None, &[]).unwrap().listen_backlog, 4096);
+    let c = load(None, &[("HERALD_LISTEN_BACKLOG", "8192")]).unwrap();
+    assert_eq!(c.listen_backlog, 8192);
+    assert_eq!(error_key(Some("listen_backlog = 0"), &[]), "listen_backlog");
+}
