@@ -3,6 +3,9 @@
 //! dropping the socket), while a publisher triggers events — then let the server settle and
 //! check it forgot everything: no occupied channels left, and resident memory back within 10 %
 //! of the baseline taken before the churn (Reverb's users report ever-growing memory).
+//! With `--rounds N` the churn and settle repeat against the same server: the first round
+//! includes the server's warm-up (code paged in, allocator arenas touched), later rounds show
+//! whether memory keeps growing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +39,18 @@ pub struct SoakArgs {
     /// HTTP API events per second during the churn.
     #[arg(long, default_value_t = 50)]
     pub publish_rate: u32,
+    /// Churn-and-settle rounds against the same server (growth shows as later rounds settling
+    /// higher than the first).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
+}
+
+/// What one churn round did.
+#[derive(Default)]
+struct Round {
+    published: u64,
+    publish_errors: u64,
+    peak_rss: u64,
 }
 
 #[derive(Default)]
@@ -91,19 +106,16 @@ async fn occupied_channels(p: &mut Publisher) -> anyhow::Result<usize> {
     Ok(v["channels"].as_object().map_or(0, |m| m.len()))
 }
 
-pub async fn run(a: SoakArgs) -> anyhow::Result<()> {
-    let t = a.target.clone();
-    let secret = Secret::new(t.secret.clone());
-    let rss_baseline = proc_stat::total_rss(&t.server_pid);
-    let counts = Arc::new(Counts::default());
+/// W workers churn for `a.seconds` while `publisher` triggers events.
+async fn churn(
+    a: &SoakArgs,
+    secret: &Secret,
+    counts: &Arc<Counts>,
+    publisher: &mut Publisher,
+) -> Round {
+    let t = &a.target;
     let started = Instant::now();
     let end = started + Duration::from_secs(a.seconds);
-    eprintln!(
-        "… {} workers churning for {} s (baseline RSS {} KiB)",
-        a.workers,
-        a.seconds,
-        rss_baseline.unwrap_or(0) / 1024
-    );
     let mut tasks = Vec::new();
     for worker in 0..a.workers {
         let (t, secret, counts) = (t.clone(), secret.clone(), counts.clone());
@@ -119,23 +131,22 @@ pub async fn run(a: SoakArgs) -> anyhow::Result<()> {
             }
         }));
     }
-    let mut publisher = Publisher::connect(&t.host, t.port, &t.app_id, &t.key, &t.secret).await?;
     let interval = Duration::from_secs_f64(1.0 / f64::from(a.publish_rate.max(1)));
-    let (mut published, mut publish_errors, mut peak_rss) = (0u64, 0u64, 0u64);
+    let mut round = Round::default();
     let mut next = Instant::now();
     let mut report = Instant::now();
     while Instant::now() < end {
         tokio::time::sleep_until(next.into()).await;
         next += interval;
-        let channel = format!("soak-{}", published as usize % a.channels.max(1));
+        let channel = format!("soak-{}", round.published as usize % a.channels.max(1));
         match publisher.trigger(&channel, "tick", "{\"soak\":true}").await {
-            Ok(200) => published += 1,
-            _ => publish_errors += 1,
+            Ok(200) => round.published += 1,
+            _ => round.publish_errors += 1,
         }
         if report.elapsed() >= Duration::from_secs(5) {
             report = Instant::now();
             let rss = proc_stat::total_rss(&t.server_pid).unwrap_or(0);
-            peak_rss = peak_rss.max(rss);
+            round.peak_rss = round.peak_rss.max(rss);
             eprintln!(
                 "… {:.0} s: {} cycles, {} failures, RSS {} KiB",
                 started.elapsed().as_secs_f64(),
@@ -148,19 +159,54 @@ pub async fn run(a: SoakArgs) -> anyhow::Result<()> {
     for task in tasks {
         let _ = task.await;
     }
-    let rss_after_churn = proc_stat::total_rss(&t.server_pid);
-    eprintln!("… churn over; settling {} s", a.settle_secs);
-    tokio::time::sleep(Duration::from_secs(a.settle_secs)).await;
-    let rss_settled = proc_stat::total_rss(&t.server_pid);
-    let left = occupied_channels(&mut publisher).await?;
+    round
+}
+
+pub async fn run(a: SoakArgs) -> anyhow::Result<()> {
+    let t = a.target.clone();
+    let secret = Secret::new(t.secret.clone());
+    let rss_baseline = proc_stat::total_rss(&t.server_pid);
+    let counts = Arc::new(Counts::default());
+    let mut publisher = Publisher::connect(&t.host, t.port, &t.app_id, &t.key, &t.secret).await?;
+    let (mut published, mut publish_errors, mut peak_rss) = (0u64, 0u64, 0u64);
+    let (mut rss_after_churn, mut rss_settled, mut left) = (None, None, 0);
+    let mut settled_per_round = Vec::new();
+    let rounds = a.rounds.max(1);
+    for r in 1..=rounds {
+        eprintln!(
+            "… round {r}/{rounds}: {} workers churning for {} s (baseline RSS {} KiB)",
+            a.workers,
+            a.seconds,
+            rss_baseline.unwrap_or(0) / 1024
+        );
+        let round = churn(&a, &secret, &counts, &mut publisher).await;
+        published += round.published;
+        publish_errors += round.publish_errors;
+        peak_rss = peak_rss.max(round.peak_rss);
+        rss_after_churn = proc_stat::total_rss(&t.server_pid);
+        eprintln!("… churn over; settling {} s", a.settle_secs);
+        tokio::time::sleep(Duration::from_secs(a.settle_secs)).await;
+        rss_settled = proc_stat::total_rss(&t.server_pid);
+        left = left.max(occupied_channels(&mut publisher).await?);
+        settled_per_round.push(rss_settled);
+        eprintln!(
+            "… round {r}: settled RSS {} KiB",
+            rss_settled.unwrap_or(0) / 1024
+        );
+    }
     let cycles = counts.cycles.load(Ordering::Relaxed);
     let failures = counts.failures.load(Ordering::Relaxed);
     let ratio = match (rss_baseline, rss_settled) {
         (Some(b), Some(s)) if b > 0 => Some(s as f64 / b as f64),
         _ => None,
     };
+    // Growth after warm-up: the last round's settled RSS over the first's.
+    let growth = match (settled_per_round.first(), settled_per_round.last()) {
+        (Some(Some(f)), Some(Some(l))) if rounds > 1 && *f > 0 => Some(*l as f64 / *f as f64),
+        _ => None,
+    };
     println!(
-        "soak: {cycles} cycles ({failures} failed), {} client events, {published} API events ({publish_errors} errors) in {} s",
+        "soak: {cycles} cycles ({failures} failed), {} client events, {published} API events ({publish_errors} errors) in {rounds} × {} s",
         counts.client_events.load(Ordering::Relaxed),
         a.seconds
     );
@@ -175,12 +221,19 @@ pub async fn run(a: SoakArgs) -> anyhow::Result<()> {
             ratio.unwrap_or(0.0) * 100.0
         );
     }
+    if let Some(g) = growth {
+        println!(
+            "settled RSS, last round over first: {:.1} % (growth after warm-up)",
+            g * 100.0
+        );
+    }
     let json = json!({
-        "scenario": "soak", "workers": a.workers, "seconds": a.seconds, "cycles": cycles,
-        "failures": failures, "published": published, "publish_errors": publish_errors,
-        "channels_left": left, "rss_baseline_bytes": rss_baseline,
-        "rss_after_churn_bytes": rss_after_churn, "rss_settled_bytes": rss_settled,
-        "rss_settled_ratio": ratio,
+        "scenario": "soak", "workers": a.workers, "seconds": a.seconds, "rounds": rounds,
+        "cycles": cycles, "failures": failures, "published": published,
+        "publish_errors": publish_errors, "channels_left": left,
+        "rss_baseline_bytes": rss_baseline, "rss_after_churn_bytes": rss_after_churn,
+        "rss_settled_bytes": rss_settled, "rss_settled_ratio": ratio,
+        "rss_growth_after_first_round": growth,
     });
     println!("{json}");
     Ok(())
