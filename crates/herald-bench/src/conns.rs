@@ -31,6 +31,7 @@ pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
     let t = &a.target;
     let rss_before = proc_stat::total_rss(&t.server_pid);
     let drops_before = proc_stat::listen_drops();
+    let cpu_before = proc_stat::total_cpu_split(&t.server_pid);
     let gate = Arc::new(Semaphore::new(a.concurrency.max(1)));
     let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let held = Arc::new(Mutex::new(Vec::with_capacity(a.connections)));
@@ -82,6 +83,10 @@ pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
         let _ = t.await;
     }
     let took = started.elapsed();
+    let cpu = match (cpu_before, proc_stat::total_cpu_split(&t.server_pid)) {
+        (Some(b), Some(a)) => Some(a.since(b)),
+        _ => None,
+    };
     let drops = match (drops_before, proc_stat::listen_drops()) {
         (Some(b), Some(a)) => Some((a.0 - b.0, a.1 - b.1)),
         _ => None,
@@ -107,6 +112,15 @@ pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
         h.value_at_quantile(0.99) as f64 / 1000.0,
         h.max() as f64 / 1000.0
     );
+    let cpu_per_conn = cpu.map(|c| c.total() * 1e6 / opened.max(1) as f64);
+    if let (Some(c), Some(per)) = (cpu, cpu_per_conn) {
+        println!(
+            "server CPU while connecting: {:.2} s, {per:.0} µs per connection (user {:.2} s, system {:.2} s)",
+            c.total(),
+            c.user,
+            c.system
+        );
+    }
     if let Some((overflows, drops)) = drops {
         println!("listen queue: {overflows} overflows, {drops} drops (host-wide TcpExt counters)");
     }
@@ -128,6 +142,8 @@ pub async fn run(a: ConnsArgs) -> anyhow::Result<()> {
         "rss_before_bytes": rss_before,
         "rss_after_bytes": rss_after,
         "bytes_per_idle_connection": per_conn,
+        "server_cpu_secs": cpu.map(|c| c.total()),
+        "server_cpu_us_per_connection": cpu_per_conn,
         "listen_overflows": drops.map(|d| d.0),
         "listen_drops": drops.map(|d| d.1),
     });
