@@ -200,6 +200,27 @@ pub trait Backplane: Send + Sync + 'static {
         channel: &ChannelName,
         socket: &SocketId,
     ) -> Result<Occupancy, BackplaneError>;
+    /// `unsubscribe`, and when that vacates the channel, `schedule(app, key, due_ms)` in the
+    /// same step: a node killed between the two would lose the vacancy's debounced webhook
+    /// (webhooks are at-least-once). A cluster backplane does both atomically; this default,
+    /// fine for a single process, runs them one after the other and only logs a failed
+    /// schedule (the unsubscribe happened).
+    async fn unsubscribe_scheduling(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+        key: &str,
+        due_ms: u64,
+    ) -> Result<Occupancy, BackplaneError> {
+        let occupancy = self.unsubscribe(app, channel, socket).await?;
+        if occupancy.transition
+            && let Err(e) = self.schedule(app, key, due_ms).await
+        {
+            tracing::warn!(app, error = %e, "debounced webhook not scheduled; dropped");
+        }
+        Ok(occupancy)
+    }
 
     /// Adds `socket` as `member` of a presence channel; refuses a new user beyond `max_members`.
     async fn presence_join(

@@ -520,6 +520,16 @@ impl Hub {
         }
     }
 
+    /// The debounced check a leave should schedule if it vacates `channel` (key and due time),
+    /// when the app takes `channel_vacated`: `Backplane::unsubscribe_scheduling` then puts it in
+    /// place in the same step as the leave.
+    pub(crate) fn vacancy_check(&self, app: &App, channel: &ChannelName) -> Option<(String, u64)> {
+        app.wants_webhook(WebhookKind::ChannelVacated).then(|| {
+            let due = now_ms() + self.0.config.webhook_debounce.as_millis() as u64;
+            (Debounced::Vacated(channel.clone()).key(), due)
+        })
+    }
+
     /// A user joined a presence channel: `member_added`, unless the user's removal is still
     /// waiting out its debounce (then neither is sent).
     pub(crate) async fn member_added(&self, app: &App, channel: &ChannelName, user: &UserId) {

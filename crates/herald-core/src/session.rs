@@ -522,9 +522,19 @@ impl Session {
                 Err(e) => tracing::warn!(channel = %channel, error = %e, "presence leave failed"),
             }
         }
-        match bp.unsubscribe(&app.id, channel, self.socket_id()).await {
+        // A vacancy's debounced check is scheduled by the backplane in the same step as the
+        // leave, so it survives this node dying right after.
+        let check = hub.vacancy_check(&app, channel);
+        let left = match &check {
+            Some((key, due)) => {
+                bp.unsubscribe_scheduling(&app.id, channel, self.socket_id(), key, *due)
+                    .await
+            }
+            None => bp.unsubscribe(&app.id, channel, self.socket_id()).await,
+        };
+        match left {
             Ok(occupancy) => {
-                if occupancy.transition {
+                if occupancy.transition && check.is_none() {
                     hub.vacated(&app, channel).await;
                 }
                 hub.count_changed(&app, channel);

@@ -424,6 +424,42 @@ impl Backplane for RedisBackplane {
         .await
     }
 
+    async fn unsubscribe_scheduling(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+        key: &str,
+        due_ms: u64,
+    ) -> Result<Occupancy, BackplaneError> {
+        let i = &self.inner;
+        i.unlisten(i.keys.channel_topic(app, channel.as_str()));
+        let _gate = i.gate.read().await;
+        i.forget(
+            app,
+            &Contribution::Subscription {
+                channel: channel.to_string(),
+                socket: socket.to_string(),
+            },
+        );
+        let mut c = i.conn().await?;
+        let (count, transition): (u64, u8) = scripts::UNSUBSCRIBE_SCHEDULING
+            .key(i.keys.channels(app))
+            .key(i.keys.node(app, &i.node))
+            .key(i.keys.scheduled(app))
+            .arg(channel.as_str())
+            .arg(socket.as_str())
+            .arg(key)
+            .arg(due_ms)
+            .invoke_async(&mut *c)
+            .await
+            .map_err(err)?;
+        Ok(Occupancy {
+            count,
+            transition: transition == 1,
+        })
+    }
+
     async fn presence_join(
         &self,
         app: &str,

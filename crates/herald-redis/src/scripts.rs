@@ -42,6 +42,27 @@ return {n, 0}
     )
 });
 
+/// `UNSUBSCRIBE` that also schedules the vacancy's debounced check when it vacates the channel.
+/// KEYS: channels, node set, scheduled. ARGV: channel, socket, check key, due (ms).
+/// Returns {count, 1 if the channel just became vacant}.
+pub static UNSUBSCRIBE_SCHEDULING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local entry = 's|' .. ARGV[1] .. '|' .. ARGV[2]
+if redis.call('SREM', KEYS[2], entry) == 0 then
+  return {tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), 0}
+end
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if n <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+  return {0, 1}
+end
+return {n, 0}
+",
+    )
+});
+
 /// KEYS: presence, presence-users, presence-info, node set, version.
 /// ARGV: socket, user id, user_info JSON (`null` when none), max members, channel.
 /// Returns {0} when full, else {1, new_user, version, user1, info1, user2, info2, …}.

@@ -41,6 +41,39 @@ pub async fn run_all<B: Backplane, F: std::future::Future<Output = B>>(make: imp
     connection_totals_count_up_and_down(&make().await).await;
     marks_are_set_once_and_expire(&make().await).await;
     scheduled_keys_fall_due_once(&make().await).await;
+    a_vacancy_schedules_its_check(&make().await).await;
+}
+
+pub async fn a_vacancy_schedules_its_check(bp: &dyn Backplane) {
+    let c = ch("leaving");
+    let (s1, s2) = (sock(1), sock(2));
+    bp.subscribe("a", &c, &s1).await.unwrap();
+    bp.subscribe("a", &c, &s2).await.unwrap();
+    let first = bp
+        .unsubscribe_scheduling("a", &c, &s1, "v|leaving", 100)
+        .await
+        .unwrap();
+    assert!(!first.transition);
+    assert_eq!(
+        bp.take_due("a", 200, 10).await.unwrap(),
+        Vec::<String>::new(),
+        "a leave that vacates nothing schedules nothing"
+    );
+    let last = bp
+        .unsubscribe_scheduling("a", &c, &s2, "v|leaving", 100)
+        .await
+        .unwrap();
+    assert!(last.transition);
+    assert_eq!(bp.take_due("a", 200, 10).await.unwrap(), ["v|leaving"]);
+    let again = bp
+        .unsubscribe_scheduling("a", &c, &s2, "v|leaving", 100)
+        .await
+        .unwrap();
+    assert!(!again.transition, "a repeated leave vacates nothing");
+    assert_eq!(
+        bp.take_due("a", 200, 10).await.unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 pub async fn marks_are_set_once_and_expire(bp: &dyn Backplane) {

@@ -74,6 +74,20 @@ impl Backplane for Instrumented {
             .await
     }
 
+    async fn unsubscribe_scheduling(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+        key: &str,
+        due_ms: u64,
+    ) -> Result<Occupancy, BackplaneError> {
+        let op = self
+            .inner
+            .unsubscribe_scheduling(app, channel, socket, key, due_ms);
+        self.timed("unsubscribe", op).await
+    }
+
     async fn presence_join(
         &self,
         app: &str,
