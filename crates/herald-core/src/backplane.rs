@@ -239,6 +239,25 @@ pub trait Backplane: Send + Sync + 'static {
         channel: &ChannelName,
         socket: &SocketId,
     ) -> Result<Option<Left>, BackplaneError>;
+    /// `presence_leave`, and when that was the user's last connection, `schedule(app,
+    /// key_prefix + user, due_ms)` in the same step (see `unsubscribe_scheduling`).
+    async fn presence_leave_scheduling(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+        key_prefix: &str,
+        due_ms: u64,
+    ) -> Result<Option<Left>, BackplaneError> {
+        let left = self.presence_leave(app, channel, socket).await?;
+        if let Some(l) = &left {
+            let key = format!("{key_prefix}{}", l.user);
+            if let Err(e) = self.schedule(app, &key, due_ms).await {
+                tracing::warn!(app, error = %e, "debounced webhook not scheduled; dropped");
+            }
+        }
+        Ok(left)
+    }
     async fn members(
         &self,
         app: &str,

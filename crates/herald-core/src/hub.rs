@@ -167,8 +167,13 @@ impl Debounced {
     fn key(&self) -> String {
         match self {
             Debounced::Vacated(channel) => format!("v|{channel}"),
-            Debounced::Removed(channel, user) => format!("r|{channel}|{user}"),
+            Debounced::Removed(channel, user) => format!("{}{user}", Self::removed_prefix(channel)),
         }
+    }
+
+    /// The key of `Removed(channel, user)` without the user: a backplane script completes it.
+    fn removed_prefix(channel: &ChannelName) -> String {
+        format!("r|{channel}|")
     }
 
     fn parse(key: &str) -> Option<Debounced> {
@@ -527,6 +532,15 @@ impl Hub {
         app.wants_webhook(WebhookKind::ChannelVacated).then(|| {
             let due = now_ms() + self.0.config.webhook_debounce.as_millis() as u64;
             (Debounced::Vacated(channel.clone()).key(), due)
+        })
+    }
+
+    /// `vacancy_check` for `member_removed`: the key prefix (the user id completes it) and due
+    /// time, for `Backplane::presence_leave_scheduling`.
+    pub(crate) fn removal_check(&self, app: &App, channel: &ChannelName) -> Option<(String, u64)> {
+        app.wants_webhook(WebhookKind::MemberRemoved).then(|| {
+            let due = now_ms() + self.0.config.webhook_debounce.as_millis() as u64;
+            (Debounced::removed_prefix(channel), due)
         })
     }
 

@@ -511,9 +511,20 @@ impl Session {
         hub.remove_subscriber(&app.id, channel, self.socket_id());
         let bp = hub.backplane();
         if sub.presence_user.is_some() {
-            match bp.presence_leave(&app.id, channel, self.socket_id()).await {
+            // Like the vacancy check below: scheduled by the backplane in the leave's own step.
+            let check = hub.removal_check(&app, channel);
+            let left = match &check {
+                Some((prefix, due)) => {
+                    bp.presence_leave_scheduling(&app.id, channel, self.socket_id(), prefix, *due)
+                        .await
+                }
+                None => bp.presence_leave(&app.id, channel, self.socket_id()).await,
+            };
+            match left {
                 Ok(Some(left)) => {
-                    hub.member_removed(&app, channel, &left.user).await;
+                    if check.is_none() {
+                        hub.member_removed(&app, channel, &left.user).await;
+                    }
                     let env =
                         member_removed(channel.clone(), &left, Some(self.socket_id().clone()));
                     hub.relay(&app.id, env, "member_removed").await;

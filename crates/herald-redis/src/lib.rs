@@ -248,19 +248,21 @@ impl Inner {
         node: &str,
         channel: &str,
         socket: &str,
+        check: Option<(&str, u64)>,
     ) -> Result<Option<Left>, BackplaneError> {
         let mut c = self.conn().await?;
-        let gone: Option<(String, u64)> = scripts::PRESENCE_LEAVE
-            .key(self.keys.presence(app, channel))
+        let mut script = scripts::PRESENCE_LEAVE.key(self.keys.presence(app, channel));
+        script
             .key(self.keys.presence_users(app, channel))
             .key(self.keys.presence_info(app, channel))
             .key(self.keys.node(app, node))
             .key(self.keys.presence_version(app, channel))
             .arg(socket)
-            .arg(channel)
-            .invoke_async(&mut *c)
-            .await
-            .map_err(err)?;
+            .arg(channel);
+        if let Some((prefix, due_ms)) = check {
+            script.key(self.keys.scheduled(app)).arg(prefix).arg(due_ms);
+        }
+        let gone: Option<(String, u64)> = script.invoke_async(&mut *c).await.map_err(err)?;
         Ok(gone.and_then(|(u, version)| {
             Some(Left {
                 user: UserId::parse(&u, usize::MAX)?,
@@ -505,7 +507,29 @@ impl Backplane for RedisBackplane {
                 socket: socket.to_string(),
             },
         );
-        i.run_leave(app, &i.node, channel.as_str(), socket.as_str())
+        i.run_leave(app, &i.node, channel.as_str(), socket.as_str(), None)
+            .await
+    }
+
+    async fn presence_leave_scheduling(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+        key_prefix: &str,
+        due_ms: u64,
+    ) -> Result<Option<Left>, BackplaneError> {
+        let i = &self.inner;
+        let _gate = i.gate.read().await;
+        i.forget(
+            app,
+            &Contribution::Presence {
+                channel: channel.to_string(),
+                socket: socket.to_string(),
+            },
+        );
+        let check = Some((key_prefix, due_ms));
+        i.run_leave(app, &i.node, channel.as_str(), socket.as_str(), check)
             .await
     }
 

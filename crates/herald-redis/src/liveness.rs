@@ -119,7 +119,7 @@ async fn undo(
     for entry in entries {
         let event = match &entry {
             Contribution::Presence { channel, socket } => {
-                let gone = inner.run_leave(app, node, channel, socket).await?;
+                let gone = inner.run_leave(app, node, channel, socket, None).await?;
                 match (gone, ChannelName::parse(channel, usize::MAX)) {
                     (Some(left), Ok(channel)) => Some(Reaped::MemberRemoved { channel, left }),
                     _ => None,

@@ -92,8 +92,11 @@ return out
     )
 });
 
-/// KEYS: presence, presence-users, presence-info, node set, version. ARGV: socket, channel.
-/// Returns {user id, version} when this was the user's last connection in the channel, else nil.
+/// KEYS: presence, presence-users, presence-info, node set, version [, scheduled].
+/// ARGV: socket, channel [, check key prefix, due ms].
+/// Returns {user id, version} when this was the user's last connection in the channel, else nil;
+/// with the optional key and arguments it then also schedules `prefix .. user` (the debounced
+/// `member_removed` check) in the same step.
 /// The version key goes with the last member: no subscriber remains to compare against it.
 pub static PRESENCE_LEAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -108,6 +111,7 @@ if n <= 0 then
   redis.call('HDEL', KEYS[3], user)
   local version = redis.call('INCR', KEYS[5])
   if redis.call('HLEN', KEYS[2]) == 0 then redis.call('DEL', KEYS[5]) end
+  if KEYS[6] then redis.call('ZADD', KEYS[6], ARGV[4], ARGV[3] .. user) end
   return {user, version}
 end
 return false

@@ -41,10 +41,10 @@ pub async fn run_all<B: Backplane, F: std::future::Future<Output = B>>(make: imp
     connection_totals_count_up_and_down(&make().await).await;
     marks_are_set_once_and_expire(&make().await).await;
     scheduled_keys_fall_due_once(&make().await).await;
-    a_vacancy_schedules_its_check(&make().await).await;
+    leaves_schedule_their_webhook_checks(&make().await).await;
 }
 
-pub async fn a_vacancy_schedules_its_check(bp: &dyn Backplane) {
+pub async fn leaves_schedule_their_webhook_checks(bp: &dyn Backplane) {
     let c = ch("leaving");
     let (s1, s2) = (sock(1), sock(2));
     bp.subscribe("a", &c, &s1).await.unwrap();
@@ -65,6 +65,31 @@ pub async fn a_vacancy_schedules_its_check(bp: &dyn Backplane) {
         .unwrap();
     assert!(last.transition);
     assert_eq!(bp.take_due("a", 200, 10).await.unwrap(), ["v|leaving"]);
+    let p = ch("presence-leaving");
+    bp.presence_join("a", &p, &s1, &member("u"), 100)
+        .await
+        .unwrap();
+    bp.presence_join("a", &p, &s2, &member("u"), 100)
+        .await
+        .unwrap();
+    let first = bp
+        .presence_leave_scheduling("a", &p, &s1, "r|presence-leaving|", 100)
+        .await
+        .unwrap();
+    assert!(first.is_none(), "the user is still there");
+    assert_eq!(
+        bp.take_due("a", 200, 10).await.unwrap(),
+        Vec::<String>::new()
+    );
+    let last = bp
+        .presence_leave_scheduling("a", &p, &s2, "r|presence-leaving|", 100)
+        .await
+        .unwrap();
+    assert_eq!(last.map(|l| l.user), Some(user("u")));
+    assert_eq!(
+        bp.take_due("a", 200, 10).await.unwrap(),
+        ["r|presence-leaving|u"]
+    );
     let again = bp
         .unsubscribe_scheduling("a", &c, &s2, "v|leaving", 100)
         .await

@@ -112,6 +112,20 @@ impl Backplane for Instrumented {
         self.timed("presence_leave", f).await
     }
 
+    async fn presence_leave_scheduling(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+        key_prefix: &str,
+        due_ms: u64,
+    ) -> Result<Option<Left>, BackplaneError> {
+        let f = self
+            .inner
+            .presence_leave_scheduling(app, channel, socket, key_prefix, due_ms);
+        self.timed("presence_leave", f).await
+    }
+
     async fn members(
         &self,
         app: &str,
