@@ -530,18 +530,18 @@ impl Hub {
     /// place in the same step as the leave.
     pub(crate) fn vacancy_check(&self, app: &App, channel: &ChannelName) -> Option<(String, u64)> {
         app.wants_webhook(WebhookKind::ChannelVacated).then(|| {
-            let due = now_ms() + self.0.config.webhook_debounce.as_millis() as u64;
-            (Debounced::Vacated(channel.clone()).key(), due)
+            (
+                Debounced::Vacated(channel.clone()).key(),
+                self.debounce_due(),
+            )
         })
     }
 
     /// `vacancy_check` for `member_removed`: the key prefix (the user id completes it) and due
     /// time, for `Backplane::presence_leave_scheduling`.
     pub(crate) fn removal_check(&self, app: &App, channel: &ChannelName) -> Option<(String, u64)> {
-        app.wants_webhook(WebhookKind::MemberRemoved).then(|| {
-            let due = now_ms() + self.0.config.webhook_debounce.as_millis() as u64;
-            (Debounced::removed_prefix(channel), due)
-        })
+        app.wants_webhook(WebhookKind::MemberRemoved)
+            .then(|| (Debounced::removed_prefix(channel), self.debounce_due()))
     }
 
     /// A user joined a presence channel: `member_added`, unless the user's removal is still
@@ -607,10 +607,15 @@ impl Hub {
     /// Schedules a debounced check in the backplane: whichever node finds it due runs it, so
     /// the webhook survives the node that scheduled it.
     async fn schedule(&self, app: &App, check: Debounced) {
-        let due = now_ms() + self.0.config.webhook_debounce.as_millis() as u64;
+        let due = self.debounce_due();
         if let Err(e) = self.0.backplane.schedule(&app.id, &check.key(), due).await {
             tracing::warn!(app = %app.id, error = %e, "debounced webhook not scheduled; dropped");
         }
+    }
+
+    /// When a debounced check scheduled now falls due (ms since the epoch).
+    fn debounce_due(&self) -> u64 {
+        now_ms() + self.0.config.webhook_debounce.as_millis() as u64
     }
 
     async fn cancel(&self, app: &App, key: &str) -> bool {

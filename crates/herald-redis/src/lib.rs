@@ -177,7 +177,8 @@ impl Inner {
         }
     }
 
-    /// Runs `SUBSCRIBE` or `UNSUBSCRIBE` (same keys, same reply) as `node`.
+    /// Runs `SUBSCRIBE` or `UNSUBSCRIBE` (same keys, same reply) as `node`; `check` (key, due)
+    /// is scheduled by `UNSUBSCRIBE` when it vacates the channel.
     async fn run_occupancy(
         &self,
         script: &redis::Script,
@@ -185,16 +186,21 @@ impl Inner {
         node: &str,
         channel: &str,
         socket: &str,
+        check: Option<(&str, u64)>,
     ) -> Result<Occupancy, BackplaneError> {
         let mut c = self.conn().await?;
-        let (count, transition): (u64, u8) = script
-            .key(self.keys.channels(app))
+        let mut invocation = script.key(self.keys.channels(app));
+        invocation
             .key(self.keys.node(app, node))
             .arg(channel)
-            .arg(socket)
-            .invoke_async(&mut *c)
-            .await
-            .map_err(err)?;
+            .arg(socket);
+        if let Some((key, due_ms)) = check {
+            invocation
+                .key(self.keys.scheduled(app))
+                .arg(key)
+                .arg(due_ms);
+        }
+        let (count, transition): (u64, u8) = invocation.invoke_async(&mut *c).await.map_err(err)?;
         Ok(Occupancy {
             count,
             transition: transition == 1,
@@ -240,6 +246,55 @@ impl Inner {
             members,
             version,
         })
+    }
+
+    /// This node's leave of `channel` (see `run_occupancy` for `check`).
+    async fn unsubscribe(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+        check: Option<(&str, u64)>,
+    ) -> Result<Occupancy, BackplaneError> {
+        self.unlisten(self.keys.channel_topic(app, channel.as_str()));
+        let _gate = self.gate.read().await;
+        self.forget(
+            app,
+            &Contribution::Subscription {
+                channel: channel.to_string(),
+                socket: socket.to_string(),
+            },
+        );
+        let (channel, socket) = (channel.as_str(), socket.as_str());
+        self.run_occupancy(
+            &scripts::UNSUBSCRIBE,
+            app,
+            &self.node,
+            channel,
+            socket,
+            check,
+        )
+        .await
+    }
+
+    /// This node's presence leave (see `run_leave` for `check`).
+    async fn presence_leave(
+        &self,
+        app: &str,
+        channel: &ChannelName,
+        socket: &SocketId,
+        check: Option<(&str, u64)>,
+    ) -> Result<Option<Left>, BackplaneError> {
+        let _gate = self.gate.read().await;
+        self.forget(
+            app,
+            &Contribution::Presence {
+                channel: channel.to_string(),
+                socket: socket.to_string(),
+            },
+        );
+        self.run_leave(app, &self.node, channel.as_str(), socket.as_str(), check)
+            .await
     }
 
     async fn run_leave(
@@ -379,6 +434,7 @@ impl Backplane for RedisBackplane {
                 &i.node,
                 channel.as_str(),
                 socket.as_str(),
+                None,
             )
             .await
         {
@@ -406,24 +462,7 @@ impl Backplane for RedisBackplane {
         channel: &ChannelName,
         socket: &SocketId,
     ) -> Result<Occupancy, BackplaneError> {
-        let i = &self.inner;
-        i.unlisten(i.keys.channel_topic(app, channel.as_str()));
-        let _gate = i.gate.read().await;
-        i.forget(
-            app,
-            &Contribution::Subscription {
-                channel: channel.to_string(),
-                socket: socket.to_string(),
-            },
-        );
-        i.run_occupancy(
-            &scripts::UNSUBSCRIBE,
-            app,
-            &i.node,
-            channel.as_str(),
-            socket.as_str(),
-        )
-        .await
+        self.inner.unsubscribe(app, channel, socket, None).await
     }
 
     async fn unsubscribe_scheduling(
@@ -434,32 +473,8 @@ impl Backplane for RedisBackplane {
         key: &str,
         due_ms: u64,
     ) -> Result<Occupancy, BackplaneError> {
-        let i = &self.inner;
-        i.unlisten(i.keys.channel_topic(app, channel.as_str()));
-        let _gate = i.gate.read().await;
-        i.forget(
-            app,
-            &Contribution::Subscription {
-                channel: channel.to_string(),
-                socket: socket.to_string(),
-            },
-        );
-        let mut c = i.conn().await?;
-        let (count, transition): (u64, u8) = scripts::UNSUBSCRIBE_SCHEDULING
-            .key(i.keys.channels(app))
-            .key(i.keys.node(app, &i.node))
-            .key(i.keys.scheduled(app))
-            .arg(channel.as_str())
-            .arg(socket.as_str())
-            .arg(key)
-            .arg(due_ms)
-            .invoke_async(&mut *c)
-            .await
-            .map_err(err)?;
-        Ok(Occupancy {
-            count,
-            transition: transition == 1,
-        })
+        let check = Some((key, due_ms));
+        self.inner.unsubscribe(app, channel, socket, check).await
     }
 
     async fn presence_join(
@@ -498,17 +513,7 @@ impl Backplane for RedisBackplane {
         channel: &ChannelName,
         socket: &SocketId,
     ) -> Result<Option<Left>, BackplaneError> {
-        let i = &self.inner;
-        let _gate = i.gate.read().await;
-        i.forget(
-            app,
-            &Contribution::Presence {
-                channel: channel.to_string(),
-                socket: socket.to_string(),
-            },
-        );
-        i.run_leave(app, &i.node, channel.as_str(), socket.as_str(), None)
-            .await
+        self.inner.presence_leave(app, channel, socket, None).await
     }
 
     async fn presence_leave_scheduling(
@@ -519,18 +524,8 @@ impl Backplane for RedisBackplane {
         key_prefix: &str,
         due_ms: u64,
     ) -> Result<Option<Left>, BackplaneError> {
-        let i = &self.inner;
-        let _gate = i.gate.read().await;
-        i.forget(
-            app,
-            &Contribution::Presence {
-                channel: channel.to_string(),
-                socket: socket.to_string(),
-            },
-        );
         let check = Some((key_prefix, due_ms));
-        i.run_leave(app, &i.node, channel.as_str(), socket.as_str(), check)
-            .await
+        self.inner.presence_leave(app, channel, socket, check).await
     }
 
     async fn members(

@@ -127,7 +127,7 @@ async fn undo(
             }
             Contribution::Subscription { channel, socket } => {
                 let o = inner
-                    .run_occupancy(&scripts::UNSUBSCRIBE, app, node, channel, socket)
+                    .run_occupancy(&scripts::UNSUBSCRIBE, app, node, channel, socket, None)
                     .await?;
                 ChannelName::parse(channel, usize::MAX).ok().map(|channel| {
                     if o.transition {
@@ -193,8 +193,15 @@ impl Inner {
             for (encoded, member) in local.iter().filter(|(e, _)| !remote.contains(*e)) {
                 match (Contribution::decode(encoded), member) {
                     (Some(Contribution::Subscription { channel, socket }), _) => {
-                        self.run_occupancy(&scripts::SUBSCRIBE, app, &node, &channel, &socket)
-                            .await?;
+                        self.run_occupancy(
+                            &scripts::SUBSCRIBE,
+                            app,
+                            &node,
+                            &channel,
+                            &socket,
+                            None,
+                        )
+                        .await?;
                     }
                     (Some(Contribution::Presence { channel, socket }), Some(member)) => {
                         self.run_join(app, &node, &channel, &socket, member, usize::MAX)

@@ -23,8 +23,9 @@ return {n, 0}
     )
 });
 
-/// KEYS: channels, node set. ARGV: channel, socket.
-/// Returns {count, 1 if the channel just became vacant}.
+/// KEYS: channels, node set [, scheduled]. ARGV: channel, socket [, check key, due ms].
+/// Returns {count, 1 if the channel just became vacant}; with the optional key and arguments
+/// a vacancy also schedules the check key (the debounced `channel_vacated`) in the same step.
 pub static UNSUBSCRIBE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -35,27 +36,7 @@ end
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 if n <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
-  return {0, 1}
-end
-return {n, 0}
-",
-    )
-});
-
-/// `UNSUBSCRIBE` that also schedules the vacancy's debounced check when it vacates the channel.
-/// KEYS: channels, node set, scheduled. ARGV: channel, socket, check key, due (ms).
-/// Returns {count, 1 if the channel just became vacant}.
-pub static UNSUBSCRIBE_SCHEDULING: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local entry = 's|' .. ARGV[1] .. '|' .. ARGV[2]
-if redis.call('SREM', KEYS[2], entry) == 0 then
-  return {tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), 0}
-end
-local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-if n <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+  if KEYS[3] then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) end
   return {0, 1}
 end
 return {n, 0}
