@@ -1,5 +1,5 @@
 //! One connection's shared handle and its bounded outbox. Sessions and the hub push encoded
-//! frames; the transport's writer drains them. Nothing here ever blocks on a socket.
+//! frames; the transport's connection task drains them. Nothing here ever blocks on a socket.
 //!
 //! The outbox is a `VecDeque` behind a mutex plus one `AtomicWaker`, not a tokio mpsc channel:
 //! a channel allocates a 32-slot block up front (about 1.5 KB with its state), and idle
@@ -152,11 +152,6 @@ impl ConnHandle {
     pub fn abandon(&self) {
         self.0.closing.store(true, Ordering::Release);
         self.0.waker.wake();
-    }
-
-    /// The connection is closing, for whatever reason.
-    pub fn is_closing(&self) -> bool {
-        self.0.closing.load(Ordering::Acquire)
     }
 
     /// The close code the server chose, if it closed the connection (None: the peer left).
