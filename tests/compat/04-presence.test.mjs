@@ -1,7 +1,8 @@
 // PROTOCOL.md §2.3, §2.4, §2.7: presence channels.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TEST_TIMEOUT, pollUntil, useHerald } from './harness.mjs';
+import crypto from 'node:crypto';
+import { APPS, TEST_TIMEOUT, pollUntil, useHerald } from './harness.mjs';
 
 const ctx = useHerald();
 
@@ -186,4 +187,36 @@ test('user_info over 1 KB -> subscription_error LimitReached', { timeout: TEST_T
   assert.equal(first.data.type, 'LimitReached');
   assert.equal(first.data.status, 4301);
   assert.equal(c.state, 'connected');
+});
+
+test('a numeric user_id as PHP writes it (10.0) is the member "10": members.me works, one member', { timeout: TEST_TIMEOUT }, async () => {
+  const CH = 'presence-numeric';
+  // An auth endpoint in PHP: json_encode(['user_id' => 10.0, ...]) writes 10.0.
+  const channelData = '{"user_id":10.0,"user_info":{"name":"Ten"}}';
+  const phpAuth = {
+    customHandler: ({ socketId, channelName }, cb) => {
+      const sig = crypto
+        .createHmac('sha256', APPS.main.secret)
+        .update(`${socketId}:${channelName}:${channelData}`)
+        .digest('hex');
+      cb(null, { auth: `${APPS.main.key}:${sig}`, channel_data: channelData });
+    },
+  };
+  const php = await ctx.connectedClient({ options: { channelAuthorization: phpAuth } });
+  const { channel: chPhp, data: membersPhp } = await php.subscribe(CH);
+  assert.equal(membersPhp.count, 1);
+  // pusher-js looks itself up by String(JSON.parse(channel_data).user_id), i.e. "10".
+  assert.deepEqual(membersPhp.me, { id: 10, info: { name: 'Ten' } });
+  const added = php.on(chPhp, 'pusher:member_added');
+
+  // The same user from a Node backend (JSON.stringify writes 10): a second tab, not a second member.
+  const node = await ctx.connectedClient({ presence: { user_id: 10, user_info: { name: 'Ten' } } });
+  const { data: membersNode } = await node.subscribe(CH);
+  assert.equal(membersNode.count, 1);
+  assert.deepEqual(membersNode.me, { id: 10, info: { name: 'Ten' } });
+  assert.deepEqual(memberList(membersNode), [{ id: '10', info: { name: 'Ten' } }]);
+  const res = await ctx.sdk().get({ path: `/channels/${CH}/users` });
+  assert.deepEqual(await res.json(), { users: [{ id: '10' }] });
+  assert.equal(added.length, 0);
+  assert.equal(chPhp.members.count, 1);
 });

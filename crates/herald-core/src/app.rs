@@ -59,7 +59,7 @@ impl Default for AppFeatures {
 }
 
 /// Where an app's webhooks go (delivered by the webhook dispatcher).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {
     pub target: WebhookTarget,
     pub event_types: Vec<WebhookKind>,
@@ -69,7 +69,7 @@ pub struct WebhookEndpoint {
 }
 
 /// Where an endpoint's batches go.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum WebhookTarget {
     /// POSTed to this URL (Pusher's webhooks).
     Http(String),
@@ -80,9 +80,32 @@ pub enum WebhookTarget {
 impl std::fmt::Display for WebhookTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WebhookTarget::Http(url) => f.write_str(url),
+            // Shown in logs, dead letters and the console: never with its credentials.
+            WebhookTarget::Http(url) => f.write_str(&crate::redact::mask_url(url)),
             WebhookTarget::Stream(name) => write!(f, "redis-stream:{name}"),
         }
+    }
+}
+
+/// Header values may be credentials (`Authorization`): only their names are shown.
+impl std::fmt::Debug for WebhookEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpoint")
+            .field("target", &self.target)
+            .field("event_types", &self.event_types)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("filter_prefix", &self.filter_prefix)
+            .field("filter_suffix", &self.filter_suffix)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
     }
 }
 

@@ -11,6 +11,7 @@ pub mod conn;
 pub mod console;
 pub mod hub;
 pub mod rate;
+pub mod redact;
 pub mod session;
 pub mod smallmap;
 pub mod webhook;

@@ -295,13 +295,15 @@ fn validate(raw: RawTrigger, limits: &Limits) -> Result<Trigger, ApiError> {
             limits.max_channels_per_trigger
         )));
     }
-    let channels = names
-        .iter()
-        .map(|n| {
-            ChannelName::parse(n, limits.max_channel_name_len)
-                .map_err(|e| ApiError::bad_request(format!("Invalid channel name '{n}': {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    // `channels` is a set: a name given twice is delivered and counted once.
+    let mut channels: Vec<ChannelName> = Vec::with_capacity(names.len());
+    for n in &names {
+        let name = ChannelName::parse(n, limits.max_channel_name_len)
+            .map_err(|e| ApiError::bad_request(format!("Invalid channel name '{n}': {e}")))?;
+        if !channels.contains(&name) {
+            channels.push(name);
+        }
+    }
     let socket_id = match raw.socket_id.as_deref() {
         None | Some("") => None,
         Some(s) => Some(

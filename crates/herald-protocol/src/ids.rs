@@ -63,6 +63,45 @@ impl fmt::Display for UserId {
     }
 }
 
+/// A JSON number as JavaScript's `String(n)` writes it (ECMA-262 `Number::toString`): the
+/// shortest digits that read back as the same double, plain up to 21 integer digits, and an
+/// exponent beyond (`1e+21`, `1e-7`). pusher-js keys presence members by `String(user_id)` after
+/// `JSON.parse`, so `10`, `10.0` and `1e1` are all the member `"10"`, and integers past 2^53
+/// lose what a double cannot hold, exactly as they do in the browser.
+pub fn js_number_text(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_owned();
+    }
+    if v == 0.0 {
+        return "0".to_owned(); // -0 too
+    }
+    if v.is_infinite() {
+        return if v < 0.0 { "-Infinity" } else { "Infinity" }.to_owned();
+    }
+    // Rust's `{:e}` writes the shortest round-trip digits: "1.2345e3", "5e-7".
+    let sci = format!("{:e}", v.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let k = digits.len() as i64;
+    // The value is 0.DIGITS × 10^n.
+    let n = exp.parse::<i64>().unwrap_or(0) + 1;
+    let body = if k <= n && n <= 21 {
+        format!("{digits}{}", "0".repeat((n - k) as usize))
+    } else if 0 < n && n <= 21 {
+        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
+    } else if -6 < n && n <= 0 {
+        format!("0.{}{digits}", "0".repeat((-n) as usize))
+    } else {
+        let e = n - 1;
+        let sign = if e < 0 { '-' } else { '+' };
+        match digits.split_at(1) {
+            (first, "") => format!("{first}e{sign}{}", e.abs()),
+            (first, rest) => format!("{first}.{rest}e{sign}{}", e.abs()),
+        }
+    };
+    if v < 0.0 { format!("-{body}") } else { body }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::UserId;
+use crate::ids::js_number_text;
 
 /// A presence member as declared in `channel_data`.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,7 +18,8 @@ pub struct ChannelData<'a> {
 
 #[derive(Deserialize)]
 struct RawChannelData<'a> {
-    user_id: Option<Value>,
+    #[serde(borrow)]
+    user_id: Option<&'a RawValue>,
     #[serde(borrow)]
     user_info: Option<&'a RawValue>,
 }
@@ -28,16 +30,28 @@ fn object(text: &str) -> Option<&str> {
     text.trim_start().starts_with('{').then_some(text)
 }
 
-/// `user_id` may be a string or a number; members are keyed by its string form.
+/// A user id given as a JSON string or number: the string, or the number as JavaScript writes
+/// it. The number is read from its text by Rust's exact parser (serde_json's fast one can be
+/// off by one unit in the last place for long integers, and then the key would differ).
+fn id_text(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'"' => serde_json::from_str(text).ok(),
+        b'-' | b'0'..=b'9' => text.parse::<f64>().ok().map(js_number_text),
+        _ => None,
+    }
+}
+
+/// `user_id` may be a string or a number; members are keyed by its string form, which for a
+/// number is JavaScript's (`10.0` and `1e1` are `"10"`), as pusher-js keys them.
 pub fn parse_channel_data(text: &str, max_user_id_len: usize) -> Result<ChannelData<'_>, String> {
     let raw: RawChannelData<'_> = object(text)
         .and_then(|t| serde_json::from_str(t).ok())
         .ok_or_else(|| "channel_data must be a JSON object".to_owned())?;
-    let id = match raw.user_id {
-        Some(Value::String(s)) => s,
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err("channel_data must have a user_id (string or number)".to_owned()),
-    };
+    let id = raw
+        .user_id
+        .and_then(id_text)
+        .ok_or_else(|| "channel_data must have a user_id (string or number)".to_owned())?;
     let user_id = UserId::parse(&id, max_user_id_len)
         .ok_or_else(|| format!("user_id must be 1 to {max_user_id_len} characters"))?;
     Ok(ChannelData {
@@ -60,7 +74,8 @@ struct RawUserData<'a> {
     id: Option<Value>,
     #[serde(borrow)]
     user_info: Option<&'a RawValue>,
-    watchlist: Option<Vec<Value>>,
+    #[serde(borrow)]
+    watchlist: Option<Vec<&'a RawValue>>,
 }
 
 /// `id` must be a non-empty string of channel-name characters (it names `#server-to-user-{id}`).
@@ -74,15 +89,20 @@ pub fn parse_user_data(text: &str, max_user_id_len: usize) -> Result<UserData<'_
         })?,
         _ => return Err("id must be a non-empty string".to_owned()),
     };
-    let watchlist = raw
-        .watchlist
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|v| match v {
-            Value::String(s) => UserId::parse(&s, max_user_id_len),
-            _ => None,
-        })
-        .collect();
+    // Watched ids are user ids (what `id` accepts, numbers as JavaScript writes them); each
+    // counts once against the watchlist limit.
+    let mut seen = std::collections::HashSet::new();
+    let mut watchlist = Vec::new();
+    for v in raw.watchlist.unwrap_or_default() {
+        let text = id_text(v)
+            .ok_or_else(|| format!("watchlist entries must be user ids, got {}", v.get()))?;
+        let id = UserId::parse_strict(&text, max_user_id_len).ok_or_else(|| {
+            format!("watchlist entry {text:?} is not a user id (1 to {max_user_id_len} characters from A-Z a-z 0-9 _ - = @ , . ;)")
+        })?;
+        if seen.insert(text) {
+            watchlist.push(id);
+        }
+    }
     Ok(UserData {
         id,
         user_info: raw.user_info.map(RawValue::get).filter(|t| *t != "null"),
@@ -147,7 +167,7 @@ mod tests {
         assert_eq!(u.user_info, Some(r#"{"name":"John"}"#));
         assert_eq!(
             u.watchlist.iter().map(UserId::as_str).collect::<Vec<_>>(),
-            ["7", "8"]
+            ["7", "8", "9"]
         );
         for bad in [
             "",
@@ -155,6 +175,57 @@ mod tests {
             r#"{"id":12345}"#,
             r#"{"id":""}"#,
             r#"{"id":"a b"}"#,
+        ] {
+            assert!(parse_user_data(bad, 128).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numeric_user_ids_are_keyed_as_javascript_writes_them() {
+        for (json, key) in [
+            ("10", "10"),
+            ("10.0", "10"),
+            ("1e1", "10"),
+            ("1e3", "1000"),
+            ("-0", "0"),
+            ("-0.0", "0"),
+            ("0.5", "0.5"),
+            ("-12.25", "-12.25"),
+            ("123456789012345678901", "123456789012345680000"),
+            ("1e21", "1e+21"),
+            ("1.5e300", "1.5e+300"),
+            ("0.000001", "0.000001"),
+            ("1e-7", "1e-7"),
+            ("1.25e-7", "1.25e-7"),
+            ("9007199254740993", "9007199254740992"),
+        ] {
+            let text = format!(r#"{{"user_id":{json}}}"#);
+            let cd = parse_channel_data(&text, 128).unwrap();
+            assert_eq!(cd.user_id.as_str(), key, "{json}");
+        }
+    }
+
+    #[test]
+    fn watchlists_hold_distinct_user_ids() {
+        let many = format!(
+            r#"{{"id":"u","watchlist":[{}]}}"#,
+            vec![r#""w""#; 5000].join(",")
+        );
+        let u = parse_user_data(&many, 128).unwrap();
+        assert_eq!(
+            u.watchlist.iter().map(UserId::as_str).collect::<Vec<_>>(),
+            ["w"]
+        );
+        let u = parse_user_data(r#"{"id":"u","watchlist":[7,"7",7.0,"8"]}"#, 128).unwrap();
+        assert_eq!(
+            u.watchlist.iter().map(UserId::as_str).collect::<Vec<_>>(),
+            ["7", "8"]
+        );
+        for bad in [
+            r#"{"id":"u","watchlist":["a b"]}"#,
+            r#"{"id":"u","watchlist":[""]}"#,
+            r#"{"id":"u","watchlist":[null]}"#,
+            r#"{"id":"u","watchlist":[["x"]]}"#,
         ] {
             assert!(parse_user_data(bad, 128).is_err(), "{bad}");
         }

@@ -1,7 +1,11 @@
-//! The admin listener (default port 9601): `/metrics`, `/health`, `/ready`, `/usage`.
+//! The admin listener (default port 9601). Open to anyone who reaches it: `/metrics`,
+//! `/health`, `/ready`, `/usage` (counts, no payloads, no secrets). Behind the console's own
+//! credentials: `/console`. Behind `admin_token`: `/webhooks/dead-letters` and its replay, which
+//! show event payloads.
 
 use std::sync::Arc;
 
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 
@@ -45,9 +49,15 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
             json(StatusCode::OK, body.to_string())
         }
         "/webhooks/dead-letters" if req.method() == hyper::Method::GET => {
+            if let Some(refused) = admin_refusal(&state, &req, Change::No) {
+                return refused;
+            }
             dead_letters(&state).await
         }
         "/webhooks/dead-letters/replay" if req.method() == hyper::Method::POST => {
+            if let Some(refused) = admin_refusal(&state, &req, Change::Yes) {
+                return refused;
+            }
             match state.hub.webhooks().replay_dead_letters(10_000).await {
                 Ok(n) => {
                     tracing::info!(replayed = n, "dead-lettered webhooks queued again");
@@ -66,6 +76,60 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
     }
 }
 
+/// Whether a request changes state: those must also be ones no browser sends cross-site
+/// without a preflight this listener never answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    No,
+    Yes,
+}
+
+/// The answer refusing a request to an admin surface, or None to admit it. Admitted: `Authorization: Bearer <admin_token>` (constant-time
+/// comparison), and for changes a JSON body type. A browser cannot attach either to a
+/// cross-site request without a CORS preflight, which fails here, so a page an operator visits
+/// cannot replay dead letters. No `admin_token` configured: the surfaces are off (404).
+fn admin_refusal(
+    state: &State,
+    req: &Request<hyper::body::Incoming>,
+    change: Change,
+) -> Option<Response<Body>> {
+    let Some(token) = &state.config.admin_token else {
+        return Some(json_error(
+            StatusCode::NOT_FOUND,
+            "The admin API is off: set admin_token (HERALD_ADMIN_TOKEN) and send Authorization: Bearer <token>",
+        ));
+    };
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    if !given.is_some_and(|t| token.matches(t)) {
+        let mut res = json_error(
+            StatusCode::UNAUTHORIZED,
+            "Send Authorization: Bearer <admin_token>",
+        );
+        res.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Some(res);
+    }
+    let json_body = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if change == Change::Yes && !json_body {
+        return Some(json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Changes need Content-Type: application/json",
+        ));
+    }
+    None
+}
+
 /// The most recent webhook deliveries given up on (operators inspect, then fix the endpoint).
 async fn dead_letters(state: &State) -> Response<Body> {
     match state.hub.webhooks().dead_letters(1000).await {
@@ -76,7 +140,7 @@ async fn dead_letters(state: &State) -> Response<Body> {
                     json!({
                         "id": d.entry.id,
                         "app": d.entry.app,
-                        "url": d.url,
+                        "url": herald_core::redact::mask_url(&d.url),
                         "reason": d.reason,
                         "time_ms": d.entry.time_ms,
                         "event": serde_json::from_str::<serde_json::Value>(&d.entry.event.to_json()).unwrap_or_default(),

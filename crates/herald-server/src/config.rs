@@ -76,6 +76,12 @@ pub struct Config {
     /// Header that carries the client's address behind a proxy (e.g. `x-forwarded-for`: its
     /// last entry); None uses the TCP peer.
     pub client_ip_header: Option<String>,
+    /// Bearer token of the admin surfaces on the admin listener (dead letters; the apps API).
+    /// None: they answer 404.
+    pub admin_token: Option<herald_protocol::Secret>,
+    /// Peers whose `X-Forwarded-Proto: https` is believed (a TLS-terminating proxy in front):
+    /// from anyone else the header is ignored, so `tls_only` cannot be talked around.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// True when no app was configured and the development app is in use.
     pub dev_app: bool,
     /// `HERALD_…` environment variables that are not configuration keys (logged as warnings).
@@ -157,6 +163,9 @@ struct RawConfig {
     listen_backlog: u32,
     client_ip_header: Option<String>,
     console_token: Option<String>,
+    admin_token: Option<String>,
+    /// A TOML list, or one comma-separated string (environment).
+    trusted_proxies: Option<OneOrMany>,
     /// Slanger's `--webhook-url`: one endpoint for every event kind of the environment app.
     webhook_url: Option<String>,
     /// A single app from the environment (12-factor): `HERALD_APP_ID`, `_KEY`, `_SECRET`.
@@ -165,6 +174,64 @@ struct RawConfig {
     app_secret: Option<String>,
     #[serde(default)]
     apps: Vec<RawApp>,
+}
+
+/// A list of strings, given as a list (TOML) or as one comma-separated string (`HERALD_…`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// `10.0.0.0/8`, `fd00::/8` or a single address.
+fn trusted_proxies(raw: Option<OneOrMany>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    raw.map(OneOrMany::into_vec)
+        .unwrap_or_default()
+        .iter()
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    err(
+                        "trusted_proxies",
+                        format!(
+                            "expected an address or a CIDR range such as 10.0.0.0/8, got '{entry}'"
+                        ),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// A bearer token that unlocks something for everyone who holds it: long enough not to guess.
+fn token(
+    key: &str,
+    raw: Option<String>,
+    unlocks: &str,
+) -> Result<Option<herald_protocol::Secret>, ConfigError> {
+    match raw {
+        Some(t) if t.chars().count() < 12 => Err(err(
+            key,
+            format!("must be at least 12 characters (it unlocks {unlocks})"),
+        )),
+        t => Ok(t.map(herald_protocol::Secret::new)),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,9 +399,11 @@ pub struct Sources<'a> {
 }
 
 /// Top-level keys that may come from `HERALD_{KEY}` environment variables.
-const ENV_KEYS: [&str; 39] = [
+const ENV_KEYS: [&str; 41] = [
     "listen_backlog",
     "console_token",
+    "admin_token",
+    "trusted_proxies",
     "api_auth_failures_per_minute",
     "client_ip_header",
     "webhook_ca_file",
@@ -699,15 +768,17 @@ impl TryFrom<RawConfig> for Config {
             },
             api_auth_failures_per_minute: raw.api_auth_failures_per_minute,
             listen_backlog: positive("listen_backlog", raw.listen_backlog)?,
-            console_token: match raw.console_token {
-                Some(t) if t.chars().count() < 12 => {
-                    return Err(err(
-                        "console_token",
-                        "must be at least 12 characters (it unlocks every app in the console)",
-                    ));
-                }
-                t => t.map(herald_protocol::Secret::new),
-            },
+            console_token: token(
+                "console_token",
+                raw.console_token,
+                "every app in the console",
+            )?,
+            admin_token: token(
+                "admin_token",
+                raw.admin_token,
+                "the admin API and the dead letters",
+            )?,
+            trusted_proxies: trusted_proxies(raw.trusted_proxies)?,
             client_ip_header: match raw.client_ip_header {
                 Some(h) if HeaderName::from_bytes(h.as_bytes()).is_err() => {
                     return Err(err(

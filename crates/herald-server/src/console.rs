@@ -10,9 +10,7 @@ use base64::Engine;
 use bytes::Bytes;
 use futures_util::stream;
 use herald_core::App;
-use herald_protocol::Secret;
 use herald_protocol::api::parse_trigger;
-use herald_protocol::signature::{sign, verify};
 use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
@@ -85,12 +83,6 @@ fn page() -> Response<Body> {
     res
 }
 
-/// Equal in constant time, without either side leaving its `Secret`.
-fn same_secret(expected: &Secret, given: &str) -> bool {
-    const PROBE: &[u8] = b"herald-console";
-    verify(expected, PROBE, &sign(&Secret::new(given), PROBE))
-}
-
 /// The apps the request's credentials unlock; None when they unlock nothing.
 fn unlocked(state: &State, req: &Request<hyper::body::Incoming>) -> Option<Vec<Arc<App>>> {
     let auth = req.headers().get("authorization")?.to_str().ok()?;
@@ -98,7 +90,9 @@ fn unlocked(state: &State, req: &Request<hyper::body::Incoming>) -> Option<Vec<A
     let value = value.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
         let token = state.config.console_token.as_ref()?;
-        return same_secret(token, value).then(|| state.hub.apps().iter().cloned().collect());
+        return token
+            .matches(value)
+            .then(|| state.hub.apps().iter().cloned().collect());
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
@@ -106,7 +100,7 @@ fn unlocked(state: &State, req: &Request<hyper::body::Incoming>) -> Option<Vec<A
             .ok()?;
         let (key, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
         let app = state.hub.apps().by_key(key)?;
-        return same_secret(&app.secret, secret).then(|| vec![app.clone()]);
+        return app.secret.matches(secret).then(|| vec![app.clone()]);
     }
     None
 }
@@ -194,6 +188,10 @@ fn log_stream(state: &State, app: &App) -> Response<Body> {
 
 /// `{"channel","event","data"}`: published like `POST /events`, with the same checks.
 async fn trigger(state: &State, app: &App, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    // As the HTTP API answers a disabled app's publish.
+    if !app.enabled {
+        return json_error(StatusCode::FORBIDDEN, "Application disabled");
+    }
     let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "Body over 64 KB"),

@@ -68,11 +68,7 @@ pub async fn route(
         && !key.is_empty()
         && !key.contains('/')
     {
-        let forwarded_tls = req
-            .headers()
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+        let forwarded_tls = forwarded_tls(&state, &req);
         let key = key.to_owned();
         return crate::ws::upgrade(&state, req, &key, tls || forwarded_tls);
     }
@@ -86,4 +82,23 @@ pub async fn route(
         StatusCode::NOT_FOUND,
         "Not found: WebSocket clients connect to /app/{key}, the HTTP API lives under /apps/{app_id}/",
     )
+}
+
+/// `X-Forwarded-Proto: https` from a `trusted_proxies` peer: the client reached that proxy over
+/// TLS. From anyone else the header is a claim the client made itself, and is ignored.
+fn forwarded_tls(state: &State, req: &Request<hyper::body::Incoming>) -> bool {
+    let trusted = req.extensions().get::<crate::Peer>().is_some_and(|p| {
+        let ip = p.0.ip().to_canonical();
+        state
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&ip))
+    });
+    trusted
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }

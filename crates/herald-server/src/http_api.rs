@@ -315,6 +315,18 @@ async fn serve(
     let method = req.method().as_str().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let limit = state.config.max_request_body_bytes;
+    // An announced body over the limit is refused before it is waited for.
+    let announced = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(bad(
+            413,
+            format!("Request body over the limit of {limit} bytes"),
+        ));
+    }
     // A body that trickles in is cut off like a slow handshake.
     let collect = Limited::new(req.into_body(), limit).collect();
     let body = match tokio::time::timeout(state.config.handshake_timeout, collect).await {

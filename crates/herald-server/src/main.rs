@@ -179,9 +179,18 @@ fn announce(
         None => tracing::info!("backplane: in-memory (single node)"),
         Some(url) => tracing::info!(
             "backplane: Redis at {} (prefix {}); not ready until Redis answers",
-            redact(url),
+            herald_core::redact::mask_url(url),
             config.redis_prefix
         ),
+    }
+    if config.tls.is_none()
+        && config.trusted_proxies.is_empty()
+        && let Some(app) = config.apps.iter().find(|a| a.features.tls_only)
+    {
+        tracing::warn!(
+            app = %app.id,
+            "tls_only is set but this node has no tls_cert and no trusted_proxies: every connection to the app will be refused with 4000. Behind a TLS-terminating proxy, list it in trusted_proxies so its X-Forwarded-Proto counts"
+        );
     }
     if config.dev_app {
         tracing::warn!(
@@ -198,16 +207,6 @@ fn announce(
         );
     }
     Ok(())
-}
-
-/// The URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once, without finishing the

@@ -165,6 +165,23 @@ fn trigger_bodies() {
 }
 
 #[test]
+fn channels_are_a_set() {
+    let many = vec!["c"; 100];
+    let body = serde_json::json!({"name": "e", "channels": many, "data": "x"}).to_string();
+    let t = trigger(&body).unwrap();
+    assert_eq!(
+        t.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        ["c"]
+    );
+    let t = trigger(r#"{"name":"e","channels":["b","a","b","c","a"],"data":"x"}"#).unwrap();
+    assert_eq!(
+        t.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        ["b", "a", "c"],
+        "first occurrences, in order"
+    );
+}
+
+#[test]
 fn trigger_errors() {
     let status = |b: &str| trigger(b).unwrap_err().status;
     assert_eq!(status("nope"), 400);

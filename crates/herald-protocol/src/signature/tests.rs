@@ -103,3 +103,17 @@ fn auth_with_foreign_key_part_is_refused() {
 fn secret_debug_hides_value() {
     assert_eq!(format!("{:?}", secret()), "Secret(***)");
 }
+
+#[test]
+fn tokens_match_only_themselves() {
+    let token = Secret::new("a-long-random-token");
+    assert!(token.matches("a-long-random-token"));
+    for other in [
+        "",
+        "a-long-random-toke",
+        "a-long-random-token ",
+        "A-long-random-token",
+    ] {
+        assert!(!token.matches(other), "{other:?}");
+    }
+}

@@ -145,6 +145,19 @@ async fn credentials_unlock_one_app_or_all_and_nothing_else() {
     )
     .await;
     assert_eq!(other.status, 404);
+    // A disabled app's test event is refused as the HTTP API refuses it.
+    let r = call(
+        &server,
+        "POST",
+        "/console/api/apps/app-off/trigger",
+        &bearer(),
+        r#"{"channel":"c","event":"e","data":"{}"}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (403, Some("Application disabled"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

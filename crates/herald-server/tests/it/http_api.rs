@@ -26,6 +26,74 @@ async fn socket_id_is_excluded() {
 }
 
 #[tokio::test]
+async fn a_channel_named_many_times_in_one_trigger_delivers_once() {
+    let server = TestServer::start().await;
+    let mut a = server.connect().await;
+    a.subscribe("c").await;
+    let body = json!({"name": "ev", "channels": vec!["c"; 100], "data": "1", "info": "subscription_count"});
+    let r = server.api().post("/events", body).await;
+    assert_eq!(
+        (r.status, r.body),
+        (200, json!({"channels": {"c": {"subscription_count": 1}}}))
+    );
+    assert_eq!(a.expect("ev").await["data"], "1");
+    a.expect_nothing_queued().await;
+}
+
+#[tokio::test]
+async fn numeric_presence_user_ids_are_one_member_keyed_as_javascript_does() {
+    let server = TestServer::start().await;
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    let mut c = server.connect().await;
+    // PHP's json_encode writes 10.0; JavaScript's String() of either is "10".
+    let v = a
+        .subscribe_signed("presence-n", Some(r#"{"user_id":10}"#))
+        .await;
+    assert_eq!(Client::data(&v)["presence"]["ids"], json!(["10"]));
+    let v = b
+        .subscribe_signed("presence-n", Some(r#"{"user_id":10.0}"#))
+        .await;
+    assert_eq!(
+        Client::data(&v)["presence"],
+        json!({"ids": ["10"], "hash": {"10": null}, "count": 1})
+    );
+    let v = c
+        .subscribe_signed("presence-n", Some(r#"{"user_id":1e3}"#))
+        .await;
+    assert_eq!(Client::data(&v)["presence"]["count"], 2);
+    let added = a.expect("pusher_internal:member_added").await;
+    assert_eq!(Client::data(&added)["user_id"], "1000");
+    let r = server.api().get("/channels/presence-n/users", &[]).await;
+    assert_eq!(r.body, json!({"users": [{"id": "10"}, {"id": "1000"}]}));
+}
+
+#[tokio::test]
+async fn an_announced_body_over_the_limit_is_refused_at_once() {
+    let server =
+        TestServer::with_config(&format!("max_request_body_kb = 16\n{}", DEFAULT_TOML)).await;
+    // Only the head is sent: the answer must not wait for a body that never comes.
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /apps/{APP_ID}/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut s, head.as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::io::AsyncReadExt::read(&mut s, &mut buf),
+    )
+    .await
+    .expect("413 before the body timeout (10 s)")
+    .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert_eq!(server.api().trigger(&["a"], "e", "x").await.status, 200);
+}
+
+#[tokio::test]
 async fn trigger_info_reports_counts_where_they_apply() {
     let server = TestServer::start().await;
     let mut a = server.connect().await;

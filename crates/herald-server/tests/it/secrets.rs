@@ -6,13 +6,16 @@ use serde_json::json;
 use crate::support::*;
 
 const OTHER_SECRET: &str = "zq-secret-4f1b9c";
+const HOOK_PASSWORD: &str = "hook-pw-83c1d0";
+const HOOK_TOKEN: &str = "hook-token-a91e77";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_logs_metrics_or_error_bodies() {
     let log = std::env::temp_dir().join(format!("herald-secrets-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
+    // The endpoint refuses connections; its URL carries a password and a token.
     let toml = format!(
-        "verbose = true\nwebhook_retry_budget_secs = 1\n{DEFAULT_TOML}\n[[apps]]\nid = \"app-2\"\nkey = \"key-2\"\nsecret = \"{OTHER_SECRET}\"\n[[apps.webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\n"
+        "verbose = true\nwebhook_retry_budget_secs = 1\nwebhook_retry_first_ms = 100\nadmin_token = \"{ADMIN_TOKEN}\"\n{DEFAULT_TOML}\n[[apps]]\nid = \"app-2\"\nkey = \"key-2\"\nsecret = \"{OTHER_SECRET}\"\n[[apps.webhooks]]\nurl = \"http://hookuser:{HOOK_PASSWORD}@127.0.0.1:9/hook?token={HOOK_TOKEN}\"\n"
     );
     let mut node = NodeProcess::start_logging(&toml, &log).await;
     let mut bodies = Vec::new();
@@ -81,11 +84,33 @@ async fn no_secret_appears_in_logs_metrics_or_error_bodies() {
             .body
             .to_string(),
     );
-    for path in ["/metrics", "/usage", "/webhooks/dead-letters"] {
-        bodies.push(raw_http(node.admin, "GET", path, "").await.body.to_string());
+    // Let the webhook to the closed port fail, retry and be dead-lettered.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = admin_http(node.admin, "GET", "/webhooks/dead-letters").await;
+        let listed = r.body["dead_letters"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty());
+        bodies.push(r.body.to_string());
+        if listed {
+            assert!(r.body.to_string().contains("hookuser:***@"), "{}", r.body);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was dead-lettered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    // Let the webhook to the closed port fail and retry.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for path in ["/metrics", "/usage", "/webhooks/dead-letters"] {
+        let r = raw_http(node.admin, "GET", path, "").await;
+        assert!(
+            !r.body.to_string().contains("channel_occupied"),
+            "{path} without a token: {}",
+            r.body
+        );
+        bodies.push(r.body.to_string());
+    }
 
     node.signal("TERM");
     assert_eq!(node.wait_exit(15).await, Some(0));
@@ -101,7 +126,7 @@ async fn no_secret_appears_in_logs_metrics_or_error_bodies() {
         logged.contains("webhook"),
         "webhook failures missing: {logged}"
     );
-    for secret in [SECRET, OTHER_SECRET] {
+    for secret in [SECRET, OTHER_SECRET, HOOK_PASSWORD, HOOK_TOKEN, ADMIN_TOKEN] {
         for (i, line) in logged.lines().enumerate() {
             assert!(
                 !line.contains(secret),

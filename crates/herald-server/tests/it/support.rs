@@ -632,6 +632,15 @@ impl Api {
     }
 }
 
+/// The `admin_token` of tests that use the admin surfaces.
+pub const ADMIN_TOKEN: &str = "test-admin-token-5c1e";
+
+/// A request to an admin surface with the admin token (a JSON request, as tools send).
+pub async fn admin_http(addr: std::net::SocketAddr, method: &str, target: &str) -> Reply {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    raw_http_with(addr, method, target, &[("Authorization", &auth)], "").await
+}
+
 /// One HTTP/1.1 request with `Connection: close`.
 pub async fn raw_http(addr: std::net::SocketAddr, method: &str, target: &str, body: &str) -> Reply {
     raw_http_with(addr, method, target, &[], body).await
@@ -646,12 +655,18 @@ pub async fn raw_http_with(
     body: &str,
 ) -> Reply {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let extra: String = headers
+    let mut extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        extra.push_str("Content-Type: application/json\r\n");
+    }
     let req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
@@ -93,21 +94,58 @@ async fn wss_connections_work_with_native_tls() {
 const TLS_ONLY: &str =
     "[[apps]]\nid=\"app-1\"\nkey=\"app-key\"\nsecret=\"app-secret\"\ntls_only = true";
 
+/// The first frame of a plain connection that claims `X-Forwarded-Proto: https`.
+async fn first_frame_forwarded_https(server: &TestServer) -> Value {
+    let mut req = server.ws_url(KEY).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("X-Forwarded-Proto", "https".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    match ws.next().await {
+        Some(Ok(Message::Text(t))) => serde_json::from_str(t.as_str()).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn tls_only_apps_refuse_plain_connections_with_4000() {
     let server = TestServer::with_config(TLS_ONLY).await;
     let mut c = Client::connect_raw(&server.ws_url(KEY)).await;
     assert_eq!(c.recv().await["data"]["code"], 4000);
     assert_eq!(c.ended().await, Ended::Closed(4000));
-    // Behind a TLS-terminating proxy the forwarded protocol counts.
-    let mut req = server.ws_url(KEY).into_client_request().unwrap();
-    req.headers_mut()
-        .insert("X-Forwarded-Proto", "https".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    match ws.next().await {
-        Some(Ok(Message::Text(t))) => assert!(t.as_str().contains("pusher:connection_established")),
-        other => panic!("{other:?}"),
-    }
+    // A client's own claim to have come over TLS is not believed.
+    let v = first_frame_forwarded_https(&server).await;
+    assert_eq!(
+        (&v["event"], &v["data"]["code"]),
+        (&json!("pusher:error"), &json!(4000)),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn tls_only_apps_believe_the_forwarded_protocol_from_trusted_proxies_only() {
+    // The test's connections come from 127.0.0.1: the proxy in front of the node.
+    let toml = format!("trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n{TLS_ONLY}");
+    let server = TestServer::with_config(&toml).await;
+    let v = first_frame_forwarded_https(&server).await;
+    assert_eq!(v["event"], "pusher:connection_established", "{v}");
+    // Without the header a trusted proxy's connection is still plain.
+    let mut c = Client::connect_raw(&server.ws_url(KEY)).await;
+    assert_eq!(c.recv().await["data"]["code"], 4000);
+    // A range that does not hold the peer trusts nobody here.
+    let toml = format!("trusted_proxies = \"10.0.0.0/8, fd00::/8\"\n{TLS_ONLY}");
+    let server = TestServer::with_config(&toml).await;
+    let v = first_frame_forwarded_https(&server).await;
+    assert_eq!(v["data"]["code"], 4000, "{v}");
+}
+
+#[tokio::test]
+async fn trusted_proxies_must_be_addresses_or_ranges() {
+    let err = herald_server::config::Config::load(herald_server::config::Sources {
+        toml: Some("trusted_proxies = [\"10.0.0.0/33\"]"),
+        ..Default::default()
+    })
+    .expect_err("a bad range must fail start-up");
+    assert!(err.to_string().starts_with("trusted_proxies:"), "{err}");
 }
 
 #[tokio::test]

@@ -116,6 +116,39 @@ async fn watchlist_over_100_keeps_the_first_100_and_warns_with_4302() {
 }
 
 #[tokio::test]
+async fn watchlists_count_each_user_once_and_take_numeric_ids() {
+    let server = TestServer::start().await;
+    let mut seven = server.connect().await;
+    seven.signin(r#"{"id":"7"}"#).await;
+    let mut me = server.connect().await;
+    let ids: Vec<serde_json::Value> = std::iter::repeat_n(json!("w"), 5000)
+        .chain([json!(7), json!(7.0), json!("7")])
+        .collect();
+    let user_data = json!({"id": "me", "watchlist": ids}).to_string();
+    assert_eq!(
+        me.signin(&user_data).await["event"],
+        "pusher:signin_success"
+    );
+    // Two distinct users: no 4302, and each listed once.
+    let v = me.expect("pusher_internal:watchlist_events").await;
+    assert_eq!(
+        Client::data(&v),
+        json!({"events": [{"name": "online", "user_ids": ["7"]}, {"name": "offline", "user_ids": ["w"]}]})
+    );
+    me.expect_nothing_queued().await;
+    // An entry that could never sign in is an error, not a silent drop.
+    let mut other = server.connect().await;
+    let v = other
+        .signin(r#"{"id":"o","watchlist":["has space"]}"#)
+        .await;
+    assert_eq!(v["event"], "pusher:error");
+    assert!(
+        v["data"]["message"].as_str().unwrap().contains("watchlist"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
 async fn terminate_connections_closes_the_users_connections_with_4009() {
     let server = TestServer::start().await;
     let mut u1a = server.connect().await;

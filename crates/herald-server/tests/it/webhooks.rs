@@ -223,7 +223,7 @@ impl Receiver {
 /// Node settings for webhook tests: short batches and debounce, fast retries.
 pub fn webhook_toml(url: &str, extra_app: &str) -> String {
     format!(
-        "webhook_batch_ms = 50\nwebhook_debounce_ms = 300\nwebhook_retry_first_ms = 100\nwebhook_retry_budget_secs = 1\n\
+        "admin_token = \"{ADMIN_TOKEN}\"\nwebhook_batch_ms = 50\nwebhook_debounce_ms = 300\nwebhook_retry_first_ms = 100\nwebhook_retry_budget_secs = 1\n\
 [[apps]]\nid = \"app-1\"\nkey = \"app-key\"\nsecret = \"app-secret\"\nclient_events = true\n{extra_app}\n\
 [[apps.webhooks]]\nurl = \"{url}\"\nheaders = {{ \"X-Extra\" = \"yes\" }}\n"
     )
@@ -414,19 +414,23 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
     assert_eq!(flaky.attempts.load(Ordering::SeqCst), 3);
 
     let down = Receiver::start(usize::MAX).await;
-    let server = TestServer::with_config(&webhook_toml(&down.url, "")).await;
+    // An endpoint URL with credentials: listings show it masked.
+    let with_credentials =
+        down.url.replace("http://", "http://ops:hook-password@") + "?token=hook-token";
+    let server = TestServer::with_config(&webhook_toml(&with_credentials, "")).await;
     let mut c = server.connect().await;
     c.subscribe("lost").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let r = raw_http(server.admin, "GET", "/webhooks/dead-letters", "").await;
+        let r = admin_http(server.admin, "GET", "/webhooks/dead-letters").await;
         let letters = r.body["dead_letters"].as_array().unwrap().clone();
         if !letters.is_empty() {
             assert_eq!(
                 letters[0]["event"],
                 json!({"name": "channel_occupied", "channel": "lost"})
             );
-            assert_eq!(letters[0]["url"], down.url.as_str());
+            let masked = down.url.replace("http://", "http://ops:***@") + "?token=***";
+            assert_eq!(letters[0]["url"], masked.as_str());
             assert!(letters[0]["reason"].as_str().unwrap().contains("500"));
             break;
         }
@@ -439,14 +443,76 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
     assert!(down.attempts.load(Ordering::SeqCst) >= 3);
     // The endpoint is fixed: the operator replays the dead letters.
     down.heal();
-    let r = raw_http(server.admin, "POST", "/webhooks/dead-letters/replay", "").await;
+    let r = admin_http(server.admin, "POST", "/webhooks/dead-letters/replay").await;
     assert_eq!((r.status, r.body["replayed"].as_u64()), (200, Some(1)));
     assert_eq!(
         down.wait_events(1).await[0],
         json!({"name": "channel_occupied", "channel": "lost"})
     );
-    let r = raw_http(server.admin, "GET", "/webhooks/dead-letters", "").await;
+    let r = admin_http(server.admin, "GET", "/webhooks/dead-letters").await;
     assert_eq!(r.body, json!({"dead_letters": []}));
+}
+
+#[tokio::test]
+async fn dead_letters_need_the_admin_token() {
+    let rx = Receiver::start(0).await;
+    // No admin_token: the surfaces are off, and say how to turn them on.
+    let toml = webhook_toml(&rx.url, "").replace(&format!("admin_token = \"{ADMIN_TOKEN}\"\n"), "");
+    let server = TestServer::with_config(&toml).await;
+    for (method, path) in [
+        ("GET", "/webhooks/dead-letters"),
+        ("POST", "/webhooks/dead-letters/replay"),
+    ] {
+        let r = admin_http(server.admin, method, path).await;
+        assert_eq!(r.status, 404, "{method} {path}");
+        assert!(
+            r.body["error"].as_str().unwrap().contains("admin_token"),
+            "{}",
+            r.body
+        );
+    }
+
+    let server = TestServer::with_config(&webhook_toml(&rx.url, "")).await;
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let basic = format!("Basic {ADMIN_TOKEN}");
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer wrong-token-0000")],
+        vec![("Authorization", basic.as_str())],
+        vec![("Authorization", "Bearer")],
+    ] {
+        for (method, path) in [
+            ("GET", "/webhooks/dead-letters"),
+            ("POST", "/webhooks/dead-letters/replay"),
+        ] {
+            let r = raw_http_with(server.admin, method, path, &headers, "").await;
+            assert_eq!(r.status, 401, "{method} {path} {headers:?}");
+            assert!(!r.body.to_string().contains("dead_letters"));
+        }
+    }
+    // What a cross-site form or fetch without a preflight can send: refused.
+    let r = raw_http_with(
+        server.admin,
+        "POST",
+        "/webhooks/dead-letters/replay",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "text/plain"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = admin_http(server.admin, "POST", "/webhooks/dead-letters/replay").await;
+    assert_eq!((r.status, &r.body), (200, &json!({"replayed": 0})));
+    // Probes stay open.
+    for path in ["/metrics", "/health", "/ready", "/usage"] {
+        assert_eq!(
+            raw_http(server.admin, "GET", path, "").await.status,
+            200,
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,7 +735,7 @@ async fn https_endpoints_are_verified_against_the_configured_ca() {
     c.subscribe("refused").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let r = raw_http(server.admin, "GET", "/webhooks/dead-letters", "").await;
+        let r = admin_http(server.admin, "GET", "/webhooks/dead-letters").await;
         if let Some(letter) = r.body["dead_letters"].as_array().unwrap().first() {
             assert!(
                 letter["reason"]
