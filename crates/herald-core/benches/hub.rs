@@ -11,7 +11,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use herald_core::backplane::{Envelope, Member};
 use herald_core::hub::HubConfig;
-use herald_core::{App, Apps, Backplane, Hub, MemoryBackplane, MemoryWebhookQueue, Session};
+use herald_core::{App, AppId, Apps, Backplane, Hub, MemoryWebhookQueue, Session};
 use herald_protocol::{ChannelName, SocketId, UserId};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -28,7 +28,7 @@ fn fan_out(c: &mut Criterion) {
     let app = apps.by_id("app-1").expect("app").clone();
     let hub = Hub::new(
         apps,
-        Arc::new(MemoryBackplane::new()),
+        Backplane::memory(),
         Arc::new(MemoryWebhookQueue::default()),
         HubConfig::default(),
     );
@@ -51,6 +51,7 @@ fn fan_out(c: &mut Criterion) {
     };
     drain(&mut outboxes);
     let channel = ChannelName::parse("news", 200).expect("name");
+    let app_id = AppId::new("app-1");
     let frame = Bytes::from(format!(
         r#"{{"event":"update","channel":"news","data":"{}"}}"#,
         "x".repeat(100)
@@ -61,7 +62,7 @@ fn fan_out(c: &mut Criterion) {
             for _ in 0..iters {
                 let env = Envelope::new(channel.clone(), frame.clone(), None);
                 let start = Instant::now();
-                rt.block_on(hub.publish("app-1", black_box(env)))
+                rt.block_on(hub.publish(&app_id, black_box(env)))
                     .expect("publish");
                 took += start.elapsed();
                 drain(&mut outboxes);
@@ -74,7 +75,8 @@ fn fan_out(c: &mut Criterion) {
 
 fn presence(c: &mut Criterion) {
     let rt = runtime();
-    let bp = MemoryBackplane::new();
+    let bp = Backplane::memory();
+    let app = AppId::new("app-1");
     let channel = ChannelName::parse("presence-room", 200).expect("name");
     rt.block_on(async {
         for i in 0..99u32 {
@@ -83,7 +85,8 @@ fn presence(c: &mut Criterion) {
                 user_info: Some(Arc::from(r#"{"name":"someone"}"#)),
             };
             let socket = SocketId::from_parts(i, i);
-            bp.presence_join("app-1", &channel, &socket, &member, 100)
+            bp.presence
+                .join(&app, &channel, &socket, &member, 100)
                 .await
                 .expect("join");
         }
@@ -96,10 +99,12 @@ fn presence(c: &mut Criterion) {
     c.bench_function("presence_join_leave_100_members", |b| {
         b.iter(|| {
             rt.block_on(async {
-                bp.presence_join("app-1", &channel, &socket, &member, 100)
+                bp.presence
+                    .join(&app, &channel, &socket, &member, 100)
                     .await
                     .expect("join");
-                bp.presence_leave("app-1", &channel, &socket)
+                bp.presence
+                    .leave(&app, &channel, &socket, None)
                     .await
                     .expect("leave")
             })

@@ -7,10 +7,63 @@ use std::time::Duration;
 use herald_protocol::webhook::WebhookKind;
 use herald_protocol::{Limits, Secret};
 
+/// An app's id, as configured (`[[apps]] id`) and as named in `/apps/{id}/…`. Cheap to clone:
+/// the hub, the backplane and every log line carry it.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppId(Arc<str>);
+
+impl AppId {
+    /// Any non-empty id; the config loader checks its characters and names the key.
+    pub fn new(id: &str) -> AppId {
+        AppId(Arc::from(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for AppId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for AppId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl AsRef<str> for AppId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Maps keyed by `AppId` are looked up with the `&str` of a URL path.
+impl std::borrow::Borrow<str> for AppId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for AppId {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for AppId {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
 /// One tenant. Built by the server's config loader; immutable while the node runs.
 #[derive(Clone, Debug)]
 pub struct App {
-    pub id: String,
+    pub id: AppId,
     pub key: String,
     pub secret: Secret,
     pub enabled: bool,
@@ -118,7 +171,7 @@ impl App {
     /// An app with default switches and limits.
     pub fn new(id: &str, key: &str, secret: &str) -> App {
         App {
-            id: id.to_owned(),
+            id: AppId::new(id),
             key: key.to_owned(),
             secret: Secret::new(secret),
             enabled: true,
@@ -136,7 +189,7 @@ impl App {
 /// The configured apps, looked up by id (HTTP API) and by key (WebSocket).
 #[derive(Clone, Debug, Default)]
 pub struct Apps {
-    by_id: HashMap<String, Arc<App>>,
+    by_id: HashMap<AppId, Arc<App>>,
     by_key: HashMap<String, Arc<App>>,
 }
 

@@ -1,17 +1,77 @@
-//! The backplane: what nodes share. `MemoryBackplane` serves a single node; `RedisBackplane`
-//! (crate `herald-redis`) serves a cluster. Both pass the same conformance checks.
+//! The backplane: what nodes share, split by concern into small traits — `Relay` (traffic
+//! between nodes), `Channels` (subscription counts), `Presence`, `Users` (sign-in), `Cache`,
+//! `Schedule` (debounced webhook checks and markers), `Quota` (cluster-wide counts) and `Health`.
+//! A node holds one `Backplane`: the bundle of them. `MemoryBackplane` serves a single node;
+//! `RedisBackplane` (crate `herald-redis`) serves a cluster. Each implements every concern, and
+//! each concern has its conformance module, run against both.
+//!
+//! Every operation is timed through `Backplane::timed`: the traits are declared with the
+//! `concern!` macro, which writes the timing wrapper of each method once, so no forwarding
+//! method is written by hand.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use herald_protocol::{ChannelName, SocketId, UserId};
 
-mod instrumented;
+use crate::AppId;
+
+/// Declares a backplane concern: the async trait (each method returning
+/// `Result<_, BackplaneError>`) and its implementation for `Timed<dyn Trait>`, which reports each
+/// call to `BackplaneMetrics` under the label after `=`. The labels are the metric's `op`
+/// values, a contract with dashboards: never rename one.
+macro_rules! concern {
+    (
+        $(#[$doc:meta])*
+        pub trait $name:ident {
+            $(
+                $(#[$mdoc:meta])*
+                fn $method:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty = $op:literal;
+            )*
+        }
+    ) => {
+        $(#[$doc])*
+        #[async_trait::async_trait]
+        pub trait $name: Send + Sync + 'static {
+            $(
+                $(#[$mdoc])*
+                async fn $method(&self $(, $arg: $ty)*) -> Result<$ret, $crate::backplane::BackplaneError>;
+            )*
+        }
+
+        #[async_trait::async_trait]
+        impl $name for $crate::backplane::timed::Timed<dyn $name> {
+            $(
+                async fn $method(&self $(, $arg: $ty)*) -> Result<$ret, $crate::backplane::BackplaneError> {
+                    self.time($op, self.inner.$method($($arg),*)).await
+                }
+            )*
+        }
+    };
+}
+
+mod cache;
+mod channels;
+mod health;
 mod memory;
-pub use instrumented::{BackplaneMetrics, Instrumented};
+mod presence;
+mod quota;
+mod relay;
+mod schedule;
+mod timed;
+mod users;
+
+pub use cache::Cache;
+pub use channels::Channels;
+pub use health::Health;
 pub use memory::MemoryBackplane;
+pub use presence::Presence;
+pub use quota::Quota;
+pub use relay::Relay;
+pub use schedule::{Check, Mark, Schedule, parse_claimed};
+pub use timed::BackplaneMetrics;
+pub use users::Users;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
@@ -147,17 +207,17 @@ pub enum Control {
 #[derive(Clone, Debug)]
 pub enum Inbound {
     Envelope {
-        app: String,
+        app: AppId,
         envelope: Envelope,
     },
     Control {
-        app: String,
+        app: AppId,
         control: Control,
     },
     /// A dead node's contribution was undone by this node's reaper; the hub announces the
     /// resulting transition exactly as if the dead node's client had left.
     Reaped {
-        app: String,
+        app: AppId,
         event: Reaped,
     },
 }
@@ -171,169 +231,57 @@ pub enum Reaped {
     Offline { user: UserId },
 }
 
-/// Shared state and relay between nodes.
-///
-/// Guarantees every implementation gives (checked by `conformance`):
-/// - `publish` and `control` reach every *other* node's hub through its `Inbound` receiver, in
-///   publish order per channel; the calling node delivers locally itself and never receives its
-///   own messages back.
-/// - `subscribe`/`unsubscribe`, `presence_join`/`presence_leave` and `user_signin`/`user_signout`
-///   are atomic: each transition (occupied, vacated, new member, member gone, online, offline)
-///   is reported to exactly one caller in the cluster.
-/// - Queries (`channels`, `channel`, `members`, `users_online`, `cache_get`) read shared state,
-///   never ask other nodes.
-#[async_trait]
-pub trait Backplane: Send + Sync + 'static {
-    async fn publish(&self, app: &str, envelope: &Envelope) -> Result<(), BackplaneError>;
-    async fn control(&self, app: &str, control: &Control) -> Result<(), BackplaneError>;
+/// Everything a node shares with the others, one handle per concern. Sessions and the hub use
+/// the concern they need (`bp.presence.join(…)`); nothing reaches an implementation directly.
+#[derive(Clone)]
+pub struct Backplane {
+    pub relay: Arc<dyn Relay>,
+    pub channels: Arc<dyn Channels>,
+    pub presence: Arc<dyn Presence>,
+    pub users: Arc<dyn Users>,
+    pub cache: Arc<dyn Cache>,
+    pub schedule: Arc<dyn Schedule>,
+    pub quota: Arc<dyn Quota>,
+    pub health: Arc<dyn Health>,
+}
 
-    /// One more subscription (a connection) on `channel`.
-    async fn subscribe(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-        socket: &SocketId,
-    ) -> Result<Occupancy, BackplaneError>;
-    async fn unsubscribe(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-        socket: &SocketId,
-    ) -> Result<Occupancy, BackplaneError>;
-    /// `unsubscribe`, and when that vacates the channel, `schedule(app, key, due_ms)` in the
-    /// same step: a node killed between the two would lose the vacancy's debounced webhook
-    /// (webhooks are at-least-once). A cluster backplane does both atomically; this default,
-    /// fine for a single process, runs them one after the other and only logs a failed
-    /// schedule (the unsubscribe happened).
-    async fn unsubscribe_scheduling(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-        socket: &SocketId,
-        key: &str,
-        due_ms: u64,
-    ) -> Result<Occupancy, BackplaneError> {
-        let occupancy = self.unsubscribe(app, channel, socket).await?;
-        if occupancy.transition
-            && let Err(e) = self.schedule(app, key, due_ms).await
-        {
-            tracing::warn!(app, error = %e, "debounced webhook not scheduled; dropped");
+impl Backplane {
+    /// One implementation serving every concern (both of ours do).
+    pub fn new<T>(one: Arc<T>) -> Backplane
+    where
+        T: Relay + Channels + Presence + Users + Cache + Schedule + Quota + Health,
+    {
+        Backplane {
+            relay: one.clone(),
+            channels: one.clone(),
+            presence: one.clone(),
+            users: one.clone(),
+            cache: one.clone(),
+            schedule: one.clone(),
+            quota: one.clone(),
+            health: one,
         }
-        Ok(occupancy)
     }
 
-    /// Adds `socket` as `member` of a presence channel; refuses a new user beyond `max_members`.
-    async fn presence_join(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-        socket: &SocketId,
-        member: &Member,
-        max_members: usize,
-    ) -> Result<Joined, BackplaneError>;
-    /// Removes `socket`; returns the user (and the new membership version) when it was the
-    /// user's last connection in the channel.
-    async fn presence_leave(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-        socket: &SocketId,
-    ) -> Result<Option<Left>, BackplaneError>;
-    /// `presence_leave`, and when that was the user's last connection, `schedule(app,
-    /// key_prefix + user, due_ms)` in the same step (see `unsubscribe_scheduling`).
-    async fn presence_leave_scheduling(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-        socket: &SocketId,
-        key_prefix: &str,
-        due_ms: u64,
-    ) -> Result<Option<Left>, BackplaneError> {
-        let left = self.presence_leave(app, channel, socket).await?;
-        if let Some(l) = &left {
-            let key = format!("{key_prefix}{}", l.user);
-            if let Err(e) = self.schedule(app, &key, due_ms).await {
-                tracing::warn!(app, error = %e, "debounced webhook not scheduled; dropped");
-            }
+    /// The embedded backplane of a single node.
+    pub fn memory() -> Backplane {
+        Backplane::new(Arc::new(MemoryBackplane::new()))
+    }
+
+    /// The same backplane with every operation timed into `metrics` (on a cluster each
+    /// operation is one Redis round trip, pool wait included).
+    pub fn timed(self, metrics: Arc<dyn BackplaneMetrics>) -> Backplane {
+        use timed::Timed;
+        let m = &metrics;
+        Backplane {
+            relay: Timed::wrap(self.relay, m),
+            channels: Timed::wrap(self.channels, m),
+            presence: Timed::wrap(self.presence, m),
+            users: Timed::wrap(self.users, m),
+            cache: Timed::wrap(self.cache, m),
+            schedule: Timed::wrap(self.schedule, m),
+            quota: Timed::wrap(self.quota, m),
+            health: self.health,
         }
-        Ok(left)
     }
-    async fn members(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-    ) -> Result<Vec<Member>, BackplaneError>;
-
-    /// Occupied channels whose name starts with `prefix`.
-    async fn channels(&self, app: &str, prefix: &str) -> Result<Vec<ChannelCount>, BackplaneError>;
-    /// Counts of one channel (zero when unoccupied).
-    async fn channel(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-    ) -> Result<ChannelCount, BackplaneError>;
-
-    /// A connection signed in as `user`; true when the user just came online.
-    async fn user_signin(
-        &self,
-        app: &str,
-        user: &UserId,
-        socket: &SocketId,
-    ) -> Result<bool, BackplaneError>;
-    /// A signed-in connection closed; true when the user just went offline.
-    async fn user_signout(
-        &self,
-        app: &str,
-        user: &UserId,
-        socket: &SocketId,
-    ) -> Result<bool, BackplaneError>;
-    async fn users_online(&self, app: &str, users: &[UserId]) -> Result<Vec<bool>, BackplaneError>;
-
-    async fn cache_set(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-        event: CachedEvent,
-    ) -> Result<(), BackplaneError>;
-    async fn cache_get(
-        &self,
-        app: &str,
-        channel: &ChannelName,
-    ) -> Result<Option<CachedEvent>, BackplaneError>;
-
-    /// Counts a connection of the app in (`+1`) or out (`-1`); returns the cluster-wide total.
-    async fn connections(&self, app: &str, delta: i64) -> Result<u64, BackplaneError>;
-
-    /// Sets a cluster-wide marker that expires after `ttl`; true if it was not set already.
-    /// Webhook de-duplication uses it (`SET NX PX`).
-    async fn mark(&self, app: &str, key: &str, ttl: Duration) -> Result<bool, BackplaneError>;
-
-    /// Schedules `key` to fall due at `due_ms` (ms since the epoch), replacing an earlier
-    /// schedule. Webhook debounce lives here, not in a node's timers, so it survives the node.
-    async fn schedule(&self, app: &str, key: &str, due_ms: u64) -> Result<(), BackplaneError>;
-    /// Cancels a scheduled key; true if it was still scheduled.
-    async fn cancel(&self, app: &str, key: &str) -> Result<bool, BackplaneError>;
-    /// Claims up to `max` keys due at `now_ms`, earliest first; each key goes to exactly one
-    /// caller in the cluster.
-    async fn take_due(
-        &self,
-        app: &str,
-        now_ms: u64,
-        max: usize,
-    ) -> Result<Vec<String>, BackplaneError>;
-
-    /// Whether the backplane can serve right now (readiness). The memory backplane always can.
-    fn is_ready(&self) -> bool {
-        true
-    }
-
-    /// How often the connection to the shared store was re-established (a counter; the memory
-    /// backplane never reconnects).
-    fn reconnects(&self) -> u64 {
-        0
-    }
-
-    /// Called once at shutdown: withdraw this node's contributions so counts and members fall
-    /// at once instead of after the dead-node timeout.
-    async fn shutdown(&self) {}
 }

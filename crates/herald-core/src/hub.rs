@@ -13,13 +13,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::backplane::{
-    Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Left, Reaped, now_us,
+    Backplane, BackplaneError, CachedEvent, Check, Control, Envelope, Inbound, Left, Mark, Reaped,
+    now_us,
 };
 use crate::conn::{CloseReason, ConnHandle, Sent};
 use crate::console::{AppConsole, HEARTBEAT, LogEntry, dropped_line};
 use crate::smallmap::SmallMap;
 use crate::webhook::{WebhookQueue, now_ms};
-use crate::{App, Apps};
+use crate::{App, AppId, Apps};
 use herald_protocol::webhook::{WebhookEvent, WebhookKind};
 
 /// Node-wide settings the hub and its sessions need.
@@ -125,25 +126,25 @@ struct CountState {
 /// library).
 pub trait HubMetrics: Send + Sync + 'static {
     /// One frame went to `recipients` local connections of `app`.
-    fn delivered(&self, app: &str, recipients: usize, frame_bytes: usize);
+    fn delivered(&self, app: &AppId, recipients: usize, frame_bytes: usize);
     /// An event reached this node's subscribers `seconds` after it was published, on this
     /// node (`remote` false) or another.
     fn delivery_latency(&self, _remote: bool, _seconds: f64) {}
     /// A frame for `app` was dropped because a subscriber's outbox was full; `cut_off` when
     /// that closed the subscriber (4100).
-    fn dropped(&self, _app: &str, _cut_off: bool) {}
+    fn dropped(&self, _app: &AppId, _cut_off: bool) {}
 }
 
 struct Inner {
     metrics: std::sync::OnceLock<Arc<dyn HubMetrics>>,
-    console: HashMap<String, AppConsole>,
+    console: HashMap<AppId, AppConsole>,
     /// Console lines on their way to the other nodes (set by `spawn_console`).
-    console_out: std::sync::OnceLock<mpsc::Sender<(String, Control)>>,
+    console_out: std::sync::OnceLock<mpsc::Sender<(AppId, Control)>>,
     apps: Apps,
-    backplane: Arc<dyn Backplane>,
+    backplane: Backplane,
     webhooks: Arc<dyn WebhookQueue>,
     config: HubConfig,
-    local: HashMap<String, AppLocal>,
+    local: HashMap<AppId, AppLocal>,
     connections: AtomicUsize,
     draining: AtomicBool,
 }
@@ -154,41 +155,6 @@ pub struct Hub(Arc<Inner>);
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A webhook waiting out the debounce, keyed in the backplane's schedule.
-enum Debounced {
-    Vacated(ChannelName),
-    Removed(ChannelName, UserId),
-}
-
-impl Debounced {
-    /// `v|{channel}` or `r|{channel}|{user}`: channel names never contain `|`.
-    fn key(&self) -> String {
-        match self {
-            Debounced::Vacated(channel) => format!("v|{channel}"),
-            Debounced::Removed(channel, user) => format!("{}{user}", Self::removed_prefix(channel)),
-        }
-    }
-
-    /// The key of `Removed(channel, user)` without the user: a backplane script completes it.
-    fn removed_prefix(channel: &ChannelName) -> String {
-        format!("r|{channel}|")
-    }
-
-    fn parse(key: &str) -> Option<Debounced> {
-        let mut parts = key.splitn(3, '|');
-        let kind = parts.next()?;
-        let channel = ChannelName::parse(parts.next()?, usize::MAX).ok()?;
-        match (kind, parts.next()) {
-            ("v", None) => Some(Debounced::Vacated(channel)),
-            ("r", Some(user)) => Some(Debounced::Removed(
-                channel,
-                UserId::parse(user, usize::MAX)?,
-            )),
-            _ => None,
-        }
-    }
 }
 
 /// `member_removed` for a user whose last connection left, tagged with its membership version.
@@ -212,7 +178,7 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 impl Hub {
     pub fn new(
         apps: Apps,
-        backplane: Arc<dyn Backplane>,
+        backplane: Backplane,
         webhooks: Arc<dyn WebhookQueue>,
         config: HubConfig,
     ) -> Hub {
@@ -260,8 +226,8 @@ impl Hub {
         &self.0.config
     }
 
-    pub fn backplane(&self) -> &dyn Backplane {
-        self.0.backplane.as_ref()
+    pub fn backplane(&self) -> &Backplane {
+        &self.0.backplane
     }
 
     /// Connections open on this node.
@@ -332,7 +298,7 @@ impl Hub {
         Ok(app.clone())
     }
 
-    fn local(&self, app: &str) -> Option<&AppLocal> {
+    fn local(&self, app: &AppId) -> Option<&AppLocal> {
         self.0.local.get(app)
     }
 
@@ -354,13 +320,13 @@ impl Hub {
     }
 
     /// Registers an opened connection; its slot was reserved and is released on close.
-    pub(crate) fn connection_opened(&self, app: &str, conn: &ConnHandle) {
+    pub(crate) fn connection_opened(&self, app: &AppId, conn: &ConnHandle) {
         if let Some(l) = self.local(app) {
             write(&l.conns).insert(conn.socket_id().clone(), conn.clone());
         }
     }
 
-    pub(crate) fn connection_closed(&self, app: &str, socket: &SocketId) {
+    pub(crate) fn connection_closed(&self, app: &AppId, socket: &SocketId) {
         if let Some(l) = self.local(app)
             && write(&l.conns).remove(socket).is_some()
         {
@@ -369,7 +335,7 @@ impl Hub {
     }
 
     /// Registers a subscription being set up: frames for the channel are held for it.
-    pub(crate) fn add_pending(&self, app: &str, channel: &ChannelName, conn: &ConnHandle) {
+    pub(crate) fn add_pending(&self, app: &AppId, channel: &ChannelName, conn: &ConnHandle) {
         if let Some(l) = self.local(app) {
             let mut channels = write(&l.channels);
             let subs = channels.entry(channel.as_str().to_owned()).or_default();
@@ -387,7 +353,13 @@ impl Hub {
     /// frames flow directly; membership frames the subscriber's list already reflects (version
     /// `since` or older) are dropped. Done under the channel map's write lock so no frame can
     /// overtake the held ones.
-    pub(crate) fn activate(&self, app: &str, channel: &ChannelName, conn: &ConnHandle, since: u64) {
+    pub(crate) fn activate(
+        &self,
+        app: &AppId,
+        channel: &ChannelName,
+        conn: &ConnHandle,
+        since: u64,
+    ) {
         let Some(l) = self.local(app) else { return };
         let mut channels = write(&l.channels);
         let subs = channels.entry(channel.as_str().to_owned()).or_default();
@@ -414,7 +386,7 @@ impl Hub {
     }
 
     /// Removes an active or pending subscription.
-    pub(crate) fn remove_subscriber(&self, app: &str, channel: &ChannelName, socket: &SocketId) {
+    pub(crate) fn remove_subscriber(&self, app: &AppId, channel: &ChannelName, socket: &SocketId) {
         if let Some(l) = self.local(app) {
             let mut channels = write(&l.channels);
             if let Some(subs) = channels.get_mut(channel.as_str()) {
@@ -432,7 +404,7 @@ impl Hub {
         }
     }
 
-    pub(crate) fn add_user(&self, app: &str, user: &UserId, conn: &ConnHandle) {
+    pub(crate) fn add_user(&self, app: &AppId, user: &UserId, conn: &ConnHandle) {
         if let Some(l) = self.local(app) {
             write(&l.users)
                 .entry(user.clone())
@@ -441,13 +413,13 @@ impl Hub {
         }
     }
 
-    pub(crate) fn remove_user(&self, app: &str, user: &UserId, socket: &SocketId) {
+    pub(crate) fn remove_user(&self, app: &AppId, user: &UserId, socket: &SocketId) {
         if let Some(l) = self.local(app) {
             remove_from(&l.users, user, socket);
         }
     }
 
-    pub(crate) fn add_watcher(&self, app: &str, watched: &UserId, conn: &ConnHandle) {
+    pub(crate) fn add_watcher(&self, app: &AppId, watched: &UserId, conn: &ConnHandle) {
         if let Some(l) = self.local(app) {
             write(&l.watchers)
                 .entry(watched.clone())
@@ -456,7 +428,7 @@ impl Hub {
         }
     }
 
-    pub(crate) fn remove_watcher(&self, app: &str, watched: &UserId, socket: &SocketId) {
+    pub(crate) fn remove_watcher(&self, app: &AppId, watched: &UserId, socket: &SocketId) {
         if let Some(l) = self.local(app) {
             remove_from(&l.watchers, watched, socket);
         }
@@ -466,8 +438,8 @@ impl Hub {
     /// goes first: when it fails nobody receives the event, so the caller's error (HTTP 503)
     /// is true and a retry does not duplicate it here. Local delivery does not wait for the
     /// node's own echo, which the backplane drops.
-    pub async fn publish(&self, app: &str, envelope: Envelope) -> Result<(), BackplaneError> {
-        self.0.backplane.publish(app, &envelope).await?;
+    pub async fn publish(&self, app: &AppId, envelope: Envelope) -> Result<(), BackplaneError> {
+        self.0.backplane.relay.publish(app, &envelope).await?;
         self.deliver_local(app, &envelope, false);
         Ok(())
     }
@@ -501,10 +473,7 @@ impl Hub {
         {
             return;
         }
-        if self
-            .cancel(app, &Debounced::Vacated(channel.clone()).key())
-            .await
-        {
+        if self.cancel(app, &Check::Vacated(channel.clone())).await {
             return;
         }
         self.webhook(
@@ -520,28 +489,21 @@ impl Hub {
     /// was re-occupied meanwhile.
     pub(crate) async fn vacated(&self, app: &App, channel: &ChannelName) {
         if app.wants_webhook(WebhookKind::ChannelVacated) {
-            self.schedule(app, Debounced::Vacated(channel.clone()))
-                .await;
+            self.schedule(app, Check::Vacated(channel.clone())).await;
         }
     }
 
-    /// The debounced check a leave should schedule if it vacates `channel` (key and due time),
-    /// when the app takes `channel_vacated`: `Backplane::unsubscribe_scheduling` then puts it in
-    /// place in the same step as the leave.
-    pub(crate) fn vacancy_check(&self, app: &App, channel: &ChannelName) -> Option<(String, u64)> {
-        app.wants_webhook(WebhookKind::ChannelVacated).then(|| {
-            (
-                Debounced::Vacated(channel.clone()).key(),
-                self.debounce_due(),
-            )
-        })
+    /// When a leave that vacates a channel should have its `Check::Vacated` fall due, if the
+    /// app takes `channel_vacated`: `Channels::unsubscribe` schedules it in the leave's own step.
+    pub(crate) fn vacancy_check_at(&self, app: &App) -> Option<u64> {
+        app.wants_webhook(WebhookKind::ChannelVacated)
+            .then(|| self.debounce_due())
     }
 
-    /// `vacancy_check` for `member_removed`: the key prefix (the user id completes it) and due
-    /// time, for `Backplane::presence_leave_scheduling`.
-    pub(crate) fn removal_check(&self, app: &App, channel: &ChannelName) -> Option<(String, u64)> {
+    /// `vacancy_check_at` for `member_removed` (`Presence::leave`).
+    pub(crate) fn removal_check_at(&self, app: &App) -> Option<u64> {
         app.wants_webhook(WebhookKind::MemberRemoved)
-            .then(|| (Debounced::removed_prefix(channel), self.debounce_due()))
+            .then(|| self.debounce_due())
     }
 
     /// A user joined a presence channel: `member_added`, unless the user's removal is still
@@ -553,10 +515,7 @@ impl Hub {
             return;
         }
         if self
-            .cancel(
-                app,
-                &Debounced::Removed(channel.clone(), user.clone()).key(),
-            )
+            .cancel(app, &Check::MemberRemoved(channel.clone(), user.clone()))
             .await
         {
             return;
@@ -571,7 +530,7 @@ impl Hub {
     /// A user's last connection left: `member_removed` after the debounce, unless they came back.
     pub(crate) async fn member_removed(&self, app: &App, channel: &ChannelName, user: &UserId) {
         if app.wants_webhook(WebhookKind::MemberRemoved) {
-            self.schedule(app, Debounced::Removed(channel.clone(), user.clone()))
+            self.schedule(app, Check::MemberRemoved(channel.clone(), user.clone()))
                 .await;
         }
     }
@@ -581,11 +540,12 @@ impl Hub {
         if !app.wants_webhook(WebhookKind::CacheMiss) {
             return;
         }
-        let key = format!("cache-miss:{channel}");
+        let mark = Mark::CacheMiss(channel.clone());
         match self
             .0
             .backplane
-            .mark(&app.id, &key, Duration::from_secs(10))
+            .schedule
+            .mark(&app.id, &mark, Duration::from_secs(10))
             .await
         {
             Ok(true) => {
@@ -606,9 +566,15 @@ impl Hub {
 
     /// Schedules a debounced check in the backplane: whichever node finds it due runs it, so
     /// the webhook survives the node that scheduled it.
-    async fn schedule(&self, app: &App, check: Debounced) {
+    async fn schedule(&self, app: &App, check: Check) {
         let due = self.debounce_due();
-        if let Err(e) = self.0.backplane.schedule(&app.id, &check.key(), due).await {
+        if let Err(e) = self
+            .0
+            .backplane
+            .schedule
+            .schedule(&app.id, &check, due)
+            .await
+        {
             tracing::warn!(app = %app.id, error = %e, "debounced webhook not scheduled; dropped");
         }
     }
@@ -618,8 +584,8 @@ impl Hub {
         now_ms() + self.0.config.webhook_debounce.as_millis() as u64
     }
 
-    async fn cancel(&self, app: &App, key: &str) -> bool {
-        match self.0.backplane.cancel(&app.id, key).await {
+    async fn cancel(&self, app: &App, check: &Check) -> bool {
+        match self.0.backplane.schedule.cancel(&app.id, check).await {
             Ok(was_scheduled) => was_scheduled,
             Err(e) => {
                 tracing::warn!(app = %app.id, error = %e, "debounced webhook not cancelled");
@@ -637,18 +603,16 @@ impl Hub {
             loop {
                 tokio::time::sleep(tick).await;
                 for app in hub.0.apps.iter().filter(|a| !a.webhooks.is_empty()) {
-                    let due = match hub.0.backplane.take_due(&app.id, now_ms(), 256).await {
+                    let schedule = &hub.0.backplane.schedule;
+                    let due = match schedule.take_due(&app.id, now_ms(), 256).await {
                         Ok(due) => due,
                         Err(e) => {
                             tracing::debug!(app = %app.id, error = %e, "debounced webhooks not read");
                             continue;
                         }
                     };
-                    for key in due {
-                        match Debounced::parse(&key) {
-                            Some(check) => hub.fire(app, check).await,
-                            None => tracing::warn!(key, "unknown debounced webhook ignored"),
-                        }
+                    for check in due {
+                        hub.fire(app, check).await;
                     }
                 }
             }
@@ -656,11 +620,12 @@ impl Hub {
     }
 
     /// A debounce ran out without a re-join: send the removal if the cluster still agrees.
-    async fn fire(&self, app: &App, check: Debounced) {
+    async fn fire(&self, app: &App, check: Check) {
         let bp = self.backplane();
         match check {
-            Debounced::Vacated(channel) => {
+            Check::Vacated(channel) => {
                 if bp
+                    .channels
                     .channel(&app.id, &channel)
                     .await
                     .is_ok_and(|c| c.subscription_count == 0)
@@ -674,8 +639,9 @@ impl Hub {
                     .await;
                 }
             }
-            Debounced::Removed(channel, user) => {
+            Check::MemberRemoved(channel, user) => {
                 if bp
+                    .presence
                     .members(&app.id, &channel)
                     .await
                     .is_ok_and(|m| m.iter().all(|m| m.user_id != user))
@@ -691,8 +657,8 @@ impl Hub {
     }
 
     /// Announces what reaping a dead node changed, as the dead node would have.
-    async fn announce_reaped(&self, app: &str, event: Reaped) {
-        let Some(app) = self.0.apps.by_id(app).cloned() else {
+    async fn announce_reaped(&self, app: &AppId, event: Reaped) {
+        let Some(app) = self.0.apps.by_id(app.as_str()).cloned() else {
             return;
         };
         match event {
@@ -715,17 +681,17 @@ impl Hub {
     }
 
     /// `publish` for frames nobody waits on: a backplane failure is logged, not returned.
-    pub(crate) async fn relay(&self, app: &str, envelope: Envelope, what: &'static str) {
+    pub(crate) async fn relay(&self, app: &AppId, envelope: Envelope, what: &'static str) {
         let channel = envelope.channel.clone();
         if let Err(e) = self.publish(app, envelope).await {
-            tracing::warn!(app, channel = %channel, error = %e, "{what} not relayed to other nodes");
+            tracing::warn!(app = %app, channel = %channel, error = %e, "{what} not relayed to other nodes");
         }
     }
 
     /// Delivers an envelope to this node's connections: channel subscribers, or for
     /// `#server-to-user-{id}` every connection signed in as that user, subscribed or not.
     /// `remote`: it came from another node.
-    pub fn deliver_local(&self, app: &str, envelope: &Envelope, remote: bool) {
+    pub fn deliver_local(&self, app: &AppId, envelope: &Envelope, remote: bool) {
         let Some(l) = self.local(app) else { return };
         let mut recipients = 0;
         let mut dropped = Vec::new();
@@ -780,7 +746,7 @@ impl Hub {
     }
 
     /// Applies a cluster-wide command to this node's connections.
-    pub fn apply_control(&self, app: &str, control: &Control) {
+    pub fn apply_control(&self, app: &AppId, control: &Control) {
         let Some(l) = self.local(app) else { return };
         match control {
             Control::TerminateUser(user) => {
@@ -827,7 +793,7 @@ impl Hub {
     }
 
     /// Logs `entry` for the app's console viewers on every node, if anyone watches.
-    pub fn console_log(&self, app: &str, entry: LogEntry<'_>) {
+    pub fn console_log(&self, app: &AppId, entry: LogEntry<'_>) {
         let Some(c) = self.0.console.get(app) else {
             return;
         };
@@ -839,7 +805,7 @@ impl Hub {
         }
     }
 
-    fn console_send(&self, app: &str, c: &AppConsole, line: Arc<str>) {
+    fn console_send(&self, app: &AppId, c: &AppConsole, line: Arc<str>) {
         c.show(line.clone());
         if let Some(out) = self.0.console_out.get() {
             // A full queue means Redis lags: the console loses the line, nothing else waits.
@@ -848,25 +814,28 @@ impl Hub {
     }
 
     /// A live feed of the app's console log (from every node), or None for an unknown app.
-    pub fn console_viewer(&self, app: &str) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>> {
+    pub fn console_viewer(
+        &self,
+        app: &AppId,
+    ) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>> {
         let c = self.0.console.get(app)?;
         let rx = c.viewer();
         c.node_stats(
             &self.0.config.node_id,
-            self.app_connection_count(app) as u64,
+            self.app_connection_count(app.as_str()) as u64,
         );
         Some(rx)
     }
 
     /// Connections of the app per node that reported within the last seconds (this node
     /// always included).
-    pub fn console_nodes(&self, app: &str) -> Vec<(String, u64)> {
+    pub fn console_nodes(&self, app: &AppId) -> Vec<(String, u64)> {
         let Some(c) = self.0.console.get(app) else {
             return Vec::new();
         };
         c.node_stats(
             &self.0.config.node_id,
-            self.app_connection_count(app) as u64,
+            self.app_connection_count(app.as_str()) as u64,
         );
         c.nodes()
     }
@@ -878,7 +847,7 @@ impl Hub {
     /// Runs the console's cluster traffic: forwards log lines, announces local viewers and
     /// reports this node's counts while anyone watches. Idle apps cost a check per heartbeat.
     pub fn spawn_console(&self) -> tokio::task::JoinHandle<()> {
-        let (tx, mut rx) = mpsc::channel::<(String, Control)>(4096);
+        let (tx, mut rx) = mpsc::channel::<(AppId, Control)>(4096);
         let _ = self.0.console_out.set(tx);
         let hub = self.clone();
         tokio::spawn(async move {
@@ -887,7 +856,7 @@ impl Hub {
                 tokio::select! {
                     msg = rx.recv() => {
                         let Some((app, control)) = msg else { return };
-                        let _ = hub.0.backplane.control(&app, &control).await;
+                        let _ = hub.0.backplane.relay.control(&app, &control).await;
                     }
                     _ = beat.tick() => hub.console_heartbeat().await,
                 }
@@ -900,18 +869,23 @@ impl Hub {
         for (app, c) in &self.0.console {
             if c.has_viewers() {
                 c.mark_watched();
-                let _ = self.0.backplane.control(app, &Control::ConsoleWatch).await;
+                let _ = self
+                    .0
+                    .backplane
+                    .relay
+                    .control(app, &Control::ConsoleWatch)
+                    .await;
             }
             if !c.watched() {
                 continue;
             }
-            let connections = self.app_connection_count(app) as u64;
+            let connections = self.app_connection_count(app.as_str()) as u64;
             c.node_stats(node, connections);
             let stats = Control::ConsoleStats {
                 node: node.clone(),
                 connections,
             };
-            let _ = self.0.backplane.control(app, &stats).await;
+            let _ = self.0.backplane.relay.control(app, &stats).await;
             let dropped = c.take_dropped();
             if dropped > 0 {
                 self.console_send(app, c, Arc::from(dropped_line(node, dropped)));
@@ -928,11 +902,11 @@ impl Hub {
         socket: &SocketId,
         signed_in: bool,
     ) {
-        let bp = self.backplane();
+        let users = &self.0.backplane.users;
         let changed = if signed_in {
-            bp.user_signin(&app.id, user, socket).await
+            users.signin(&app.id, user, socket).await
         } else {
-            bp.user_signout(&app.id, user, socket).await
+            users.signout(&app.id, user, socket).await
         };
         match changed {
             Ok(true) => self.announce_online(app, user.clone(), signed_in).await,
@@ -957,8 +931,8 @@ impl Hub {
     }
 
     /// Sends a command to every other node, then applies it here (relay first, as `publish`).
-    pub async fn control(&self, app: &str, control: Control) -> Result<(), BackplaneError> {
-        self.0.backplane.control(app, &control).await?;
+    pub async fn control(&self, app: &AppId, control: Control) -> Result<(), BackplaneError> {
+        self.0.backplane.relay.control(app, &control).await?;
         self.apply_control(app, &control);
         Ok(())
     }
@@ -979,7 +953,7 @@ impl Hub {
                 data: data.to_owned(),
                 ttl: app.cache_ttl,
             };
-            self.0.backplane.cache_set(&app.id, channel, cached).await?;
+            self.0.backplane.cache.set(&app.id, channel, cached).await?;
         }
         self.publish(&app.id, Envelope::new(channel.clone(), frame, except))
             .await?;
@@ -1023,6 +997,7 @@ impl Hub {
             let count = hub
                 .0
                 .backplane
+                .channels
                 .channel(&app_id, &channel)
                 .await
                 .map(|c| c.subscription_count);

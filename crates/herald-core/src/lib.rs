@@ -16,7 +16,7 @@ pub mod session;
 pub mod smallmap;
 pub mod webhook;
 
-pub use app::{App, AppFeatures, Apps, WebhookEndpoint, WebhookTarget};
+pub use app::{App, AppFeatures, AppId, Apps, WebhookEndpoint, WebhookTarget};
 pub use backplane::{Backplane, BackplaneError, MemoryBackplane};
 pub use conn::{CloseReason, ConnHandle, Outbox, Outgoing, Sent};
 pub use hub::{Hub, HubConfig};

@@ -77,7 +77,7 @@ impl Session {
             return Err(ProtocolError::fatal(ErrorCode::OverCapacity));
         }
         if let Some(max) = app.max_connections {
-            let total = match hub.backplane().connections(&app.id, 1).await {
+            let total = match hub.backplane().quota.connections(&app.id, 1).await {
                 Ok(total) => total,
                 Err(e) => {
                     tracing::warn!(app = %app.id, error = %e, "connection quota not checked");
@@ -86,7 +86,7 @@ impl Session {
                 }
             };
             if total > max {
-                let _ = hub.backplane().connections(&app.id, -1).await;
+                let _ = hub.backplane().quota.connections(&app.id, -1).await;
                 hub.release_slot();
                 return Err(ProtocolError::fatal(ErrorCode::OverQuota));
             }
@@ -402,6 +402,7 @@ impl Session {
         let app = &self.app;
         let bp = self.hub.backplane();
         let occupancy = bp
+            .channels
             .subscribe(&app.id, channel, self.socket_id())
             .await
             .map_err(|e| server_error(channel, e))?;
@@ -409,12 +410,16 @@ impl Session {
             return Ok((occupancy, None));
         };
         let undo = || async {
-            if let Err(e) = bp.unsubscribe(&app.id, channel, self.socket_id()).await {
+            let left = bp
+                .channels
+                .unsubscribe(&app.id, channel, self.socket_id(), None);
+            if let Err(e) = left.await {
                 tracing::warn!(channel = %channel, error = %e, "unsubscribe after a failed join failed");
             }
         };
         match bp
-            .presence_join(
+            .presence
+            .join(
                 &app.id,
                 channel,
                 self.socket_id(),
@@ -459,6 +464,7 @@ impl Session {
             let members = self
                 .hub
                 .backplane()
+                .presence
                 .members(&self.app.id, channel)
                 .await
                 .map_err(|e| server_error(channel, e))?;
@@ -474,7 +480,7 @@ impl Session {
         if !channel.is_cache() {
             return;
         }
-        match self.hub.backplane().cache_get(&self.app.id, channel).await {
+        match self.hub.backplane().cache.get(&self.app.id, channel).await {
             Ok(Some(cached)) => {
                 self.conn.send(cached.frame);
             }
@@ -512,17 +518,14 @@ impl Session {
         let bp = hub.backplane();
         if sub.presence_user.is_some() {
             // Like the vacancy check below: scheduled by the backplane in the leave's own step.
-            let check = hub.removal_check(&app, channel);
-            let left = match &check {
-                Some((prefix, due)) => {
-                    bp.presence_leave_scheduling(&app.id, channel, self.socket_id(), prefix, *due)
-                        .await
-                }
-                None => bp.presence_leave(&app.id, channel, self.socket_id()).await,
-            };
-            match left {
+            let check_at = hub.removal_check_at(&app);
+            match bp
+                .presence
+                .leave(&app.id, channel, self.socket_id(), check_at)
+                .await
+            {
                 Ok(Some(left)) => {
-                    if check.is_none() {
+                    if check_at.is_none() {
                         hub.member_removed(&app, channel, &left.user).await;
                     }
                     let env =
@@ -535,17 +538,14 @@ impl Session {
         }
         // A vacancy's debounced check is scheduled by the backplane in the same step as the
         // leave, so it survives this node dying right after.
-        let check = hub.vacancy_check(&app, channel);
-        let left = match &check {
-            Some((key, due)) => {
-                bp.unsubscribe_scheduling(&app.id, channel, self.socket_id(), key, *due)
-                    .await
-            }
-            None => bp.unsubscribe(&app.id, channel, self.socket_id()).await,
-        };
-        match left {
+        let check_at = hub.vacancy_check_at(&app);
+        match bp
+            .channels
+            .unsubscribe(&app.id, channel, self.socket_id(), check_at)
+            .await
+        {
             Ok(occupancy) => {
-                if occupancy.transition && check.is_none() {
+                if occupancy.transition && check_at.is_none() {
                     hub.vacated(&app, channel).await;
                 }
                 hub.count_changed(&app, channel);
@@ -672,7 +672,7 @@ impl Session {
             for watched in &watchlist {
                 self.hub.add_watcher(&app.id, watched, &self.conn);
             }
-            match self.hub.backplane().users_online(&app.id, &watchlist).await {
+            match self.hub.backplane().users.online(&app.id, &watchlist).await {
                 Ok(states) => {
                     let (on, off): (Vec<_>, Vec<_>) =
                         watchlist.iter().zip(states).partition(|(_, s)| *s);
@@ -709,7 +709,7 @@ impl Session {
                 .await;
         }
         if app.max_connections.is_some()
-            && let Err(e) = self.hub.backplane().connections(&app.id, -1).await
+            && let Err(e) = self.hub.backplane().quota.connections(&app.id, -1).await
         {
             tracing::warn!(error = %e, "connection quota not released");
         }

@@ -17,7 +17,7 @@ use crate::backplane::BackplaneError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuedWebhook {
     pub id: String,
-    pub app: String,
+    pub app: crate::AppId,
     pub event: WebhookEvent,
     /// When the event happened (ms since the epoch): the body's `time_ms`.
     pub time_ms: u64,
@@ -52,7 +52,7 @@ pub trait WebhookStreams: Send + Sync + 'static {
 /// (Redis: after they sat idle long enough to be reclaimed).
 #[async_trait]
 pub trait WebhookQueue: Send + Sync + 'static {
-    async fn push(&self, app: &str, event: &WebhookEvent) -> Result<(), BackplaneError>;
+    async fn push(&self, app: &crate::AppId, event: &WebhookEvent) -> Result<(), BackplaneError>;
     /// Up to `max` entries, waiting up to `wait` when there are none.
     async fn take(&self, max: usize, wait: Duration) -> Result<Vec<QueuedWebhook>, BackplaneError>;
     async fn ack(&self, ids: &[String]) -> Result<(), BackplaneError>;
@@ -104,11 +104,11 @@ impl Default for MemoryWebhookQueue {
 
 #[async_trait]
 impl WebhookQueue for MemoryWebhookQueue {
-    async fn push(&self, app: &str, event: &WebhookEvent) -> Result<(), BackplaneError> {
+    async fn push(&self, app: &crate::AppId, event: &WebhookEvent) -> Result<(), BackplaneError> {
         let id = self.next.fetch_add(1, Ordering::Relaxed).to_string();
         let entry = QueuedWebhook {
             id,
-            app: app.to_owned(),
+            app: app.clone(),
             event: event.clone(),
             time_ms: now_ms(),
         };
@@ -198,7 +198,9 @@ pub mod conformance {
 
     pub async fn hands_out_pushed_entries_in_order(q: &dyn WebhookQueue) {
         for ch in ["a", "b", "c"] {
-            q.push("app-1", &occupied(ch)).await.unwrap();
+            q.push(&crate::AppId::new("app-1"), &occupied(ch))
+                .await
+                .unwrap();
         }
         assert_eq!(q.depth().await.unwrap(), 3);
         let mut got = Vec::new();
@@ -231,7 +233,7 @@ pub mod conformance {
         for ch in ["x", "y"] {
             let entry = QueuedWebhook {
                 id: format!("id-{ch}"),
-                app: "app-1".into(),
+                app: crate::AppId::new("app-1"),
                 event: occupied(ch),
                 time_ms: 1,
             };

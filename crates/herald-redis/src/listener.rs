@@ -199,7 +199,7 @@ async fn dispatch(inner: &Inner, msg: redis::Msg) {
     let inbound = match inner.keys.parse_topic(&topic) {
         Some(Topic::Channel { app, channel }) => match wire::decode_envelope(channel, payload) {
             Some((origin, envelope)) if origin != inner.node => Inbound::Envelope {
-                app: app.to_owned(),
+                app: herald_core::AppId::new(app),
                 envelope,
             },
             Some(_) => return, // Our own publish: already delivered locally.
@@ -210,7 +210,7 @@ async fn dispatch(inner: &Inner, msg: redis::Msg) {
         },
         Some(Topic::Control { app }) => match wire::decode_control(payload) {
             Some((origin, control)) if origin != inner.node => Inbound::Control {
-                app: app.to_owned(),
+                app: herald_core::AppId::new(app),
                 control,
             },
             Some(_) => return,

@@ -148,7 +148,7 @@ async fn undo(
             let _ = inner
                 .inbound
                 .send(Inbound::Reaped {
-                    app: app.to_owned(),
+                    app: herald_core::AppId::new(app),
                     event,
                 })
                 .await;

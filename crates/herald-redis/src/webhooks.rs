@@ -138,7 +138,7 @@ fn entry(id: &StreamId) -> Option<QueuedWebhook> {
     let time_ms: u64 = id.get("t")?;
     Some(QueuedWebhook {
         id: id.id.clone(),
-        app,
+        app: herald_core::AppId::new(&app),
         event: WebhookEvent::from_json(&event)?,
         time_ms,
     })
@@ -146,7 +146,11 @@ fn entry(id: &StreamId) -> Option<QueuedWebhook> {
 
 #[async_trait]
 impl WebhookQueue for RedisWebhookQueue {
-    async fn push(&self, app: &str, event: &WebhookEvent) -> Result<(), BackplaneError> {
+    async fn push(
+        &self,
+        app: &herald_core::AppId,
+        event: &WebhookEvent,
+    ) -> Result<(), BackplaneError> {
         let i = &self.inner;
         let mut c = i.conn().await?;
         redis::cmd("XADD")
@@ -156,7 +160,7 @@ impl WebhookQueue for RedisWebhookQueue {
             .arg(MAX_QUEUED)
             .arg("*")
             .arg("app")
-            .arg(app)
+            .arg(app.as_str())
             .arg("event")
             .arg(event.to_json())
             .arg("t")
@@ -262,7 +266,7 @@ impl WebhookQueue for RedisWebhookQueue {
             .arg(MAX_DEAD)
             .arg("*")
             .arg("app")
-            .arg(&letter.entry.app)
+            .arg(letter.entry.app.as_str())
             .arg("event")
             .arg(letter.entry.event.to_json())
             .arg("t")

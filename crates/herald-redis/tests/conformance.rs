@@ -1,34 +1,68 @@
 //! The backplane conformance checks of herald-core, run on `RedisBackplane` against a real
-//! redis-server.
+//! redis-server: every concern on one node, and the relay between two nodes of one cluster.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use herald_core::backplane::Backplane;
+use herald_core::backplane::conformance::{self, Node};
 use herald_redis::test_support::RedisServer;
 use herald_redis::{RedisBackplane, RedisConfig};
 
 static N: AtomicU32 = AtomicU32::new(0);
 
+fn config(url: &str, prefix: &str) -> RedisConfig {
+    RedisConfig {
+        url: url.to_owned(),
+        prefix: prefix.to_owned(),
+        heartbeat: Duration::from_secs(1),
+        node_timeout: Duration::from_secs(3),
+        apps: vec!["a".into(), "b".into()],
+    }
+}
+
+/// A node of the cluster named by `prefix`, ready (its pub/sub connection is up).
+async fn node(url: &str, prefix: &str) -> Node {
+    let (bp, inbound) = RedisBackplane::start(config(url, prefix)).expect("backplane");
+    let backplane = Backplane::new(bp);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !backplane.health.is_ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "backplane not ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Node {
+        backplane,
+        inbound: Some(inbound),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_backplane_conforms() {
     let redis = RedisServer::start();
     let url = redis.url();
-    herald_core::backplane::conformance::run_all(|| {
+    conformance::run_all(|| {
         let url = url.clone();
         async move {
             // A fresh prefix per check: one Redis, isolated state.
-            let config = RedisConfig {
-                url,
-                prefix: format!("conf{}", N.fetch_add(1, Ordering::Relaxed)),
-                heartbeat: Duration::from_secs(1),
-                node_timeout: Duration::from_secs(3),
-                apps: vec!["a".into(), "b".into()],
-            };
-            let (bp, inbound) = RedisBackplane::start(config).expect("backplane");
+            let prefix = format!("conf{}", N.fetch_add(1, Ordering::Relaxed));
+            let (bp, inbound) = RedisBackplane::start(config(&url, &prefix)).expect("backplane");
             // The checks read shared state only; nothing needs what other nodes send.
             drop(inbound);
-            std::sync::Arc::try_unwrap(bp).ok().expect("sole owner")
+            Backplane::new(bp)
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_reaches_the_other_node_in_order_and_never_the_sender() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut a = node(&url, "relay").await;
+    let mut b = node(&url, "relay").await;
+    conformance::relay::reaches_other_nodes_in_order_and_never_the_sender(&mut a, Some(&mut b))
+        .await;
 }

@@ -33,7 +33,10 @@ async fn entries_a_dead_consumer_took_are_delivered_by_a_live_node() {
     let event = WebhookEvent::ChannelOccupied {
         channel: "orphan".into(),
     };
-    queue.push("app-1", &event).await.unwrap();
+    queue
+        .push(&herald_core::AppId::new("app-1"), &event)
+        .await
+        .unwrap();
     // Make sure the group exists, then let a consumer that is no live node take the entry.
     assert!(
         queue
@@ -45,7 +48,7 @@ async fn entries_a_dead_consumer_took_are_delivered_by_a_live_node() {
     );
     queue
         .push(
-            "app-1",
+            &herald_core::AppId::new("app-1"),
             &WebhookEvent::ChannelOccupied {
                 channel: "orphan2".into(),
             },

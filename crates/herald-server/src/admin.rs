@@ -29,7 +29,7 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
         "/ready" => {
             if state.hub.is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING")
-            } else if !state.hub.backplane().is_ready() {
+            } else if !state.hub.backplane().health.is_ready() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "BACKPLANE UNAVAILABLE")
             } else if state.config.max_connections.is_some_and(|max| {
                 // Above the high-water mark the load balancer steers new clients away.
@@ -139,7 +139,7 @@ async fn dead_letters(state: &State) -> Response<Body> {
                 .map(|d| {
                     json!({
                         "id": d.entry.id,
-                        "app": d.entry.app,
+                        "app": d.entry.app.as_str(),
                         "url": herald_core::redact::mask_url(&d.url),
                         "reason": d.reason,
                         "time_ms": d.entry.time_ms,

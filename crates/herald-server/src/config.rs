@@ -796,7 +796,7 @@ impl TryFrom<RawConfig> for Config {
 }
 
 fn check_credentials(key: &str, a: &App) -> Result<(), ConfigError> {
-    for (field, value) in [("id", &a.id), ("key", &a.key)] {
+    for (field, value) in [("id", a.id.as_str()), ("key", a.key.as_str())] {
         if value.is_empty() || value.contains(['/', '?', '#', ' ', ':']) {
             return Err(err(
                 format!("{key}.{field}"),

@@ -46,7 +46,7 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
         (&Method::GET, ["apps"]) => {
             let list: Vec<Value> = apps
                 .iter()
-                .map(|a| json!({"id": a.id, "key": a.key, "name": a.id}))
+                .map(|a| json!({"id": a.id.as_str(), "key": a.key, "name": a.id.as_str()}))
                 .collect();
             json(StatusCode::OK, json!({ "apps": list }).to_string())
         }
@@ -108,7 +108,7 @@ fn unlocked(state: &State, req: &Request<hyper::body::Incoming>) -> Option<Vec<A
 /// Cluster-wide channels (with presence members) and connections per node.
 async fn app_state(state: &State, app: &App) -> Response<Body> {
     let hub = &state.hub;
-    let channels = match hub.backplane().channels(&app.id, "").await {
+    let channels = match hub.backplane().channels.channels(&app.id, "").await {
         Ok(c) => c,
         Err(e) => {
             return json_error(
@@ -125,7 +125,7 @@ async fn app_state(state: &State, app: &App) -> Response<Body> {
             entry["user_count"] = json!(users);
             if member_lists < MEMBER_LISTS
                 && let Ok(name) = herald_protocol::ChannelName::parse(&c.name, usize::MAX)
-                && let Ok(members) = hub.backplane().members(&app.id, &name).await
+                && let Ok(members) = hub.backplane().presence.members(&app.id, &name).await
             {
                 member_lists += 1;
                 let members: Vec<Value> = members
@@ -145,9 +145,9 @@ async fn app_state(state: &State, app: &App) -> Response<Body> {
     }
     let nodes = hub.console_nodes(&app.id);
     let body = json!({
-        "app": app.id,
+        "app": app.id.as_str(),
         "connections": nodes.iter().map(|(_, n)| n).sum::<u64>(),
-        "node_connections": hub.app_connection_count(&app.id),
+        "node_connections": hub.app_connection_count(app.id.as_str()),
         "node": hub.node_id(),
         "nodes": nodes.len(),
         "channels": list,

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use herald_core::App;
 use herald_core::backplane::{BackplaneError, Control};
 use herald_core::rate::RateWindow;
+use herald_core::{App, AppId};
 use herald_protocol::api::{
     ApiError, Info, SignedRequest, Trigger, parse_batch, parse_trigger, verify_request,
 };
@@ -216,7 +216,7 @@ async fn answer(
 /// Per-app request budget of this node (`api_requests_per_second`).
 #[derive(Default)]
 pub struct ApiRate {
-    windows: std::sync::Mutex<std::collections::HashMap<String, RateWindow>>,
+    windows: std::sync::Mutex<std::collections::HashMap<AppId, RateWindow>>,
 }
 
 impl ApiRate {
@@ -238,7 +238,7 @@ impl ApiRate {
 /// nobody can lock an app server out by failing from its address.
 #[derive(Default)]
 pub struct AuthFailures {
-    windows: std::sync::Mutex<std::collections::HashMap<(String, IpAddr), (Instant, u32)>>,
+    windows: std::sync::Mutex<std::collections::HashMap<(AppId, IpAddr), (Instant, u32)>>,
 }
 
 const AUTH_WINDOW: Duration = Duration::from_secs(60);
@@ -249,13 +249,12 @@ const AUTH_ENTRIES: usize = 100_000;
 impl AuthFailures {
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, IpAddr), (Instant, u32)>>
-    {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(AppId, IpAddr), (Instant, u32)>> {
         self.windows.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Counts a failure; the failures of this window so far, this one included.
-    fn record(&self, app: &str, addr: IpAddr, now: Instant) -> u32 {
+    fn record(&self, app: &AppId, addr: IpAddr, now: Instant) -> u32 {
         let mut windows = self.lock();
         if windows.len() >= AUTH_ENTRIES {
             windows.retain(|_, (start, _)| now.duration_since(*start) < AUTH_WINDOW);
@@ -275,7 +274,7 @@ impl AuthFailures {
     }
 
     /// Whole seconds (at least 1) until the address's window ends.
-    fn retry_after(&self, app: &str, addr: IpAddr, now: Instant) -> u64 {
+    fn retry_after(&self, app: &AppId, addr: IpAddr, now: Instant) -> u64 {
         let windows = self.lock();
         windows
             .get(&(app.to_owned(), addr))
@@ -426,7 +425,7 @@ async fn serve(
                 ));
             }
             let mut out = Map::new();
-            for c in hub.backplane().channels(&app.id, prefix).await? {
+            for c in hub.backplane().channels.channels(&app.id, prefix).await? {
                 let mut entry = Map::new();
                 if info.user_count {
                     entry.insert("user_count".into(), json!(c.user_count.unwrap_or(0)));
@@ -442,7 +441,7 @@ async fn serve(
             let channel = channel_name(app, &name)?;
             let info = Info::parse(param("info").unwrap_or(""))?;
             info.check_for_channel(&channel)?;
-            let counts = hub.backplane().channel(&app.id, &channel).await?;
+            let counts = hub.backplane().channels.channel(&app.id, &channel).await?;
             let mut out = Map::new();
             out.insert("occupied".into(), json!(counts.subscription_count > 0));
             if info.user_count {
@@ -455,7 +454,7 @@ async fn serve(
                 );
             }
             if info.cache {
-                let cache = hub.backplane().cache_get(&app.id, &channel).await?;
+                let cache = hub.backplane().cache.get(&app.id, &channel).await?;
                 out.insert(
                     "cache".into(),
                     cache.map_or(
@@ -471,7 +470,7 @@ async fn serve(
             if channel.kind() != ChannelKind::Presence {
                 return Err(bad(400, "Users can only be listed for presence channels"));
             }
-            let members = hub.backplane().members(&app.id, &channel).await?;
+            let members = hub.backplane().presence.members(&app.id, &channel).await?;
             let users: Vec<Value> = members
                 .iter()
                 .map(|m| json!({ "id": m.user_id.as_str() }))
@@ -510,7 +509,12 @@ async fn info_for(state: &State, app: &App, t: &Trigger) -> Result<Map<String, V
         return Ok(out);
     }
     for channel in &t.channels {
-        let counts = state.hub.backplane().channel(&app.id, channel).await?;
+        let counts = state
+            .hub
+            .backplane()
+            .channels
+            .channel(&app.id, channel)
+            .await?;
         let mut entry = Map::new();
         if t.info.user_count && channel.kind() == ChannelKind::Presence {
             entry.insert("user_count".into(), json!(counts.user_count.unwrap_or(0)));

@@ -20,10 +20,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::backplane::Instrumented;
 use herald_core::hub::HubConfig;
 use herald_core::webhook::WebhookStreams;
-use herald_core::{Backplane, CloseReason, Hub, MemoryBackplane, MemoryWebhookQueue};
+use herald_core::{Backplane, CloseReason, Hub, MemoryWebhookQueue};
 use herald_protocol::ErrorCode;
 use herald_redis::{RedisBackplane, RedisConfig};
 use hyper::service::service_fn;
@@ -80,16 +79,14 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
         ..HubConfig::default()
     };
     let metrics = Arc::new(Metrics::new());
-    let timed = |b: Arc<dyn Backplane>| -> Arc<dyn Backplane> {
-        Arc::new(Instrumented::new(b, metrics.clone()))
-    };
+    let timed = |b: Backplane| b.timed(metrics.clone());
     // Webhook events wait in process memory on a single node (lost if it dies) and in a Redis
     // stream on a cluster (any node delivers them).
     let mut webhook_streams: Option<Arc<dyn WebhookStreams>> = None;
     let hub = match &config.redis_url {
         None => Hub::new(
             config.apps.clone(),
-            timed(Arc::new(MemoryBackplane::new())),
+            timed(Backplane::memory()),
             Arc::new(MemoryWebhookQueue::default()),
             hub_config,
         ),
@@ -99,14 +96,19 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
                 prefix: config.redis_prefix.clone(),
                 heartbeat: config.heartbeat_interval,
                 node_timeout: config.node_timeout,
-                apps: config.apps.iter().map(|a| a.id.clone()).collect(),
+                apps: config.apps.iter().map(|a| a.id.to_string()).collect(),
             };
             let (backplane, inbound) =
                 RedisBackplane::start(redis).map_err(StartError::Backplane)?;
             hub_config.node_id = backplane.node_id().to_owned();
             let webhooks = backplane.webhook_queue();
             webhook_streams = Some(backplane.clone());
-            let hub = Hub::new(config.apps.clone(), timed(backplane), webhooks, hub_config);
+            let hub = Hub::new(
+                config.apps.clone(),
+                timed(Backplane::new(backplane)),
+                webhooks,
+                hub_config,
+            );
             hub.spawn_inbound(inbound);
             hub
         }
@@ -179,7 +181,7 @@ pub async fn run(
         let _ = t.await;
     }
     drain(&state).await;
-    state.hub.backplane().shutdown().await;
+    state.hub.backplane().health.shutdown().await;
     admin.abort();
     tracing::info!("stopped");
     Ok(())

@@ -8,7 +8,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use herald_core::Hub;
+use herald_core::{AppId, Hub};
 
 pub struct Metrics {
     registry: Registry,
@@ -242,28 +242,30 @@ impl Metrics {
         }
     }
 
-    pub fn connection_opened(&self, app: &str) {
-        self.opened.with_label_values(&[app]).inc();
+    pub fn connection_opened(&self, app: &AppId) {
+        self.opened.with_label_values(&[app.as_str()]).inc();
     }
 
     /// `code`: the close code the server sent, None when the client left.
-    pub fn connection_closed(&self, app: &str, code: Option<u16>) {
+    pub fn connection_closed(&self, app: &AppId, code: Option<u16>) {
         let code = code.map_or_else(|| "client".to_owned(), |c| c.to_string());
-        self.closed.with_label_values(&[app, &code]).inc();
+        self.closed.with_label_values(&[app.as_str(), &code]).inc();
     }
 
     pub fn connection_refused(&self, code: u16) {
         self.refused.with_label_values(&[&code.to_string()]).inc();
     }
 
-    pub fn message_received(&self, app: &str, bytes: usize) {
-        self.messages_in.with_label_values(&[app]).inc();
-        self.bytes_in.with_label_values(&[app]).inc_by(bytes as u64);
+    pub fn message_received(&self, app: &AppId, bytes: usize) {
+        self.messages_in.with_label_values(&[app.as_str()]).inc();
+        self.bytes_in
+            .with_label_values(&[app.as_str()])
+            .inc_by(bytes as u64);
     }
 
-    pub fn api_event_published(&self, app: &str, channels: usize) {
+    pub fn api_event_published(&self, app: &AppId, channels: usize) {
         self.api_events
-            .with_label_values(&[app])
+            .with_label_values(&[app.as_str()])
             .inc_by(channels as u64);
     }
 
@@ -276,9 +278,9 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn webhook(&self, app: &str, outcome: &str, events: usize) {
+    pub fn webhook(&self, app: &AppId, outcome: &str, events: usize) {
         self.webhooks
-            .with_label_values(&[app, outcome])
+            .with_label_values(&[app.as_str(), outcome])
             .inc_by(events as u64);
     }
 
@@ -294,18 +296,18 @@ impl Metrics {
     pub fn render(&self, hub: &Hub) -> String {
         for app in hub.apps().iter() {
             self.connections
-                .with_label_values(&[&app.id])
-                .set(hub.app_connection_count(&app.id) as i64);
+                .with_label_values(&[app.id.as_str()])
+                .set(hub.app_connection_count(app.id.as_str()) as i64);
         }
         self.node_connections.set(hub.connection_count() as i64);
         for app in hub.apps().iter() {
             self.channels
-                .with_label_values(&[&app.id])
-                .set(hub.app_channel_count(&app.id) as i64);
+                .with_label_values(&[app.id.as_str()])
+                .set(hub.app_channel_count(app.id.as_str()) as i64);
         }
         self.backplane_ready
-            .set(i64::from(hub.backplane().is_ready()));
-        let reconnects = hub.backplane().reconnects();
+            .set(i64::from(hub.backplane().health.is_ready()));
+        let reconnects = hub.backplane().health.reconnects();
         self.backplane_reconnects
             .inc_by(reconnects.saturating_sub(self.backplane_reconnects.get()));
         let mut out = Vec::new();
@@ -324,12 +326,12 @@ impl Default for Metrics {
 
 /// Fan-out counts from the hub: one call per frame, not per recipient.
 impl herald_core::hub::HubMetrics for Metrics {
-    fn delivered(&self, app: &str, recipients: usize, frame_bytes: usize) {
+    fn delivered(&self, app: &herald_core::AppId, recipients: usize, frame_bytes: usize) {
         self.messages_out
-            .with_label_values(&[app])
+            .with_label_values(&[app.as_str()])
             .inc_by(recipients as u64);
         self.bytes_out
-            .with_label_values(&[app])
+            .with_label_values(&[app.as_str()])
             .inc_by((recipients * frame_bytes) as u64);
     }
 
@@ -340,10 +342,10 @@ impl herald_core::hub::HubMetrics for Metrics {
             .observe(seconds);
     }
 
-    fn dropped(&self, app: &str, cut_off: bool) {
-        self.dropped.with_label_values(&[app]).inc();
+    fn dropped(&self, app: &herald_core::AppId, cut_off: bool) {
+        self.dropped.with_label_values(&[app.as_str()]).inc();
         if cut_off {
-            self.slow_consumers.with_label_values(&[app]).inc();
+            self.slow_consumers.with_label_values(&[app.as_str()]).inc();
         }
     }
 }

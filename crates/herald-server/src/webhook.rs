@@ -119,7 +119,7 @@ pub fn spawn(
 ) {
     tokio::spawn(async move {
         let outstanding: Outstanding = Arc::new(Mutex::new(HashMap::new()));
-        let mut batches: HashMap<(String, usize), Batch> = HashMap::new();
+        let mut batches: HashMap<(herald_core::AppId, usize), Batch> = HashMap::new();
         loop {
             let wait = batches
                 .values()
@@ -142,7 +142,7 @@ pub fn spawn(
             }
             let mut ack_now = Vec::new();
             for entry in entries {
-                let Some(app) = apps.by_id(&entry.app) else {
+                let Some(app) = apps.by_id(entry.app.as_str()) else {
                     ack_now.push(entry.id);
                     continue;
                 };
@@ -171,7 +171,7 @@ pub fn spawn(
                 let _ = queue.ack(&ack_now).await;
             }
             let now = Instant::now();
-            let due: Vec<(String, usize)> = batches
+            let due: Vec<(herald_core::AppId, usize)> = batches
                 .iter()
                 .filter(|(_, b)| {
                     b.entries.len() >= config.batch_size || now >= b.started + config.batch_window
@@ -182,7 +182,7 @@ pub fn spawn(
                 let Some(mut batch) = batches.remove(&key) else {
                     continue;
                 };
-                let Some(app) = apps.by_id(&key.0).cloned() else {
+                let Some(app) = apps.by_id(key.0.as_str()).cloned() else {
                     continue;
                 };
                 // Oversized batches go out in chunks of `batch_size`.

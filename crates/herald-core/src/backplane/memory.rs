@@ -9,12 +9,13 @@ use herald_protocol::{ChannelKind, ChannelName, SocketId, UserId};
 use tokio::time::Instant;
 
 use super::*;
+use crate::AppId;
 
 /// All state behind one mutex: every operation is a few map updates, far shorter than the
 /// await points around it, so a std `Mutex` (never held across `.await`) is the cheapest lock.
 #[derive(Default)]
 pub struct MemoryBackplane {
-    apps: Mutex<HashMap<String, AppState>>,
+    apps: Mutex<HashMap<AppId, AppState>>,
 }
 
 #[derive(Default)]
@@ -24,8 +25,8 @@ struct AppState {
     users: HashMap<UserId, HashSet<SocketId>>,
     cache: HashMap<String, (Bytes, String, Instant)>,
     connections: u64,
-    marks: HashMap<String, Instant>,
-    scheduled: HashMap<String, u64>,
+    marks: HashMap<Mark, Instant>,
+    scheduled: HashMap<Check, u64>,
 }
 
 #[derive(Default)]
@@ -42,26 +43,82 @@ impl MemoryBackplane {
         MemoryBackplane::default()
     }
 
-    fn with<T>(&self, app: &str, f: impl FnOnce(&mut AppState) -> T) -> T {
+    fn with<T>(&self, app: &AppId, f: impl FnOnce(&mut AppState) -> T) -> T {
         let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
-        f(apps.entry(app.to_owned()).or_default())
+        match apps.get_mut(app) {
+            Some(state) => f(state),
+            None => f(apps.entry(app.clone()).or_default()),
+        }
     }
 }
 
+impl AppState {
+    fn unsubscribe(&mut self, channel: &ChannelName) -> Occupancy {
+        match self.channels.get_mut(channel.as_str()) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                Occupancy {
+                    count: *n,
+                    transition: false,
+                }
+            }
+            Some(_) => {
+                self.channels.remove(channel.as_str());
+                Occupancy {
+                    count: 0,
+                    transition: true,
+                }
+            }
+            None => Occupancy {
+                count: 0,
+                transition: false,
+            },
+        }
+    }
+
+    fn presence_leave(&mut self, channel: &ChannelName, socket: &SocketId) -> Option<Left> {
+        let p = self.presence.get_mut(channel.as_str())?;
+        let user = p.sockets.remove(socket)?;
+        let gone = match p.users.get_mut(&user) {
+            Some(entry) if entry.0 > 1 => {
+                entry.0 -= 1;
+                false
+            }
+            _ => {
+                p.users.remove(&user);
+                true
+            }
+        };
+        if gone {
+            p.version += 1;
+        }
+        let version = p.version;
+        if p.sockets.is_empty() {
+            self.presence.remove(channel.as_str());
+        }
+        gone.then_some(Left { user, version })
+    }
+}
+
+// One process: the leave and its schedule happen under one lock, atomically.
+
 #[async_trait]
-impl Backplane for MemoryBackplane {
-    async fn publish(&self, _: &str, _: &Envelope) -> Result<(), BackplaneError> {
+impl Relay for MemoryBackplane {
+    async fn publish(&self, _: &AppId, _: &Envelope) -> Result<(), BackplaneError> {
         // There is no other node.
         Ok(())
     }
 
-    async fn control(&self, _: &str, _: &Control) -> Result<(), BackplaneError> {
+    async fn control(&self, _: &AppId, _: &Control) -> Result<(), BackplaneError> {
         Ok(())
     }
+}
 
+#[async_trait]
+impl Channels for MemoryBackplane {
     async fn subscribe(
         &self,
-        app: &str,
+        app: &AppId,
         channel: &ChannelName,
         _: &SocketId,
     ) -> Result<Occupancy, BackplaneError> {
@@ -77,37 +134,63 @@ impl Backplane for MemoryBackplane {
 
     async fn unsubscribe(
         &self,
-        app: &str,
+        app: &AppId,
         channel: &ChannelName,
         _: &SocketId,
+        check_at: Option<u64>,
     ) -> Result<Occupancy, BackplaneError> {
-        Ok(
-            self.with(app, |s| match s.channels.get_mut(channel.as_str()) {
-                Some(n) if *n > 1 => {
-                    *n -= 1;
-                    Occupancy {
-                        count: *n,
-                        transition: false,
-                    }
-                }
-                Some(_) => {
-                    s.channels.remove(channel.as_str());
-                    Occupancy {
-                        count: 0,
-                        transition: true,
-                    }
-                }
-                None => Occupancy {
-                    count: 0,
-                    transition: false,
-                },
-            }),
-        )
+        Ok(self.with(app, |s| {
+            let occupancy = s.unsubscribe(channel);
+            if let (true, Some(due)) = (occupancy.transition, check_at) {
+                s.scheduled.insert(Check::Vacated(channel.clone()), due);
+            }
+            occupancy
+        }))
     }
 
-    async fn presence_join(
+    async fn channels(
         &self,
-        app: &str,
+        app: &AppId,
+        prefix: &str,
+    ) -> Result<Vec<ChannelCount>, BackplaneError> {
+        Ok(self.with(app, |s| {
+            let mut out: Vec<ChannelCount> = s
+                .channels
+                .iter()
+                .filter(|(name, _)| name.starts_with(prefix))
+                .map(|(name, &n)| ChannelCount {
+                    name: name.clone(),
+                    subscription_count: n,
+                    user_count: s.presence.get(name).map(|p| p.users.len() as u64),
+                })
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            out
+        }))
+    }
+
+    async fn channel(
+        &self,
+        app: &AppId,
+        channel: &ChannelName,
+    ) -> Result<ChannelCount, BackplaneError> {
+        Ok(self.with(app, |s| ChannelCount {
+            name: channel.as_str().to_owned(),
+            subscription_count: s.channels.get(channel.as_str()).copied().unwrap_or(0),
+            user_count: (channel.kind() == ChannelKind::Presence).then(|| {
+                s.presence
+                    .get(channel.as_str())
+                    .map_or(0, |p| p.users.len() as u64)
+            }),
+        }))
+    }
+}
+
+#[async_trait]
+impl super::Presence for MemoryBackplane {
+    async fn join(
+        &self,
+        app: &AppId,
         channel: &ChannelName,
         socket: &SocketId,
         member: &Member,
@@ -142,39 +225,26 @@ impl Backplane for MemoryBackplane {
         }))
     }
 
-    async fn presence_leave(
+    async fn leave(
         &self,
-        app: &str,
+        app: &AppId,
         channel: &ChannelName,
         socket: &SocketId,
+        check_at: Option<u64>,
     ) -> Result<Option<Left>, BackplaneError> {
         Ok(self.with(app, |s| {
-            let p = s.presence.get_mut(channel.as_str())?;
-            let user = p.sockets.remove(socket)?;
-            let gone = match p.users.get_mut(&user) {
-                Some(entry) if entry.0 > 1 => {
-                    entry.0 -= 1;
-                    false
-                }
-                _ => {
-                    p.users.remove(&user);
-                    true
-                }
-            };
-            if gone {
-                p.version += 1;
+            let left = s.presence_leave(channel, socket);
+            if let (Some(l), Some(due)) = (&left, check_at) {
+                let check = Check::MemberRemoved(channel.clone(), l.user.clone());
+                s.scheduled.insert(check, due);
             }
-            let version = p.version;
-            if p.sockets.is_empty() {
-                s.presence.remove(channel.as_str());
-            }
-            gone.then_some(Left { user, version })
+            left
         }))
     }
 
     async fn members(
         &self,
-        app: &str,
+        app: &AppId,
         channel: &ChannelName,
     ) -> Result<Vec<Member>, BackplaneError> {
         Ok(self.with(app, |s| {
@@ -184,43 +254,13 @@ impl Backplane for MemoryBackplane {
                 .unwrap_or_default()
         }))
     }
+}
 
-    async fn channels(&self, app: &str, prefix: &str) -> Result<Vec<ChannelCount>, BackplaneError> {
-        Ok(self.with(app, |s| {
-            let mut out: Vec<ChannelCount> = s
-                .channels
-                .iter()
-                .filter(|(name, _)| name.starts_with(prefix))
-                .map(|(name, &n)| ChannelCount {
-                    name: name.clone(),
-                    subscription_count: n,
-                    user_count: s.presence.get(name).map(|p| p.users.len() as u64),
-                })
-                .collect();
-            out.sort_by(|a, b| a.name.cmp(&b.name));
-            out
-        }))
-    }
-
-    async fn channel(
+#[async_trait]
+impl Users for MemoryBackplane {
+    async fn signin(
         &self,
-        app: &str,
-        channel: &ChannelName,
-    ) -> Result<ChannelCount, BackplaneError> {
-        Ok(self.with(app, |s| ChannelCount {
-            name: channel.as_str().to_owned(),
-            subscription_count: s.channels.get(channel.as_str()).copied().unwrap_or(0),
-            user_count: (channel.kind() == ChannelKind::Presence).then(|| {
-                s.presence
-                    .get(channel.as_str())
-                    .map_or(0, |p| p.users.len() as u64)
-            }),
-        }))
-    }
-
-    async fn user_signin(
-        &self,
-        app: &str,
+        app: &AppId,
         user: &UserId,
         socket: &SocketId,
     ) -> Result<bool, BackplaneError> {
@@ -230,9 +270,9 @@ impl Backplane for MemoryBackplane {
         }))
     }
 
-    async fn user_signout(
+    async fn signout(
         &self,
-        app: &str,
+        app: &AppId,
         user: &UserId,
         socket: &SocketId,
     ) -> Result<bool, BackplaneError> {
@@ -251,15 +291,18 @@ impl Backplane for MemoryBackplane {
         }))
     }
 
-    async fn users_online(&self, app: &str, users: &[UserId]) -> Result<Vec<bool>, BackplaneError> {
+    async fn online(&self, app: &AppId, users: &[UserId]) -> Result<Vec<bool>, BackplaneError> {
         Ok(self.with(app, |s| {
             users.iter().map(|u| s.users.contains_key(u)).collect()
         }))
     }
+}
 
-    async fn cache_set(
+#[async_trait]
+impl Cache for MemoryBackplane {
+    async fn set(
         &self,
-        app: &str,
+        app: &AppId,
         channel: &ChannelName,
         event: CachedEvent,
     ) -> Result<(), BackplaneError> {
@@ -278,9 +321,9 @@ impl Backplane for MemoryBackplane {
         Ok(())
     }
 
-    async fn cache_get(
+    async fn get(
         &self,
-        app: &str,
+        app: &AppId,
         channel: &ChannelName,
     ) -> Result<Option<CachedEvent>, BackplaneError> {
         let now = Instant::now();
@@ -299,60 +342,73 @@ impl Backplane for MemoryBackplane {
             None => None,
         }))
     }
+}
 
-    async fn connections(&self, app: &str, delta: i64) -> Result<u64, BackplaneError> {
+#[async_trait]
+impl Quota for MemoryBackplane {
+    async fn connections(&self, app: &AppId, delta: i64) -> Result<u64, BackplaneError> {
         Ok(self.with(app, |s| {
             s.connections = s.connections.saturating_add_signed(delta);
             s.connections
         }))
     }
+}
 
-    async fn mark(&self, app: &str, key: &str, ttl: Duration) -> Result<bool, BackplaneError> {
+#[async_trait]
+impl Schedule for MemoryBackplane {
+    async fn schedule(
+        &self,
+        app: &AppId,
+        check: &Check,
+        due_ms: u64,
+    ) -> Result<(), BackplaneError> {
+        self.with(app, |s| s.scheduled.insert(check.clone(), due_ms));
+        Ok(())
+    }
+
+    async fn cancel(&self, app: &AppId, check: &Check) -> Result<bool, BackplaneError> {
+        Ok(self.with(app, |s| s.scheduled.remove(check).is_some()))
+    }
+
+    async fn take_due(
+        &self,
+        app: &AppId,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<Check>, BackplaneError> {
+        Ok(self.with(app, |s| {
+            let mut due: Vec<(u64, String, Check)> = s
+                .scheduled
+                .iter()
+                .filter(|(_, at)| **at <= now_ms)
+                .map(|(c, at)| (*at, c.key(), c.clone()))
+                .collect();
+            // Earliest first; equal times in key order, as Redis's sorted set returns them.
+            due.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            due.truncate(max);
+            for (_, _, c) in &due {
+                s.scheduled.remove(c);
+            }
+            due.into_iter().map(|(_, _, c)| c).collect()
+        }))
+    }
+
+    async fn mark(&self, app: &AppId, mark: &Mark, ttl: Duration) -> Result<bool, BackplaneError> {
         let now = Instant::now();
         Ok(self.with(app, |s| {
             s.marks.retain(|_, until| *until > now);
-            match s.marks.get(key) {
+            match s.marks.get(mark) {
                 Some(_) => false,
                 None => {
-                    s.marks.insert(key.to_owned(), now + ttl);
+                    s.marks.insert(mark.clone(), now + ttl);
                     true
                 }
             }
         }))
     }
-
-    async fn schedule(&self, app: &str, key: &str, due_ms: u64) -> Result<(), BackplaneError> {
-        self.with(app, |s| s.scheduled.insert(key.to_owned(), due_ms));
-        Ok(())
-    }
-
-    async fn cancel(&self, app: &str, key: &str) -> Result<bool, BackplaneError> {
-        Ok(self.with(app, |s| s.scheduled.remove(key).is_some()))
-    }
-
-    async fn take_due(
-        &self,
-        app: &str,
-        now_ms: u64,
-        max: usize,
-    ) -> Result<Vec<String>, BackplaneError> {
-        Ok(self.with(app, |s| {
-            let mut due: Vec<(u64, String)> = s
-                .scheduled
-                .iter()
-                .filter(|(_, at)| **at <= now_ms)
-                .map(|(k, at)| (*at, k.clone()))
-                .collect();
-            due.sort();
-            due.truncate(max);
-            for (_, k) in &due {
-                s.scheduled.remove(k);
-            }
-            due.into_iter().map(|(_, k)| k).collect()
-        }))
-    }
 }
 
+impl Health for MemoryBackplane {}
 fn list(p: &Presence) -> Vec<Member> {
     p.users.values().map(|(_, m)| m.clone()).collect()
 }

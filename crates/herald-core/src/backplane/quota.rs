@@ -1,0 +1,15 @@
+//! Cluster-wide counts that limits are checked against.
+
+use crate::AppId;
+
+concern! {
+    /// Counters shared by every node.
+    ///
+    /// Guarantees (checked by `conformance::quota`): each change is atomic and returns the
+    /// cluster-wide total after it; a node's share is withdrawn when it shuts down or is reaped.
+    pub trait Quota {
+        /// Counts a connection of the app in (`+1`) or out (`-1`); returns the cluster-wide
+        /// total.
+        fn connections(&self, app: &AppId, delta: i64) -> u64 = "connections";
+    }
+}
