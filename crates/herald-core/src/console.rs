@@ -16,9 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
+use crate::backplane::{Control, Relay};
 use crate::webhook::now_ms;
+use crate::{AppId, Apps};
 
 /// How often a node with a viewer re-announces it, and every watched node reports its count.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -240,6 +242,135 @@ impl AppConsole {
         let mut out: Vec<(String, u64)> = nodes.iter().map(|(n, (c, _))| (n.clone(), *c)).collect();
         out.sort();
         out
+    }
+}
+
+/// The node's console tap: one `AppConsole` per app, and the queue of lines on their way to
+/// the other nodes. Costs one atomic load per entry while nobody watches the app.
+pub struct Console {
+    apps: HashMap<AppId, AppConsole>,
+    /// Console lines on their way to the other nodes (set by `spawn`).
+    out: std::sync::OnceLock<mpsc::Sender<(AppId, Control)>>,
+    node_id: String,
+}
+
+impl Console {
+    pub fn new(apps: &Apps, node_id: &str) -> Console {
+        Console {
+            apps: apps
+                .iter()
+                .map(|a| (a.id.clone(), AppConsole::default()))
+                .collect(),
+            out: std::sync::OnceLock::new(),
+            node_id: node_id.to_owned(),
+        }
+    }
+
+    /// Logs `entry` for the app's console viewers on every node, if anyone watches.
+    pub fn log(&self, app: &AppId, entry: LogEntry<'_>) {
+        let Some(c) = self.apps.get(app) else {
+            return;
+        };
+        if !c.watched() {
+            return;
+        }
+        if let Some(line) = c.admit(&self.node_id, &entry) {
+            self.send(app, c, line);
+        }
+    }
+
+    fn send(&self, app: &AppId, c: &AppConsole, line: Arc<str>) {
+        c.show(line.clone());
+        if let Some(out) = self.out.get() {
+            // A full queue means Redis lags: the console loses the line, nothing else waits.
+            let _ = out.try_send((app.clone(), Control::ConsoleLine(line.to_string())));
+        }
+    }
+
+    /// A live feed of the app's console log (from every node), or None for an unknown app.
+    /// `connections`: the app's connections on this node.
+    pub fn viewer(&self, app: &AppId, connections: u64) -> Option<broadcast::Receiver<Arc<str>>> {
+        let c = self.apps.get(app)?;
+        let rx = c.viewer();
+        c.node_stats(&self.node_id, connections);
+        Some(rx)
+    }
+
+    /// Connections of the app per node that reported within the last seconds (this node,
+    /// with `connections`, always included).
+    pub fn nodes(&self, app: &AppId, connections: u64) -> Vec<(String, u64)> {
+        let Some(c) = self.apps.get(app) else {
+            return Vec::new();
+        };
+        c.node_stats(&self.node_id, connections);
+        c.nodes()
+    }
+
+    /// Applies a console command from another node; false for commands that are not the
+    /// console's.
+    pub fn apply(&self, app: &AppId, control: &Control) -> bool {
+        let Some(c) = self.apps.get(app) else {
+            return matches!(
+                control,
+                Control::ConsoleWatch | Control::ConsoleLine(_) | Control::ConsoleStats { .. }
+            );
+        };
+        match control {
+            Control::ConsoleWatch => c.mark_watched(),
+            Control::ConsoleLine(line) => c.show(Arc::from(line.as_str())),
+            Control::ConsoleStats { node, connections } => c.node_stats(node, *connections),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Runs the console's cluster traffic: forwards log lines, announces local viewers and
+    /// reports this node's counts (`connections(app)`) while anyone watches. Idle apps cost a
+    /// check per heartbeat.
+    pub fn spawn(
+        self: &Arc<Self>,
+        relay: Arc<dyn Relay>,
+        connections: impl Fn(&AppId) -> u64 + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let (tx, mut rx) = mpsc::channel::<(AppId, Control)>(4096);
+        let _ = self.out.set(tx);
+        let console = self.clone();
+        tokio::spawn(async move {
+            let mut beat = tokio::time::interval(HEARTBEAT);
+            loop {
+                tokio::select! {
+                    msg = rx.recv() => {
+                        let Some((app, control)) = msg else { return };
+                        let _ = relay.control(&app, &control).await;
+                    }
+                    _ = beat.tick() => console.heartbeat(relay.as_ref(), &connections).await,
+                }
+            }
+        })
+    }
+
+    async fn heartbeat(&self, relay: &dyn Relay, connections: &impl Fn(&AppId) -> u64) {
+        let node = &self.node_id;
+        for (app, c) in &self.apps {
+            if c.has_viewers() {
+                c.mark_watched();
+                let _ = relay.control(app, &Control::ConsoleWatch).await;
+            }
+            if !c.watched() {
+                continue;
+            }
+            let count = connections(app);
+            c.node_stats(node, count);
+            let stats = Control::ConsoleStats {
+                node: node.clone(),
+                connections: count,
+            };
+            let _ = relay.control(app, &stats).await;
+            let dropped = c.take_dropped();
+            if dropped > 0 {
+                self.send(app, c, Arc::from(dropped_line(node, dropped)));
+            }
+        }
     }
 }
 

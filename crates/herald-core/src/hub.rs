@@ -13,15 +13,15 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::backplane::{
-    Backplane, BackplaneError, CachedEvent, Check, Control, Envelope, Inbound, Left, Mark, Reaped,
-    now_us,
+    Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Left, now_us,
 };
 use crate::conn::{CloseReason, ConnHandle, Sent};
-use crate::console::{AppConsole, HEARTBEAT, LogEntry, dropped_line};
+use crate::console::{Console, LogEntry};
+use crate::hooks::Hooks;
 use crate::smallmap::SmallMap;
-use crate::webhook::{WebhookQueue, now_ms};
+use crate::webhook::WebhookQueue;
 use crate::{App, AppId, Apps};
-use herald_protocol::webhook::{WebhookEvent, WebhookKind};
+use herald_protocol::webhook::WebhookEvent;
 
 /// Node-wide settings the hub and its sessions need.
 #[derive(Clone, Debug)]
@@ -137,12 +137,10 @@ pub trait HubMetrics: Send + Sync + 'static {
 
 struct Inner {
     metrics: std::sync::OnceLock<Arc<dyn HubMetrics>>,
-    console: HashMap<AppId, AppConsole>,
-    /// Console lines on their way to the other nodes (set by `spawn_console`).
-    console_out: std::sync::OnceLock<mpsc::Sender<(AppId, Control)>>,
+    console: Arc<Console>,
     apps: Apps,
     backplane: Backplane,
-    webhooks: Arc<dyn WebhookQueue>,
+    hooks: Arc<Hooks>,
     config: HubConfig,
     local: HashMap<AppId, AppLocal>,
     connections: AtomicUsize,
@@ -186,17 +184,18 @@ impl Hub {
             .iter()
             .map(|a| (a.id.clone(), AppLocal::default()))
             .collect();
-        let console = apps
-            .iter()
-            .map(|a| (a.id.clone(), AppConsole::default()))
-            .collect();
+        let console = Arc::new(Console::new(&apps, &config.node_id));
         Hub(Arc::new(Inner {
             metrics: std::sync::OnceLock::new(),
             console,
-            console_out: std::sync::OnceLock::new(),
+            hooks: Arc::new(Hooks::new(
+                apps.clone(),
+                backplane.clone(),
+                webhooks,
+                config.webhook_debounce,
+            )),
             apps,
             backplane,
-            webhooks,
             config,
             local,
             connections: AtomicUsize::new(0),
@@ -212,7 +211,9 @@ impl Hub {
                 match msg {
                     Inbound::Envelope { app, envelope } => hub.deliver_local(&app, &envelope, true),
                     Inbound::Control { app, control } => hub.apply_control(&app, &control),
-                    Inbound::Reaped { app, event } => hub.announce_reaped(&app, event).await,
+                    Inbound::Reaped { app, event } => {
+                        crate::reaped::announce(&hub, &app, event).await
+                    }
                 }
             }
         })
@@ -449,235 +450,27 @@ impl Hub {
         let _ = self.0.metrics.set(metrics);
     }
 
-    pub fn webhooks(&self) -> &Arc<dyn WebhookQueue> {
-        &self.0.webhooks
+    /// The node's webhook decisions.
+    pub fn hooks(&self) -> &Arc<Hooks> {
+        &self.0.hooks
     }
 
-    /// Queues a webhook event when an endpoint of the app takes its kind.
-    /// `#server-to-user-` channels produce no webhooks.
-    pub(crate) async fn webhook(&self, app: &App, event: WebhookEvent) {
-        if event.channel().starts_with('#') || !app.wants_webhook(event.kind()) {
-            return;
-        }
-        if let Err(e) = self.0.webhooks.push(&app.id, &event).await {
-            tracing::error!(app = %app.id, kind = %event.kind(), error = %e, "webhook event lost: queue unavailable");
-        }
+    /// The node's debug-console tap.
+    pub fn console(&self) -> &Console {
+        &self.0.console
     }
 
-    /// The channel became occupied cluster-wide. A vacancy still waiting out its debounce is
-    /// cancelled instead: to the app the channel never looked empty.
-    pub(crate) async fn occupied(&self, app: &App, channel: &ChannelName) {
-        // Apps without these webhooks pay no backplane round trip on every occupancy.
-        if !app.wants_webhook(WebhookKind::ChannelOccupied)
-            && !app.wants_webhook(WebhookKind::ChannelVacated)
-        {
-            return;
-        }
-        if self.cancel(app, &Check::Vacated(channel.clone())).await {
-            return;
-        }
-        self.webhook(
-            app,
-            WebhookEvent::ChannelOccupied {
-                channel: channel.to_string(),
-            },
-        )
-        .await;
+    pub fn node_id(&self) -> &str {
+        &self.0.config.node_id
     }
 
-    /// The channel became empty cluster-wide: `channel_vacated` after the debounce, unless it
-    /// was re-occupied meanwhile.
-    pub(crate) async fn vacated(&self, app: &App, channel: &ChannelName) {
-        if app.wants_webhook(WebhookKind::ChannelVacated) {
-            self.schedule(app, Check::Vacated(channel.clone())).await;
-        }
-    }
-
-    /// When a leave that vacates a channel should have its `Check::Vacated` fall due, if the
-    /// app takes `channel_vacated`: `Channels::unsubscribe` schedules it in the leave's own step.
-    pub(crate) fn vacancy_check_at(&self, app: &App) -> Option<u64> {
-        app.wants_webhook(WebhookKind::ChannelVacated)
-            .then(|| self.debounce_due())
-    }
-
-    /// `vacancy_check_at` for `member_removed` (`Presence::leave`).
-    pub(crate) fn removal_check_at(&self, app: &App) -> Option<u64> {
-        app.wants_webhook(WebhookKind::MemberRemoved)
-            .then(|| self.debounce_due())
-    }
-
-    /// A user joined a presence channel: `member_added`, unless the user's removal is still
-    /// waiting out its debounce (then neither is sent).
-    pub(crate) async fn member_added(&self, app: &App, channel: &ChannelName, user: &UserId) {
-        if !app.wants_webhook(WebhookKind::MemberAdded)
-            && !app.wants_webhook(WebhookKind::MemberRemoved)
-        {
-            return;
-        }
-        if self
-            .cancel(app, &Check::MemberRemoved(channel.clone(), user.clone()))
-            .await
-        {
-            return;
-        }
-        let event = WebhookEvent::MemberAdded {
-            channel: channel.to_string(),
-            user_id: user.to_string(),
-        };
-        self.webhook(app, event).await;
-    }
-
-    /// A user's last connection left: `member_removed` after the debounce, unless they came back.
-    pub(crate) async fn member_removed(&self, app: &App, channel: &ChannelName, user: &UserId) {
-        if app.wants_webhook(WebhookKind::MemberRemoved) {
-            self.schedule(app, Check::MemberRemoved(channel.clone(), user.clone()))
-                .await;
-        }
-    }
-
-    /// `cache_miss`, at most once per channel per 10 s across the cluster.
-    pub(crate) async fn cache_miss(&self, app: &App, channel: &ChannelName) {
-        if !app.wants_webhook(WebhookKind::CacheMiss) {
-            return;
-        }
-        let mark = Mark::CacheMiss(channel.clone());
-        match self
-            .0
-            .backplane
-            .schedule
-            .mark(&app.id, &mark, Duration::from_secs(10))
-            .await
-        {
-            Ok(true) => {
-                self.webhook(
-                    app,
-                    WebhookEvent::CacheMiss {
-                        channel: channel.to_string(),
-                    },
-                )
-                .await
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(app = %app.id, error = %e, "cache_miss webhook not de-duplicated; dropped")
-            }
-        }
-    }
-
-    /// Schedules a debounced check in the backplane: whichever node finds it due runs it, so
-    /// the webhook survives the node that scheduled it.
-    async fn schedule(&self, app: &App, check: Check) {
-        let due = self.debounce_due();
-        if let Err(e) = self
-            .0
-            .backplane
-            .schedule
-            .schedule(&app.id, &check, due)
-            .await
-        {
-            tracing::warn!(app = %app.id, error = %e, "debounced webhook not scheduled; dropped");
-        }
-    }
-
-    /// When a debounced check scheduled now falls due (ms since the epoch).
-    fn debounce_due(&self) -> u64 {
-        now_ms() + self.0.config.webhook_debounce.as_millis() as u64
-    }
-
-    async fn cancel(&self, app: &App, check: &Check) -> bool {
-        match self.0.backplane.schedule.cancel(&app.id, check).await {
-            Ok(was_scheduled) => was_scheduled,
-            Err(e) => {
-                tracing::warn!(app = %app.id, error = %e, "debounced webhook not cancelled");
-                false
-            }
-        }
-    }
-
-    /// Runs the debounced checks that fall due, for every app, until the process ends.
-    pub fn spawn_debouncer(&self) -> tokio::task::JoinHandle<()> {
+    /// Runs the console's cluster traffic (see `Console::spawn`).
+    pub fn spawn_console(&self) -> tokio::task::JoinHandle<()> {
         let hub = self.clone();
-        let tick = (hub.0.config.webhook_debounce / 4)
-            .clamp(Duration::from_millis(20), Duration::from_millis(250));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(tick).await;
-                for app in hub.0.apps.iter().filter(|a| !a.webhooks.is_empty()) {
-                    let schedule = &hub.0.backplane.schedule;
-                    let due = match schedule.take_due(&app.id, now_ms(), 256).await {
-                        Ok(due) => due,
-                        Err(e) => {
-                            tracing::debug!(app = %app.id, error = %e, "debounced webhooks not read");
-                            continue;
-                        }
-                    };
-                    for check in due {
-                        hub.fire(app, check).await;
-                    }
-                }
-            }
+        let relay = self.0.backplane.relay.clone();
+        self.0.console.spawn(relay, move |app| {
+            hub.app_connection_count(app.as_str()) as u64
         })
-    }
-
-    /// A debounce ran out without a re-join: send the removal if the cluster still agrees.
-    async fn fire(&self, app: &App, check: Check) {
-        let bp = self.backplane();
-        match check {
-            Check::Vacated(channel) => {
-                if bp
-                    .channels
-                    .channel(&app.id, &channel)
-                    .await
-                    .is_ok_and(|c| c.subscription_count == 0)
-                {
-                    self.webhook(
-                        app,
-                        WebhookEvent::ChannelVacated {
-                            channel: channel.to_string(),
-                        },
-                    )
-                    .await;
-                }
-            }
-            Check::MemberRemoved(channel, user) => {
-                if bp
-                    .presence
-                    .members(&app.id, &channel)
-                    .await
-                    .is_ok_and(|m| m.iter().all(|m| m.user_id != user))
-                {
-                    let event = WebhookEvent::MemberRemoved {
-                        channel: channel.to_string(),
-                        user_id: user.to_string(),
-                    };
-                    self.webhook(app, event).await;
-                }
-            }
-        }
-    }
-
-    /// Announces what reaping a dead node changed, as the dead node would have.
-    async fn announce_reaped(&self, app: &AppId, event: Reaped) {
-        let Some(app) = self.0.apps.by_id(app.as_str()).cloned() else {
-            return;
-        };
-        match event {
-            Reaped::MemberRemoved { channel, left } => {
-                self.member_removed(&app, &channel, &left.user).await;
-                self.relay(
-                    &app.id,
-                    member_removed(channel, &left, None),
-                    "member_removed",
-                )
-                .await;
-            }
-            Reaped::Vacated { channel } => {
-                self.vacated(&app, &channel).await;
-                self.count_changed(&app, &channel);
-            }
-            Reaped::Unsubscribed { channel } => self.count_changed(&app, &channel),
-            Reaped::Offline { user } => self.announce_online(&app, user, false).await,
-        }
     }
 
     /// `publish` for frames nobody waits on: a backplane failure is logged, not returned.
@@ -774,121 +567,8 @@ impl Hub {
                     }
                 }
             }
-            Control::ConsoleWatch => {
-                if let Some(c) = self.0.console.get(app) {
-                    c.mark_watched();
-                }
-            }
-            Control::ConsoleLine(line) => {
-                if let Some(c) = self.0.console.get(app) {
-                    c.show(Arc::from(line.as_str()));
-                }
-            }
-            Control::ConsoleStats { node, connections } => {
-                if let Some(c) = self.0.console.get(app) {
-                    c.node_stats(node, *connections);
-                }
-            }
-        }
-    }
-
-    /// Logs `entry` for the app's console viewers on every node, if anyone watches.
-    pub fn console_log(&self, app: &AppId, entry: LogEntry<'_>) {
-        let Some(c) = self.0.console.get(app) else {
-            return;
-        };
-        if !c.watched() {
-            return;
-        }
-        if let Some(line) = c.admit(&self.0.config.node_id, &entry) {
-            self.console_send(app, c, line);
-        }
-    }
-
-    fn console_send(&self, app: &AppId, c: &AppConsole, line: Arc<str>) {
-        c.show(line.clone());
-        if let Some(out) = self.0.console_out.get() {
-            // A full queue means Redis lags: the console loses the line, nothing else waits.
-            let _ = out.try_send((app.to_owned(), Control::ConsoleLine(line.to_string())));
-        }
-    }
-
-    /// A live feed of the app's console log (from every node), or None for an unknown app.
-    pub fn console_viewer(
-        &self,
-        app: &AppId,
-    ) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>> {
-        let c = self.0.console.get(app)?;
-        let rx = c.viewer();
-        c.node_stats(
-            &self.0.config.node_id,
-            self.app_connection_count(app.as_str()) as u64,
-        );
-        Some(rx)
-    }
-
-    /// Connections of the app per node that reported within the last seconds (this node
-    /// always included).
-    pub fn console_nodes(&self, app: &AppId) -> Vec<(String, u64)> {
-        let Some(c) = self.0.console.get(app) else {
-            return Vec::new();
-        };
-        c.node_stats(
-            &self.0.config.node_id,
-            self.app_connection_count(app.as_str()) as u64,
-        );
-        c.nodes()
-    }
-
-    pub fn node_id(&self) -> &str {
-        &self.0.config.node_id
-    }
-
-    /// Runs the console's cluster traffic: forwards log lines, announces local viewers and
-    /// reports this node's counts while anyone watches. Idle apps cost a check per heartbeat.
-    pub fn spawn_console(&self) -> tokio::task::JoinHandle<()> {
-        let (tx, mut rx) = mpsc::channel::<(AppId, Control)>(4096);
-        let _ = self.0.console_out.set(tx);
-        let hub = self.clone();
-        tokio::spawn(async move {
-            let mut beat = tokio::time::interval(HEARTBEAT);
-            loop {
-                tokio::select! {
-                    msg = rx.recv() => {
-                        let Some((app, control)) = msg else { return };
-                        let _ = hub.0.backplane.relay.control(&app, &control).await;
-                    }
-                    _ = beat.tick() => hub.console_heartbeat().await,
-                }
-            }
-        })
-    }
-
-    async fn console_heartbeat(&self) {
-        let node = &self.0.config.node_id;
-        for (app, c) in &self.0.console {
-            if c.has_viewers() {
-                c.mark_watched();
-                let _ = self
-                    .0
-                    .backplane
-                    .relay
-                    .control(app, &Control::ConsoleWatch)
-                    .await;
-            }
-            if !c.watched() {
-                continue;
-            }
-            let connections = self.app_connection_count(app.as_str()) as u64;
-            c.node_stats(node, connections);
-            let stats = Control::ConsoleStats {
-                node: node.clone(),
-                connections,
-            };
-            let _ = self.0.backplane.relay.control(app, &stats).await;
-            let dropped = c.take_dropped();
-            if dropped > 0 {
-                self.console_send(app, c, Arc::from(dropped_line(node, dropped)));
+            Control::ConsoleWatch | Control::ConsoleLine(_) | Control::ConsoleStats { .. } => {
+                self.0.console.apply(app, control);
             }
         }
     }
@@ -918,7 +598,7 @@ impl Hub {
     }
 
     /// Tells every watcher in the cluster that `user` came online or went offline.
-    async fn announce_online(&self, app: &App, user: UserId, online: bool) {
+    pub(crate) async fn announce_online(&self, app: &App, user: UserId, online: bool) {
         if !app.features.watchlist_events {
             return;
         }
@@ -962,7 +642,7 @@ impl Hub {
             event: name,
             data,
         };
-        self.console_log(&app.id, entry);
+        self.0.console.log(&app.id, entry);
         Ok(())
     }
 
@@ -1020,7 +700,7 @@ impl Hub {
                     };
                     let env = Envelope::new(channel, frame, None);
                     hub.relay(&app_id, env, "subscription_count").await;
-                    hub.webhook(&app, event).await;
+                    hub.0.hooks.event(&app, event).await;
                 }
                 Err(e) => {
                     tracing::warn!(app = %app_id, error = %e, "subscription_count not computed")

@@ -100,7 +100,7 @@ impl Session {
         let entry = LogEntry::ConnectionOpened {
             socket_id: socket_id.as_str(),
         };
-        hub.console_log(&app.id, entry);
+        hub.console().log(&app.id, entry);
         let session = Session {
             hub: hub.clone(),
             client_rate: RateWindow::new(app.limits.client_events_per_second),
@@ -354,7 +354,7 @@ impl Session {
             }
         };
         if occupancy.transition {
-            hub.occupied(&app, &channel).await;
+            hub.hooks().occupied(&app, &channel).await;
         }
         let presence_user = member.as_ref().map(|m| m.user_id.clone());
         self.subscriptions
@@ -386,7 +386,9 @@ impl Session {
             let except = Some(self.socket_id().clone());
             let env = Envelope::membership(channel.clone(), Bytes::from(frame), except, j.version);
             hub.relay(&app.id, env, "member_added").await;
-            hub.member_added(&app, &channel, &member.user_id).await;
+            hub.hooks()
+                .member_added(&app, &channel, &member.user_id)
+                .await;
         }
         hub.count_changed(&app, &channel);
         Ok(())
@@ -486,7 +488,7 @@ impl Session {
             }
             Ok(None) => {
                 self.send(encode::cache_miss(channel.as_str()));
-                self.hub.cache_miss(&self.app, channel).await;
+                self.hub.hooks().cache_miss(&self.app, channel).await;
             }
             Err(e) => tracing::warn!(channel = %channel, error = %e, "cache not read"),
         }
@@ -497,7 +499,7 @@ impl Session {
             socket_id: self.socket_id().as_str(),
             channel,
         };
-        self.hub.console_log(&self.app.id, entry);
+        self.hub.console().log(&self.app.id, entry);
     }
 
     async fn unsubscribe(&mut self, channel: &ChannelName) {
@@ -508,7 +510,7 @@ impl Session {
             socket_id: self.socket_id().as_str(),
             channel: channel.as_str(),
         };
-        self.hub.console_log(&self.app.id, entry);
+        self.hub.console().log(&self.app.id, entry);
         let app = self.app.clone();
         let hub = self.hub.clone();
         if channel.kind() == ChannelKind::ServerToUser {
@@ -518,7 +520,7 @@ impl Session {
         let bp = hub.backplane();
         if sub.presence_user.is_some() {
             // Like the vacancy check below: scheduled by the backplane in the leave's own step.
-            let check_at = hub.removal_check_at(&app);
+            let check_at = hub.hooks().removal_check_at(&app);
             match bp
                 .presence
                 .leave(&app.id, channel, self.socket_id(), check_at)
@@ -526,7 +528,7 @@ impl Session {
             {
                 Ok(Some(left)) => {
                     if check_at.is_none() {
-                        hub.member_removed(&app, channel, &left.user).await;
+                        hub.hooks().member_removed(&app, channel, &left.user).await;
                     }
                     let env =
                         member_removed(channel.clone(), &left, Some(self.socket_id().clone()));
@@ -538,7 +540,7 @@ impl Session {
         }
         // A vacancy's debounced check is scheduled by the backplane in the same step as the
         // leave, so it survives this node dying right after.
-        let check_at = hub.vacancy_check_at(&app);
+        let check_at = hub.hooks().vacancy_check_at(&app);
         match bp
             .channels
             .unsubscribe(&app.id, channel, self.socket_id(), check_at)
@@ -546,7 +548,7 @@ impl Session {
         {
             Ok(occupancy) => {
                 if occupancy.transition && check_at.is_none() {
-                    hub.vacated(&app, channel).await;
+                    hub.hooks().vacated(&app, channel).await;
                 }
                 hub.count_changed(&app, channel);
             }
@@ -617,7 +619,7 @@ impl Session {
             event,
             data: data.get(),
         };
-        self.hub.console_log(&self.app.id, entry);
+        self.hub.console().log(&self.app.id, entry);
         let event = WebhookEvent::ClientEvent {
             channel: channel.to_owned(),
             event: event.to_owned(),
@@ -625,7 +627,7 @@ impl Session {
             socket_id: self.socket_id().to_string(),
             user_id: user_id.map(str::to_owned),
         };
-        self.hub.webhook(&self.app, event).await;
+        self.hub.hooks().event(&self.app, event).await;
         Ok(())
     }
 
@@ -718,7 +720,7 @@ impl Session {
             socket_id: self.socket_id().as_str(),
             code: self.conn.close_code(),
         };
-        self.hub.console_log(&app.id, entry);
+        self.hub.console().log(&app.id, entry);
     }
 }
 

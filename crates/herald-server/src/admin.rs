@@ -58,7 +58,7 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
             if let Some(refused) = admin_refusal(&state, &req, Change::Yes) {
                 return refused;
             }
-            match state.hub.webhooks().replay_dead_letters(10_000).await {
+            match state.hub.hooks().queue().replay_dead_letters(10_000).await {
                 Ok(n) => {
                     tracing::info!(replayed = n, "dead-lettered webhooks queued again");
                     json(StatusCode::OK, json!({ "replayed": n }).to_string())
@@ -132,7 +132,7 @@ fn admin_refusal(
 
 /// The most recent webhook deliveries given up on (operators inspect, then fix the endpoint).
 async fn dead_letters(state: &State) -> Response<Body> {
-    match state.hub.webhooks().dead_letters(1000).await {
+    match state.hub.hooks().queue().dead_letters(1000).await {
         Ok(letters) => {
             let items: Vec<serde_json::Value> = letters
                 .iter()

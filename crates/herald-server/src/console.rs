@@ -143,7 +143,8 @@ async fn app_state(state: &State, app: &App) -> Response<Body> {
         }
         list.push(entry);
     }
-    let nodes = hub.console_nodes(&app.id);
+    let connections = hub.app_connection_count(app.id.as_str()) as u64;
+    let nodes = hub.console().nodes(&app.id, connections);
     let body = json!({
         "app": app.id.as_str(),
         "connections": nodes.iter().map(|(_, n)| n).sum::<u64>(),
@@ -162,7 +163,8 @@ fn sse(event: &str, data: &str) -> Frame<Bytes> {
 /// The app's live log as Server-Sent Events: `log` lines from every node, `dropped` counts
 /// when this viewer or a node skipped lines to stay within its bounds.
 fn log_stream(state: &State, app: &App) -> Response<Body> {
-    let Some(rx) = state.hub.console_viewer(&app.id) else {
+    let connections = state.hub.app_connection_count(app.id.as_str()) as u64;
+    let Some(rx) = state.hub.console().viewer(&app.id, connections) else {
         return json_error(StatusCode::NOT_FOUND, "Unknown app");
     };
     let first = Frame::data(Bytes::from_static(b": connected\n\n"));

@@ -154,10 +154,10 @@ pub async fn run(
         let api = accept(state.clone(), api, Some(Role::Api), None, stop_rx.clone());
         tasks.push(tokio::spawn(api));
     }
-    state.hub.spawn_debouncer();
+    state.hub.hooks().spawn_debouncer();
     webhook::spawn(
         state.config.apps.clone(),
-        state.hub.webhooks().clone(),
+        state.hub.hooks().queue().clone(),
         state.webhook_streams.clone(),
         state.webhook_client.clone(),
         state.config.webhooks.clone(),

@@ -248,7 +248,7 @@ impl Delivery {
                 channel: e.event.channel(),
                 outcome,
             };
-            self.hub.console_log(&self.app.id, entry);
+            self.hub.console().log(&self.app.id, entry);
         }
     }
 

@@ -1,0 +1,245 @@
+//! Webhook decisions: which webhook each cluster-wide transition makes, and the debounce of
+//! removals. The hub and sessions report transitions decided by the backplane (`Occupancy`,
+//! `Joined`, `Left`); `Hooks` turns them into queued webhook events. `channel_vacated` and
+//! `member_removed` wait out the debounce as `Check`s in the backplane's shared schedule, so
+//! whichever node finds one due sends it, even if the node that scheduled it died; a re-join in
+//! the window cancels both the removal and the re-add.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_protocol::webhook::{WebhookEvent, WebhookKind};
+use herald_protocol::{ChannelName, UserId};
+
+use crate::backplane::{Backplane, Check, Mark};
+use crate::webhook::{WebhookQueue, now_ms};
+use crate::{App, Apps};
+
+/// The node's webhook decisions (one per node, shared by the hub and its sessions).
+pub struct Hooks {
+    apps: Apps,
+    backplane: Backplane,
+    queue: Arc<dyn WebhookQueue>,
+    /// How long `channel_vacated` and `member_removed` wait for a re-join (Pusher: 3 s).
+    debounce: Duration,
+}
+
+impl Hooks {
+    pub fn new(
+        apps: Apps,
+        backplane: Backplane,
+        queue: Arc<dyn WebhookQueue>,
+        debounce: Duration,
+    ) -> Hooks {
+        Hooks {
+            apps,
+            backplane,
+            queue,
+            debounce,
+        }
+    }
+
+    /// Where decided events wait for the dispatcher.
+    pub fn queue(&self) -> &Arc<dyn WebhookQueue> {
+        &self.queue
+    }
+
+    /// Queues a webhook event when an endpoint of the app takes its kind.
+    /// `#server-to-user-` channels produce no webhooks.
+    pub async fn event(&self, app: &App, event: WebhookEvent) {
+        if event.channel().starts_with('#') || !app.wants_webhook(event.kind()) {
+            return;
+        }
+        if let Err(e) = self.queue.push(&app.id, &event).await {
+            tracing::error!(app = %app.id, kind = %event.kind(), error = %e, "webhook event lost: queue unavailable");
+        }
+    }
+
+    /// The channel became occupied cluster-wide. A vacancy still waiting out its debounce is
+    /// cancelled instead: to the app the channel never looked empty.
+    pub async fn occupied(&self, app: &App, channel: &ChannelName) {
+        // Apps without these webhooks pay no backplane round trip on every occupancy.
+        if !app.wants_webhook(WebhookKind::ChannelOccupied)
+            && !app.wants_webhook(WebhookKind::ChannelVacated)
+        {
+            return;
+        }
+        if self.cancel(app, &Check::Vacated(channel.clone())).await {
+            return;
+        }
+        self.event(
+            app,
+            WebhookEvent::ChannelOccupied {
+                channel: channel.to_string(),
+            },
+        )
+        .await;
+    }
+
+    /// The channel became empty cluster-wide: `channel_vacated` after the debounce, unless it
+    /// was re-occupied meanwhile.
+    pub async fn vacated(&self, app: &App, channel: &ChannelName) {
+        if app.wants_webhook(WebhookKind::ChannelVacated) {
+            self.schedule(app, Check::Vacated(channel.clone())).await;
+        }
+    }
+
+    /// When a leave that vacates a channel should have its `Check::Vacated` fall due, if the
+    /// app takes `channel_vacated`: `Channels::unsubscribe` schedules it in the leave's own step.
+    pub fn vacancy_check_at(&self, app: &App) -> Option<u64> {
+        app.wants_webhook(WebhookKind::ChannelVacated)
+            .then(|| self.debounce_due())
+    }
+
+    /// `vacancy_check_at` for `member_removed` (`Presence::leave`).
+    pub fn removal_check_at(&self, app: &App) -> Option<u64> {
+        app.wants_webhook(WebhookKind::MemberRemoved)
+            .then(|| self.debounce_due())
+    }
+
+    /// A user joined a presence channel: `member_added`, unless the user's removal is still
+    /// waiting out its debounce (then neither is sent).
+    pub async fn member_added(&self, app: &App, channel: &ChannelName, user: &UserId) {
+        if !app.wants_webhook(WebhookKind::MemberAdded)
+            && !app.wants_webhook(WebhookKind::MemberRemoved)
+        {
+            return;
+        }
+        if self
+            .cancel(app, &Check::MemberRemoved(channel.clone(), user.clone()))
+            .await
+        {
+            return;
+        }
+        let event = WebhookEvent::MemberAdded {
+            channel: channel.to_string(),
+            user_id: user.to_string(),
+        };
+        self.event(app, event).await;
+    }
+
+    /// A user's last connection left: `member_removed` after the debounce, unless they came back.
+    pub async fn member_removed(&self, app: &App, channel: &ChannelName, user: &UserId) {
+        if app.wants_webhook(WebhookKind::MemberRemoved) {
+            self.schedule(app, Check::MemberRemoved(channel.clone(), user.clone()))
+                .await;
+        }
+    }
+
+    /// `cache_miss`, at most once per channel per 10 s across the cluster.
+    pub async fn cache_miss(&self, app: &App, channel: &ChannelName) {
+        if !app.wants_webhook(WebhookKind::CacheMiss) {
+            return;
+        }
+        let mark = Mark::CacheMiss(channel.clone());
+        match self
+            .backplane
+            .schedule
+            .mark(&app.id, &mark, Duration::from_secs(10))
+            .await
+        {
+            Ok(true) => {
+                self.event(
+                    app,
+                    WebhookEvent::CacheMiss {
+                        channel: channel.to_string(),
+                    },
+                )
+                .await
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(app = %app.id, error = %e, "cache_miss webhook not de-duplicated; dropped")
+            }
+        }
+    }
+
+    /// Schedules a debounced check in the backplane: whichever node finds it due runs it, so
+    /// the webhook survives the node that scheduled it.
+    async fn schedule(&self, app: &App, check: Check) {
+        let due = self.debounce_due();
+        if let Err(e) = self.backplane.schedule.schedule(&app.id, &check, due).await {
+            tracing::warn!(app = %app.id, error = %e, "debounced webhook not scheduled; dropped");
+        }
+    }
+
+    /// When a debounced check scheduled now falls due (ms since the epoch).
+    fn debounce_due(&self) -> u64 {
+        now_ms() + self.debounce.as_millis() as u64
+    }
+
+    async fn cancel(&self, app: &App, check: &Check) -> bool {
+        match self.backplane.schedule.cancel(&app.id, check).await {
+            Ok(was_scheduled) => was_scheduled,
+            Err(e) => {
+                tracing::warn!(app = %app.id, error = %e, "debounced webhook not cancelled");
+                false
+            }
+        }
+    }
+
+    /// Runs the debounced checks that fall due, for every app, until the process ends.
+    pub fn spawn_debouncer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let hooks = self.clone();
+        let tick =
+            (hooks.debounce / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(tick).await;
+                for app in hooks.apps.iter().filter(|a| !a.webhooks.is_empty()) {
+                    let schedule = &hooks.backplane.schedule;
+                    let due = match schedule.take_due(&app.id, now_ms(), 256).await {
+                        Ok(due) => due,
+                        Err(e) => {
+                            tracing::debug!(app = %app.id, error = %e, "debounced webhooks not read");
+                            continue;
+                        }
+                    };
+                    for check in due {
+                        hooks.fire(app, check).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// A debounce ran out without a re-join: send the removal if the cluster still agrees.
+    async fn fire(&self, app: &App, check: Check) {
+        let bp = &self.backplane;
+        match check {
+            Check::Vacated(channel) => {
+                if bp
+                    .channels
+                    .channel(&app.id, &channel)
+                    .await
+                    .is_ok_and(|c| c.subscription_count == 0)
+                {
+                    self.event(
+                        app,
+                        WebhookEvent::ChannelVacated {
+                            channel: channel.to_string(),
+                        },
+                    )
+                    .await;
+                }
+            }
+            Check::MemberRemoved(channel, user) => {
+                if bp
+                    .presence
+                    .members(&app.id, &channel)
+                    .await
+                    .is_ok_and(|m| m.iter().all(|m| m.user_id != user))
+                {
+                    let event = WebhookEvent::MemberRemoved {
+                        channel: channel.to_string(),
+                        user_id: user.to_string(),
+                    };
+                    self.event(app, event).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! Webhook decisions on the in-memory backplane and queue: what each transition queues, and
+//! how the debounce cancels a removal followed by a re-join.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_protocol::webhook::{WebhookEvent, WebhookKind};
+use herald_protocol::{ChannelName, SocketId, UserId};
+
+use super::Hooks;
+use crate::backplane::{Backplane, Check, Member};
+use crate::webhook::{MemoryWebhookQueue, WebhookQueue};
+use crate::{App, Apps, WebhookEndpoint, WebhookTarget};
+
+struct Fixture {
+    hooks: Hooks,
+    app: Arc<App>,
+    backplane: Backplane,
+    queue: Arc<MemoryWebhookQueue>,
+}
+
+/// One app with one endpoint taking `kinds` (none: an app without webhooks).
+fn fixture(kinds: &[WebhookKind]) -> Fixture {
+    let mut app = App::new("app-1", "key", "secret");
+    if !kinds.is_empty() {
+        app.webhooks.push(WebhookEndpoint {
+            target: WebhookTarget::Http("http://127.0.0.1:9/hook".into()),
+            event_types: kinds.to_vec(),
+            headers: Vec::new(),
+            filter_prefix: None,
+            filter_suffix: None,
+        });
+    }
+    let apps = Apps::new(vec![app]).unwrap();
+    let app = apps.by_id("app-1").unwrap().clone();
+    let backplane = Backplane::memory();
+    let queue = Arc::new(MemoryWebhookQueue::default());
+    let hooks = Hooks::new(
+        apps,
+        backplane.clone(),
+        queue.clone(),
+        Duration::from_millis(50),
+    );
+    Fixture {
+        hooks,
+        app,
+        backplane,
+        queue,
+    }
+}
+
+impl Fixture {
+    /// Everything queued so far.
+    async fn queued(&self) -> Vec<WebhookEvent> {
+        let taken = self
+            .queue
+            .take(100, Duration::from_millis(10))
+            .await
+            .unwrap();
+        taken.into_iter().map(|e| e.event).collect()
+    }
+
+    /// Claims and runs every check due `after_ms` from now, as the debouncer does.
+    async fn run_due(&self, after_ms: u64) {
+        let now = crate::webhook::now_ms() + after_ms;
+        let due = self
+            .backplane
+            .schedule
+            .take_due(&self.app.id, now, 100)
+            .await
+            .unwrap();
+        for check in due {
+            self.hooks.fire(&self.app, check).await;
+        }
+    }
+}
+
+fn ch(name: &str) -> ChannelName {
+    ChannelName::parse(name, 200).unwrap()
+}
+
+fn user(id: &str) -> UserId {
+    UserId::parse(id, 128).unwrap()
+}
+
+fn occupied(name: &str) -> WebhookEvent {
+    WebhookEvent::ChannelOccupied {
+        channel: name.into(),
+    }
+}
+
+#[tokio::test]
+async fn occupancy_is_queued_only_for_apps_that_take_it() {
+    let f = fixture(&[WebhookKind::ChannelOccupied]);
+    f.hooks.occupied(&f.app, &ch("room")).await;
+    assert_eq!(f.queued().await, [occupied("room")]);
+    let none = fixture(&[]);
+    none.hooks.occupied(&none.app, &ch("room")).await;
+    assert_eq!(none.queued().await, []);
+}
+
+#[tokio::test]
+async fn server_to_user_channels_make_no_webhooks() {
+    let f = fixture(&WebhookKind::ALL);
+    f.hooks.occupied(&f.app, &ch("#server-to-user-u1")).await;
+    assert_eq!(f.queued().await, []);
+}
+
+#[tokio::test]
+async fn a_vacancy_is_sent_after_the_debounce_if_the_channel_stays_empty() {
+    let f = fixture(&WebhookKind::ALL);
+    f.hooks.vacated(&f.app, &ch("room")).await;
+    f.run_due(0).await;
+    assert_eq!(f.queued().await, [], "not before the debounce");
+    f.run_due(1_000).await;
+    assert_eq!(
+        f.queued().await,
+        [WebhookEvent::ChannelVacated {
+            channel: "room".into()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_reoccupation_within_the_debounce_cancels_both_webhooks() {
+    let f = fixture(&WebhookKind::ALL);
+    f.hooks.vacated(&f.app, &ch("room")).await;
+    f.hooks.occupied(&f.app, &ch("room")).await;
+    f.run_due(1_000).await;
+    assert_eq!(
+        f.queued().await,
+        [],
+        "to the app the channel never looked empty"
+    );
+}
+
+#[tokio::test]
+async fn a_due_vacancy_of_an_occupied_channel_is_dropped() {
+    let f = fixture(&WebhookKind::ALL);
+    let socket = SocketId::from_parts(1, 1);
+    f.backplane
+        .channels
+        .subscribe(&f.app.id, &ch("room"), &socket)
+        .await
+        .unwrap();
+    f.hooks.fire(&f.app, Check::Vacated(ch("room"))).await;
+    assert_eq!(f.queued().await, []);
+}
+
+#[tokio::test]
+async fn a_member_who_returns_within_the_debounce_causes_no_pair() {
+    let f = fixture(&WebhookKind::ALL);
+    let (c, u) = (ch("presence-room"), user("u1"));
+    f.hooks.member_removed(&f.app, &c, &u).await;
+    f.hooks.member_added(&f.app, &c, &u).await;
+    f.run_due(1_000).await;
+    assert_eq!(f.queued().await, []);
+    // Another user's arrival is not affected.
+    f.hooks.member_added(&f.app, &c, &user("u2")).await;
+    assert_eq!(
+        f.queued().await,
+        [WebhookEvent::MemberAdded {
+            channel: "presence-room".into(),
+            user_id: "u2".into()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_due_removal_is_sent_only_if_the_user_is_still_gone() {
+    let f = fixture(&WebhookKind::ALL);
+    let (c, u) = (ch("presence-room"), user("u1"));
+    let member = Member {
+        user_id: u.clone(),
+        user_info: None,
+    };
+    let socket = SocketId::from_parts(1, 1);
+    f.backplane
+        .presence
+        .join(&f.app.id, &c, &socket, &member, 100)
+        .await
+        .unwrap();
+    f.hooks
+        .fire(&f.app, Check::MemberRemoved(c.clone(), u.clone()))
+        .await;
+    assert_eq!(f.queued().await, [], "the user is back");
+    f.backplane
+        .presence
+        .leave(&f.app.id, &c, &socket, None)
+        .await
+        .unwrap();
+    f.hooks.fire(&f.app, Check::MemberRemoved(c, u)).await;
+    assert_eq!(
+        f.queued().await,
+        [WebhookEvent::MemberRemoved {
+            channel: "presence-room".into(),
+            user_id: "u1".into()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn leaves_get_a_check_time_only_when_the_app_takes_the_webhook() {
+    let f = fixture(&[WebhookKind::ChannelVacated]);
+    assert!(f.hooks.vacancy_check_at(&f.app).is_some());
+    assert!(f.hooks.removal_check_at(&f.app).is_none());
+    let none = fixture(&[]);
+    assert!(none.hooks.vacancy_check_at(&none.app).is_none());
+}
+
+#[tokio::test]
+async fn cache_misses_are_sent_once_per_window() {
+    let f = fixture(&[WebhookKind::CacheMiss]);
+    for _ in 0..3 {
+        f.hooks.cache_miss(&f.app, &ch("cache-x")).await;
+    }
+    assert_eq!(
+        f.queued().await,
+        [WebhookEvent::CacheMiss {
+            channel: "cache-x".into()
+        }]
+    );
+}
