@@ -7,6 +7,7 @@
 //! connection (reads, writes and timers), so one waker serves both "a frame is queued" and
 //! "the connection is closing".
 
+use crate::sync::lock;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,10 +71,6 @@ struct Queue {
 
 /// Above this many slots an emptied deque gives its memory back (a burst must not pin it).
 const KEEP_SLOTS: usize = 16;
-
-fn lock(m: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// What became of a frame handed to `ConnHandle::send`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

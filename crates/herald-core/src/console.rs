@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::backplane::{Control, Relay};
+use crate::sync::lock;
 use crate::webhook::now_ms;
 use crate::{AppId, Apps};
 
@@ -176,10 +177,6 @@ impl Default for AppConsole {
             nodes: Mutex::new(HashMap::new()),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl AppConsole {

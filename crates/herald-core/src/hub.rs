@@ -19,6 +19,7 @@ use crate::conn::{CloseReason, ConnHandle, Sent};
 use crate::console::{Console, LogEntry};
 use crate::hooks::Hooks;
 use crate::smallmap::SmallMap;
+use crate::sync::{lock, read, write};
 use crate::webhook::WebhookQueue;
 use crate::{App, AppId, Apps};
 use herald_protocol::webhook::WebhookEvent;
@@ -151,10 +152,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct Hub(Arc<Inner>);
 
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
 /// `member_removed` for a user whose last connection left, tagged with its membership version.
 pub(crate) fn member_removed(
     channel: ChannelName,
@@ -163,14 +160,6 @@ pub(crate) fn member_removed(
 ) -> Envelope {
     let frame = Bytes::from(encode::member_removed(channel.as_str(), left.user.as_str()));
     Envelope::membership(channel, frame, except, left.version)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Hub {
@@ -657,7 +646,7 @@ impl Hub {
         }
         let Some(l) = self.local(&app.id) else { return };
         let delay = {
-            let mut counts = l.counts.lock().unwrap_or_else(|e| e.into_inner());
+            let mut counts = lock(&l.counts);
             let state = counts.entry(channel.as_str().to_owned()).or_default();
             if state.pending {
                 return;
@@ -682,7 +671,7 @@ impl Hub {
                 .await
                 .map(|c| c.subscription_count);
             if let Some(l) = hub.local(&app_id) {
-                let mut counts = l.counts.lock().unwrap_or_else(|e| e.into_inner());
+                let mut counts = lock(&l.counts);
                 if matches!(count, Ok(0)) {
                     counts.remove(channel.as_str());
                 } else if let Some(state) = counts.get_mut(channel.as_str()) {

@@ -16,6 +16,7 @@ mod reaped;
 pub mod redact;
 pub mod session;
 pub mod smallmap;
+pub mod sync;
 pub mod webhook;
 
 pub use app::{App, AppFeatures, AppId, Apps, WebhookEndpoint, WebhookTarget};

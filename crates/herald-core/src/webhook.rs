@@ -142,7 +142,7 @@ impl WebhookQueue for MemoryWebhookQueue {
     }
 
     async fn dead_letter(&self, letter: DeadLetter) -> Result<(), BackplaneError> {
-        let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dead = crate::sync::lock(&self.dead);
         if dead.len() >= DEAD_LETTERS_KEPT {
             dead.pop_front();
         }
@@ -151,7 +151,7 @@ impl WebhookQueue for MemoryWebhookQueue {
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BackplaneError> {
-        let dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        let dead = crate::sync::lock(&self.dead);
         Ok(dead.iter().rev().take(limit).rev().cloned().collect())
     }
 
@@ -162,7 +162,7 @@ impl WebhookQueue for MemoryWebhookQueue {
 
     async fn replay_dead_letters(&self, limit: usize) -> Result<usize, BackplaneError> {
         let letters: Vec<DeadLetter> = {
-            let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+            let mut dead = crate::sync::lock(&self.dead);
             let n = limit.min(dead.len());
             dead.drain(..n).collect()
         };

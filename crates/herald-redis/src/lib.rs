@@ -96,9 +96,15 @@ impl RedisBackplane {
         config: RedisConfig,
     ) -> Result<(Arc<RedisBackplane>, mpsc::Receiver<Inbound>), BackplaneError> {
         let client = redis::Client::open(config.url.as_str()).map_err(err)?;
-        let pool = deadpool_redis::Config::from_url(config.url.clone())
-            .builder()
-            .map_err(|e| BackplaneError(Box::new(Unavailable(e.to_string()))))?
+        // No per-command response timeout: XREADGROUP blocks for as long as asked, and a
+        // busy Redis answering a script late is still an answer. The pool's waits below bound
+        // how long a caller can be held up getting a connection.
+        let connection = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(None);
+        let manager = deadpool_redis::Manager::new_with_config(config.url.as_str(), connection)
+            .map_err(err)?;
+        let pool = Pool::builder(manager)
             .max_size(16)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(2)))
@@ -166,7 +172,7 @@ impl Inner {
     }
 
     fn remember(&self, app: &str, c: &Contribution, member: Option<Member>) {
-        let mut m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = herald_core::sync::lock(&self.mirror);
         m.contributions
             .entry(app.to_owned())
             .or_default()
@@ -174,7 +180,7 @@ impl Inner {
     }
 
     fn forget(&self, app: &str, c: &Contribution) {
-        let mut m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = herald_core::sync::lock(&self.mirror);
         if let Some(set) = m.contributions.get_mut(app) {
             set.remove(&c.encode());
         }

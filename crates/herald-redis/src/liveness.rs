@@ -171,7 +171,7 @@ impl Inner {
         let _exclusive = self.gate.write().await;
         for app in &self.apps {
             let (local, connections) = {
-                let m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+                let m = herald_core::sync::lock(&self.mirror);
                 (
                     m.contributions.get(app).cloned().unwrap_or_default(),
                     m.connections.get(app).copied().unwrap_or(0),

@@ -13,7 +13,7 @@ impl Quota for RedisBackplane {
         let i = &self.inner;
         let _gate = i.gate.read().await;
         {
-            let mut m = i.mirror.lock().unwrap_or_else(|e| e.into_inner());
+            let mut m = herald_core::sync::lock(&i.mirror);
             *m.connections.entry(app.to_owned()).or_default() += delta;
         }
         i.run_connections(app, &i.node, &[delta.to_string()]).await

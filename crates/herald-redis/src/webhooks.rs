@@ -74,16 +74,16 @@ impl RedisWebhookQueue {
         let mut claimed = Vec::new();
         for consumer in consumers {
             let fields: std::collections::HashMap<String, redis::Value> =
-                redis::from_redis_value(&consumer).map_err(err)?;
+                redis::from_redis_value(consumer).map_err(err)?;
             let name: String = fields
                 .get("name")
-                .map(redis::from_redis_value)
+                .map(redis::from_redis_value_ref)
                 .transpose()
                 .map_err(err)?
                 .unwrap_or_default();
             let pending: u64 = fields
                 .get("pending")
-                .map(redis::from_redis_value)
+                .map(redis::from_redis_value_ref)
                 .transpose()
                 .map_err(err)?
                 .unwrap_or(0);
@@ -173,7 +173,7 @@ impl WebhookQueue for RedisWebhookQueue {
 
     async fn take(&self, max: usize, wait: Duration) -> Result<Vec<QueuedWebhook>, BackplaneError> {
         let due = {
-            let mut last = self.last_reclaim.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = herald_core::sync::lock(&self.last_reclaim);
             let now = tokio::time::Instant::now();
             let due = last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
             if due {

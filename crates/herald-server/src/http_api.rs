@@ -224,7 +224,7 @@ impl ApiRate {
         let Some(limit) = app.limits.api_requests_per_second else {
             return true;
         };
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut windows = herald_core::sync::lock(&self.windows);
         windows
             .entry(app.id.clone())
             .or_insert_with(|| RateWindow::new(limit))
@@ -250,7 +250,7 @@ impl AuthFailures {
     fn lock(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(AppId, IpAddr), (Instant, u32)>> {
-        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+        herald_core::sync::lock(&self.windows)
     }
 
     /// Counts a failure; the failures of this window so far, this one included.

@@ -3,6 +3,7 @@
 //! back-off, acknowledges entries once every endpoint got them, and dead-letters what exhausted
 //! the retry budget.
 
+use herald_core::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -208,10 +209,6 @@ pub fn spawn(
             }
         }
     });
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Whether an endpoint takes this event: its kind, and the channel filter.

@@ -44,7 +44,7 @@ impl MemoryBackplane {
     }
 
     fn with<T>(&self, app: &AppId, f: impl FnOnce(&mut AppState) -> T) -> T {
-        let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+        let mut apps = crate::sync::lock(&self.apps);
         match apps.get_mut(app) {
             Some(state) => f(state),
             None => f(apps.entry(app.clone()).or_default()),
