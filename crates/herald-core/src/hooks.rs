@@ -47,7 +47,9 @@ impl Hooks {
     /// Queues a webhook event when an endpoint of the app takes its kind.
     /// `#server-to-user-` channels produce no webhooks.
     pub async fn event(&self, app: &App, event: WebhookEvent) {
-        if event.channel().starts_with('#') || !app.wants_webhook(event.kind()) {
+        if herald_protocol::channel::is_server_to_user(event.channel())
+            || !app.wants_webhook(event.kind())
+        {
             return;
         }
         if let Err(e) = self.queue.push(&app.id, &event).await {

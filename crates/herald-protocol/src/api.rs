@@ -5,43 +5,93 @@
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::fmt;
 
 use crate::channel::{ChannelKind, ChannelName};
 use crate::signature::{Secret, api_request_payload, body_md5, verify};
 use crate::{Limits, SocketId};
 
-/// A rejected HTTP API request: the status and a readable message for the JSON error body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: u16,
-    pub message: String,
+/// Why an HTTP API request is refused. The variant decides the status (`status()`); the text
+/// says what to fix and is sent as `{"error": …}`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or asks for something that does not apply.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: the signature, key, timestamp or body hash does not check out.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the app is disabled.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such app or endpoint.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the endpoint takes another method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 408: the body did not arrive in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// 413: the body or the event data is over its limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 429: over a rate limit; try again later.
+    #[error("{0}")]
+    TooManyRequests(String),
 }
 
 impl ApiError {
-    pub fn new(status: u16, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
+    /// The HTTP status this refusal is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed(_) => 405,
+            ApiError::Timeout(_) => 408,
+            ApiError::TooLarge(_) => 413,
+            ApiError::TooManyRequests(_) => 429,
+        }
+    }
+
+    /// The text for the caller.
+    pub fn message(&self) -> &str {
+        match self {
+            ApiError::BadRequest(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound(m)
+            | ApiError::MethodNotAllowed(m)
+            | ApiError::Timeout(m)
+            | ApiError::TooLarge(m)
+            | ApiError::TooManyRequests(m) => m,
+        }
+    }
+
+    /// The same refusal with `prefix` before its text (`batch[3]: …`).
+    pub fn prefixed(self, prefix: &str) -> ApiError {
+        let text = |m: String| format!("{prefix}{m}");
+        match self {
+            ApiError::BadRequest(m) => ApiError::BadRequest(text(m)),
+            ApiError::Unauthorized(m) => ApiError::Unauthorized(text(m)),
+            ApiError::Forbidden(m) => ApiError::Forbidden(text(m)),
+            ApiError::NotFound(m) => ApiError::NotFound(text(m)),
+            ApiError::MethodNotAllowed(m) => ApiError::MethodNotAllowed(text(m)),
+            ApiError::Timeout(m) => ApiError::Timeout(text(m)),
+            ApiError::TooLarge(m) => ApiError::TooLarge(text(m)),
+            ApiError::TooManyRequests(m) => ApiError::TooManyRequests(text(m)),
         }
     }
 
     fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(400, message)
+        ApiError::BadRequest(message.into())
     }
 
     fn unauthorized(message: impl Into<String>) -> ApiError {
-        ApiError::new(401, message)
+        ApiError::Unauthorized(message.into())
     }
 }
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status, self.message)
-    }
-}
-
-impl std::error::Error for ApiError {}
 
 const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
 
@@ -235,8 +285,7 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Vec<Trigger>, ApiErro
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            let t = validate(r, limits)
-                .map_err(|e| ApiError::new(e.status, format!("batch[{i}]: {}", e.message)))?;
+            let t = validate(r, limits).map_err(|e| e.prefixed(&format!("batch[{i}]: ")))?;
             if t.channels.len() != 1 {
                 return Err(ApiError::bad_request(format!(
                     "batch[{i}]: each event takes exactly one channel"
@@ -270,14 +319,11 @@ fn validate(raw: RawTrigger, limits: &Limits) -> Result<Trigger, ApiError> {
         None => return Err(ApiError::bad_request("data is required")),
     };
     if data.len() > limits.max_event_payload_bytes {
-        return Err(ApiError::new(
-            413,
-            format!(
-                "Event data is {} bytes; the limit is {} bytes",
-                data.len(),
-                limits.max_event_payload_bytes
-            ),
-        ));
+        return Err(ApiError::TooLarge(format!(
+            "Event data is {} bytes; the limit is {} bytes",
+            data.len(),
+            limits.max_event_payload_bytes
+        )));
     }
     let names = match (raw.channels, raw.channel) {
         (Some(list), None) => list,

@@ -18,6 +18,19 @@ pub enum ChannelKind {
     ServerToUser,
 }
 
+impl ChannelKind {
+    /// Whether every channel whose name starts with `prefix` is a presence channel (the HTTP
+    /// API's `filter_by_prefix` with `info=user_count`).
+    pub fn prefix_selects_presence_only(prefix: &str) -> bool {
+        prefix.starts_with("presence-")
+    }
+}
+
+/// Whether `name` (as carried by a webhook event) is a `#server-to-user-` channel.
+pub fn is_server_to_user(name: &str) -> bool {
+    name.starts_with(SERVER_TO_USER_PREFIX)
+}
+
 /// A valid channel name. Holding one means the name passed every rule.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelName {

@@ -209,8 +209,8 @@ async fn trigger(state: &State, app: &App, req: Request<hyper::body::Incoming>) 
     let t = match parse_trigger(api_body.to_string().as_bytes(), &app.limits) {
         Ok(t) => t,
         Err(e) => {
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            return json_error(status, &e.message);
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return json_error(status, e.message());
         }
     };
     for channel in &t.channels {

@@ -39,8 +39,21 @@ impl From<BackplaneError> for Failure {
     }
 }
 
-fn bad(status: u16, message: impl Into<String>) -> Failure {
-    Failure::Api(ApiError::new(status, message))
+impl Failure {
+    /// The answer: the status the refusal's variant decides, or 503 when the backplane is down.
+    fn response(&self) -> Response<Body> {
+        match self {
+            Failure::Api(ApiError::TooManyRequests(message)) => too_many(message, 1),
+            Failure::Api(e) => {
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                json_error(status, e.message())
+            }
+            Failure::Unavailable(_) => json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Backplane unavailable, try again shortly",
+            ),
+        }
+    }
 }
 
 /// The route of a request under `/apps/{id}/`.
@@ -100,10 +113,7 @@ pub async fn handle(state: &Arc<State>, req: Request<hyper::body::Incoming>) -> 
             endpoint.label(),
             answer(state, &app, endpoint, &path, req, &request_id).await,
         ),
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::NOT_FOUND);
-            ("unknown", json_error(status, &e.message))
-        }
+        Err(e) => ("unknown", Failure::Api(e).response()),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert("x-request-id", v);
@@ -118,7 +128,7 @@ pub async fn handle(state: &Arc<State>, req: Request<hyper::body::Incoming>) -> 
 /// `terminate_user_connections` to `/users/{id}/terminate_connections` without the prefix, so
 /// there the app is the one whose key signed the request.
 fn route(state: &State, path: &str, query: &str) -> Result<(Arc<App>, Endpoint), ApiError> {
-    let not_found = || ApiError::new(404, format!("Unknown HTTP API endpoint {path}"));
+    let not_found = || ApiError::NotFound(format!("Unknown HTTP API endpoint {path}"));
     if let Some(rest) = path.strip_prefix("/apps/") {
         let segments: Vec<&str> = rest.split('/').collect();
         let Some((app_id, rest)) = segments.split_first() else {
@@ -132,7 +142,7 @@ fn route(state: &State, path: &str, query: &str) -> Result<(Arc<App>, Endpoint),
             .cloned();
         return app
             .map(|a| (a, endpoint))
-            .ok_or_else(|| ApiError::new(404, format!("Unknown app id '{app_id}'")));
+            .ok_or_else(|| ApiError::NotFound(format!("Unknown app id '{app_id}'")));
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match Endpoint::parse(&segments) {
@@ -142,7 +152,7 @@ fn route(state: &State, path: &str, query: &str) -> Result<(Arc<App>, Endpoint),
                 .map(|(_, v)| v.into_owned());
             let app = key.and_then(|k| state.hub.apps().by_key(&k).cloned());
             app.map(|a| (a, endpoint))
-                .ok_or_else(|| ApiError::new(401, "Missing or unknown auth_key"))
+                .ok_or_else(|| ApiError::Unauthorized("Missing or unknown auth_key".into()))
         }
         _ => Err(not_found()),
     }
@@ -168,7 +178,7 @@ async fn answer(
     let addr = client_addr(state, &req);
     match serve(state, app, endpoint, path, req).await {
         Ok(body) => json(StatusCode::OK, body.to_string()),
-        Err(Failure::Api(e)) if e.status == 401 => {
+        Err(Failure::Api(ApiError::Unauthorized(message))) => {
             let limit = state.config.api_auth_failures_per_minute;
             let failures = addr.map(|addr| {
                 let n = state.auth_failures.record(&app.id, addr, Instant::now());
@@ -190,25 +200,22 @@ async fn answer(
                     )
                 }
                 _ => {
-                    tracing::info!(app = %app.id, path, request_id, client = ?addr, reason = %e.message, "HTTP API request refused");
-                    json_error(StatusCode::UNAUTHORIZED, &e.message)
+                    tracing::info!(app = %app.id, path, request_id, client = ?addr, reason = %message, "HTTP API request refused");
+                    json_error(StatusCode::UNAUTHORIZED, &message)
                 }
             }
         }
-        Err(Failure::Api(e)) if e.status == 429 => {
-            tracing::info!(app = %app.id, request_id, "HTTP API rate limit reached");
-            too_many(&e.message, 1)
-        }
-        Err(Failure::Api(e)) => {
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            json_error(status, &e.message)
-        }
-        Err(Failure::Unavailable(e)) => {
-            tracing::error!(app = %app.id, path, request_id, error = %e, "HTTP API request failed: backplane unavailable");
-            json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Backplane unavailable, try again shortly",
-            )
+        Err(failure) => {
+            match &failure {
+                Failure::Api(ApiError::TooManyRequests(_)) => {
+                    tracing::info!(app = %app.id, request_id, "HTTP API rate limit reached");
+                }
+                Failure::Unavailable(e) => {
+                    tracing::error!(app = %app.id, path, request_id, error = %e, "HTTP API request failed: backplane unavailable");
+                }
+                Failure::Api(_) => {}
+            }
+            failure.response()
         }
     }
 }
@@ -309,7 +316,11 @@ async fn serve(
     req: Request<hyper::body::Incoming>,
 ) -> Result<Value, Failure> {
     if req.method() != endpoint.method() {
-        return Err(bad(405, format!("{} expects {}", path, endpoint.method())));
+        return Err(Failure::from(ApiError::MethodNotAllowed(format!(
+            "{} expects {}",
+            path,
+            endpoint.method()
+        ))));
     }
     let method = req.method().as_str().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -321,29 +332,24 @@ async fn serve(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
-        return Err(bad(
-            413,
-            format!("Request body over the limit of {limit} bytes"),
-        ));
+        return Err(Failure::from(ApiError::TooLarge(format!(
+            "Request body over the limit of {limit} bytes"
+        ))));
     }
     // A body that trickles in is cut off like a slow handshake.
     let collect = Limited::new(req.into_body(), limit).collect();
     let body = match tokio::time::timeout(state.config.handshake_timeout, collect).await {
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(_)) => {
-            return Err(bad(
-                413,
-                format!("Request body over the limit of {limit} bytes"),
-            ));
+            return Err(Failure::from(ApiError::TooLarge(format!(
+                "Request body over the limit of {limit} bytes"
+            ))));
         }
         Err(_) => {
-            return Err(bad(
-                408,
-                format!(
-                    "Request body not received within {} s",
-                    state.config.handshake_timeout.as_secs()
-                ),
-            ));
+            return Err(Failure::from(ApiError::Timeout(format!(
+                "Request body not received within {} s",
+                state.config.handshake_timeout.as_secs()
+            ))));
         }
     };
     let signed = SignedRequest {
@@ -361,10 +367,14 @@ async fn serve(
     )?;
     // Only signed requests count against the app's budget: strangers cannot spend it.
     if !state.api_rate.allow(app) {
-        return Err(bad(429, "Too many requests for this app; slow down"));
+        return Err(Failure::from(ApiError::TooManyRequests(
+            "Too many requests for this app; slow down".into(),
+        )));
     }
     if !app.enabled {
-        return Err(bad(403, "Application disabled"));
+        return Err(Failure::from(ApiError::Forbidden(
+            "Application disabled".into(),
+        )));
     }
     let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
@@ -413,16 +423,14 @@ async fn serve(
             let prefix = param("filter_by_prefix").unwrap_or("");
             let info = Info::parse(param("info").unwrap_or(""))?;
             if info.cache {
-                return Err(bad(
-                    400,
-                    "info=cache is only available on GET /channels/{name}",
-                ));
+                return Err(Failure::from(ApiError::BadRequest(
+                    "info=cache is only available on GET /channels/{name}".into(),
+                )));
             }
-            if info.user_count && !prefix.starts_with("presence-") {
-                return Err(bad(
-                    400,
-                    "info=user_count requires filter_by_prefix=presence-…",
-                ));
+            if info.user_count && !ChannelKind::prefix_selects_presence_only(prefix) {
+                return Err(Failure::from(ApiError::BadRequest(
+                    "info=user_count requires filter_by_prefix=presence-…".into(),
+                )));
             }
             let mut out = Map::new();
             for c in hub.backplane().channels.channels(&app.id, prefix).await? {
@@ -468,7 +476,9 @@ async fn serve(
         Endpoint::ChannelUsers(name) => {
             let channel = channel_name(app, &name)?;
             if channel.kind() != ChannelKind::Presence {
-                return Err(bad(400, "Users can only be listed for presence channels"));
+                return Err(Failure::from(ApiError::BadRequest(
+                    "Users can only be listed for presence channels".into(),
+                )));
             }
             let members = hub.backplane().presence.members(&app.id, &channel).await?;
             let users: Vec<Value> = members
@@ -479,7 +489,7 @@ async fn serve(
         }
         Endpoint::TerminateUser(id) => {
             let user = UserId::parse(&id, app.limits.max_user_id_len)
-                .ok_or_else(|| bad(400, "Invalid user id"))?;
+                .ok_or_else(|| Failure::from(ApiError::BadRequest("Invalid user id".into())))?;
             hub.control(&app.id, Control::TerminateUser(user)).await?;
             Ok(json!({}))
         }
@@ -487,8 +497,11 @@ async fn serve(
 }
 
 fn channel_name(app: &App, name: &str) -> Result<ChannelName, Failure> {
-    ChannelName::parse(name, app.limits.max_channel_name_len)
-        .map_err(|e| bad(400, format!("Invalid channel name '{name}': {e}")))
+    ChannelName::parse(name, app.limits.max_channel_name_len).map_err(|e| {
+        Failure::from(ApiError::BadRequest(format!(
+            "Invalid channel name '{name}': {e}"
+        )))
+    })
 }
 
 async fn publish(state: &State, app: &App, t: &Trigger) -> Result<(), Failure> {

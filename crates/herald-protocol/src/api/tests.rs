@@ -59,13 +59,13 @@ fn timestamp_window_is_600_seconds() {
     assert_eq!(
         check("GET", "/apps/3/channels", &q, b"", NOW + 601)
             .unwrap_err()
-            .status,
+            .status(),
         401
     );
     assert_eq!(
         check("GET", "/apps/3/channels", &q, b"", NOW - 601)
             .unwrap_err()
-            .status,
+            .status(),
         401
     );
 }
@@ -128,12 +128,12 @@ fn each_check_fails_with_401() {
         ),
     ] {
         assert_eq!(
-            check("POST", p, &query, body, NOW).unwrap_err().status,
+            check("POST", p, &query, body, NOW).unwrap_err().status(),
             401,
             "{query}"
         );
     }
-    assert_eq!(check("GET", p, &good, body, NOW).unwrap_err().status, 401);
+    assert_eq!(check("GET", p, &good, body, NOW).unwrap_err().status(), 401);
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn channels_are_a_set() {
 
 #[test]
 fn trigger_errors() {
-    let status = |b: &str| trigger(b).unwrap_err().status;
+    let status = |b: &str| trigger(b).unwrap_err().status();
     assert_eq!(status("nope"), 400);
     assert_eq!(status(r#"{"channels":["a"],"data":"x"}"#), 400);
     assert_eq!(status(r#"{"name":"e","channels":["a"]}"#), 400);
@@ -241,17 +241,17 @@ fn batches() {
         .collect();
     let body = format!(r#"{{"batch":[{}]}}"#, eleven.join(","));
     assert_eq!(
-        parse_batch(body.as_bytes(), &limits).unwrap_err().status,
+        parse_batch(body.as_bytes(), &limits).unwrap_err().status(),
         400
     );
     let bad = r#"{"batch":[{"name":"a","channel":"c","data":"1"},{"name":"b","data":"2"}]}"#;
     assert_eq!(
-        parse_batch(bad.as_bytes(), &limits).unwrap_err().status,
+        parse_batch(bad.as_bytes(), &limits).unwrap_err().status(),
         400
     );
     let two = r#"{"batch":[{"name":"a","channels":["c","d"],"data":"1"}]}"#;
     assert_eq!(
-        parse_batch(two.as_bytes(), &limits).unwrap_err().status,
+        parse_batch(two.as_bytes(), &limits).unwrap_err().status(),
         400
     );
 }
@@ -266,7 +266,7 @@ fn info_attributes() {
             cache: false
         }
     );
-    assert_eq!(Info::parse("bogus").unwrap_err().status, 400);
+    assert_eq!(Info::parse("bogus").unwrap_err().status(), 400);
     let public = ChannelName::parse("x", 164).unwrap();
     let presence = ChannelName::parse("presence-x", 164).unwrap();
     assert!(
