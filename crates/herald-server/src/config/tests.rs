@@ -180,3 +180,39 @@ fn the_listen_backlog_defaults_to_4096_and_must_be_positive() {
     assert_eq!(c.listen_backlog, 8192);
     assert_eq!(error_key(Some("listen_backlog = 0"), &[]), "listen_backlog");
 }
+
+#[test]
+fn every_key_is_settable_from_the_environment_and_documented() {
+    let keys = raw::env_keys();
+    for key in [
+        "bind",
+        "admin_token",
+        "trusted_proxies",
+        "listen_backlog",
+        "apps",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+    }
+    // Every top-level key has its line in the README's configuration reference.
+    let readme = include_str!("../../../../README.md");
+    for key in keys.iter().filter(|k| *k != "apps") {
+        let env_name = format!("HERALD_{}", key.to_ascii_uppercase());
+        let documented = readme.contains(&env_name)
+            || readme.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{key} ")) || l.starts_with(&format!("{key}="))
+            });
+        assert!(
+            documented,
+            "{key} is not in README.md's configuration reference"
+        );
+    }
+    let c = load(None, &[("HERALD_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]).unwrap();
+    assert_eq!(c.trusted_proxies.len(), 2);
+    let c = load(None, &[("HERALD_ADMIN_TOKEN", "a-long-admin-token")]).unwrap();
+    assert!(c.admin_token.is_some());
+    assert_eq!(
+        error_key(None, &[("HERALD_ADMIN_TOKEN", "short")]),
+        "admin_token"
+    );
+}
