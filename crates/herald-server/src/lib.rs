@@ -11,6 +11,7 @@ pub mod console;
 pub mod http;
 pub mod http_api;
 pub mod metrics;
+pub mod router;
 pub mod tls;
 pub mod webhook;
 pub mod ws;
@@ -32,8 +33,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 pub use crate::config::Config;
-use crate::http::Role;
 use crate::metrics::Metrics;
+use crate::router::Role;
 
 /// Everything a request handler needs.
 pub struct State {
@@ -271,7 +272,7 @@ where
         let state = state.clone();
         async move {
             let res = match role {
-                Some(role) => http::route(state, role, req).await,
+                Some(role) => router::route(state, role, req).await,
                 None => admin::route(state, req).await,
             };
             Ok::<_, std::convert::Infallible>(res)
