@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use herald_protocol::event::{encode, valid_client_event_name};
+use herald_protocol::event::{ClientEventName, encode};
 use herald_protocol::signature::{channel_auth_payload, signin_payload, verify_auth};
 use herald_protocol::user::{parse_channel_data, parse_user_data};
 use herald_protocol::webhook::WebhookEvent;
@@ -215,6 +215,14 @@ impl Session {
                 channel,
                 data,
             } => self.client_event(&event, &channel, &data).await,
+            // Rule 1 comes before the name and channel rules the decoder already applied.
+            ClientEvent::RejectedClient { channel, error } => {
+                Err(if self.app.features.client_events {
+                    error
+                } else {
+                    ProtocolError::notice_on(&channel, CLIENT_EVENTS_DISABLED)
+                })
+            }
         }
     }
 
@@ -560,27 +568,16 @@ impl Session {
 
     async fn client_event(
         &mut self,
-        event: &str,
-        channel: &str,
+        event: &ClientEventName,
+        name: &ChannelName,
         data: &RawValue,
     ) -> Result<(), ProtocolError> {
         let limits = &self.app.limits;
+        let channel = name.as_str();
         if !self.app.features.client_events {
             return Err(ProtocolError::notice_on(channel, CLIENT_EVENTS_DISABLED));
         }
-        if !valid_client_event_name(event, limits.max_event_name_len) {
-            return Err(ProtocolError::notice_on(
-                channel,
-                format!(
-                    "Client event rejected: the name must start with client- and be at most {} characters",
-                    limits.max_event_name_len
-                ),
-            ));
-        }
-        let name = ChannelName::parse(channel, limits.max_channel_name_len).ok().filter(ChannelName::allows_client_events).ok_or_else(|| {
-            ProtocolError::notice_on(channel, "Client event rejected: client events are only allowed on private and presence channels")
-        })?;
-        let Some(sub) = self.subscriptions.get(&name) else {
+        let Some(sub) = self.subscriptions.get(name) else {
             return Err(ProtocolError::notice_on(
                 channel,
                 "Client event rejected: not subscribed to the channel",
@@ -604,8 +601,8 @@ impl Session {
             });
         }
         let user_id = sub.presence_user.as_ref().map(UserId::as_str);
-        let frame = Bytes::from(encode::client_event(event, channel, data, user_id));
-        let env = Envelope::new(name, frame, Some(self.socket_id().clone()));
+        let frame = Bytes::from(encode::client_event(event.as_str(), channel, data, user_id));
+        let env = Envelope::new(name.clone(), frame, Some(self.socket_id().clone()));
         if let Err(e) = self.hub.publish(&self.app.id, env).await {
             tracing::warn!(error = %e, "client event not relayed");
             return Err(ProtocolError::notice_on(
@@ -616,13 +613,13 @@ impl Session {
         let entry = LogEntry::ClientEvent {
             socket_id: self.socket_id().as_str(),
             channel,
-            event,
+            event: event.as_str(),
             data: data.get(),
         };
         self.hub.console().log(&self.app.id, entry);
         let event = WebhookEvent::ClientEvent {
             channel: channel.to_owned(),
-            event: event.to_owned(),
+            event: event.to_string(),
             data: data.get().to_owned(),
             socket_id: self.socket_id().to_string(),
             user_id: user_id.map(str::to_owned),

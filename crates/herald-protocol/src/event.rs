@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::fmt;
 
 use crate::Limits;
 use crate::channel::{ChannelName, ChannelNameError};
@@ -28,12 +29,20 @@ pub enum ClientEvent {
         auth: String,
         user_data: String,
     },
-    /// A `client-…` event. The session applies the checks of PROTOCOL.md §4 in order; `data` is
-    /// relayed verbatim.
+    /// A `client-…` event whose name and channel passed PROTOCOL.md §4 rules 2 and 3. The
+    /// session applies rule 1 (the app allows client events) first, then rules 4–6 (subscribed,
+    /// size, rate); `data` is relayed verbatim.
     Client {
-        event: String,
-        channel: String,
+        event: ClientEventName,
+        channel: ChannelName,
         data: Box<RawValue>,
+    },
+    /// A `client-…` event that failed rule 2 (its name) or 3 (its channel). Reported with
+    /// `error`, unless the app refuses client events altogether: rule 1 is checked first.
+    RejectedClient {
+        /// The channel as sent, for the error frame.
+        channel: String,
+        error: ProtocolError,
     },
     /// Any other event name: ignored.
     Other {
@@ -96,12 +105,12 @@ impl ClientEvent {
                 let channel = frame.channel.ok_or_else(|| {
                     ProtocolError::notice("Client event rejected: no channel given")
                 })?;
-                let data = frame.data.map_or_else(null_raw, RawValue::to_owned);
-                Ok(ClientEvent::Client {
-                    event: name.to_owned(),
-                    channel: channel.into_owned(),
-                    data,
-                })
+                Ok(decode_client(
+                    name,
+                    channel.into_owned(),
+                    frame.data,
+                    limits,
+                ))
             }
             other => Ok(ClientEvent::Other {
                 event: other.to_owned(),
@@ -160,8 +169,59 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// Client event names: `client-` prefix and at most `max_len` characters (§4 rule 2).
-pub fn valid_client_event_name(name: &str, max_len: usize) -> bool {
-    name.starts_with(CLIENT_EVENT_PREFIX) && name.chars().count() <= max_len
+/// The name of a client event: `client-…`, at most the app's `max_event_name_len` characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientEventName(String);
+
+impl ClientEventName {
+    pub fn parse(name: &str, max_len: usize) -> Option<ClientEventName> {
+        (name.starts_with(CLIENT_EVENT_PREFIX) && name.chars().count() <= max_len)
+            .then(|| ClientEventName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientEventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Rules 2 and 3 of PROTOCOL.md §4: the name, then a channel that allows client events.
+fn decode_client(
+    name: &str,
+    channel: String,
+    data: Option<&RawValue>,
+    limits: &Limits,
+) -> ClientEvent {
+    let Some(event) = ClientEventName::parse(name, limits.max_event_name_len) else {
+        let error = ProtocolError::notice_on(
+            &channel,
+            format!(
+                "Client event rejected: the name must start with client- and be at most {} characters",
+                limits.max_event_name_len
+            ),
+        );
+        return ClientEvent::RejectedClient { channel, error };
+    };
+    let parsed = ChannelName::parse(&channel, limits.max_channel_name_len)
+        .ok()
+        .filter(ChannelName::allows_client_events);
+    let Some(name) = parsed else {
+        let error = ProtocolError::notice_on(
+            &channel,
+            "Client event rejected: client events are only allowed on private and presence channels",
+        );
+        return ClientEvent::RejectedClient { channel, error };
+    };
+    ClientEvent::Client {
+        event,
+        channel: name,
+        data: data.map_or_else(null_raw, RawValue::to_owned),
+    }
 }
 
 /// Server frames, encoded to their final text once (the hub turns them into shared bytes).

@@ -91,11 +91,47 @@ fn client_event_keeps_data_verbatim() {
             );
             assert_eq!(data.get(), r#"{ "a" : [1, 2] }"#);
             assert_eq!(
-                encode::client_event(&event, &channel, &data, Some("10")),
+                encode::client_event(event.as_str(), channel.as_str(), &data, Some("10")),
                 r#"{"event":"client-typing","channel":"private-c","data":{ "a" : [1, 2] },"user_id":"10"}"#
             );
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn client_event_names_and_channels_are_checked_when_decoded() {
+    let limits = Limits::default();
+    let rejected = |text: &str| match ClientEvent::decode(text, &limits).unwrap() {
+        ClientEvent::RejectedClient { channel, error } => (channel, error.to_string()),
+        other => panic!("{text}: {other:?}"),
+    };
+    let long = format!("client-{}", "x".repeat(200));
+    let (channel, error) = rejected(&format!(
+        r#"{{"event":"{long}","channel":"private-c","data":{{}}}}"#
+    ));
+    assert_eq!(channel, "private-c");
+    assert!(error.contains("at most 200 characters"), "{error}");
+    for channel in [
+        "public",
+        "private-encrypted-x",
+        "#server-to-user-u",
+        "bad name",
+    ] {
+        let text = format!(r#"{{"event":"client-x","channel":"{channel}","data":{{}}}}"#);
+        let (got, error) = rejected(&text);
+        assert_eq!(got, channel);
+        assert!(
+            error.contains("only allowed on private and presence"),
+            "{error}"
+        );
+    }
+    for channel in ["private-c", "presence-c"] {
+        let text = format!(r#"{{"event":"client-x","channel":"{channel}"}}"#);
+        assert!(matches!(
+            ClientEvent::decode(&text, &limits),
+            Ok(ClientEvent::Client { .. })
+        ));
     }
 }
 
