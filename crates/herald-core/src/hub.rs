@@ -2,16 +2,16 @@
 //! user, who watches whom; fan-out of encoded frames; the bridge to the backplane.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use herald_protocol::event::encode;
-use herald_protocol::{ChannelKind, ChannelName, ErrorCode, ProtocolError, SocketId, UserId};
+use herald_protocol::{ChannelName, ErrorCode, SocketId, UserId};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
+use crate::admission::Admission;
+pub use crate::admission::Handshake;
 use crate::backplane::{
     Backplane, BackplaneError, CachedEvent, Control, Envelope, Inbound, Left, now_us,
 };
@@ -19,10 +19,10 @@ use crate::conn::{CloseReason, ConnHandle, Sent};
 use crate::console::{Console, LogEntry};
 use crate::hooks::Hooks;
 use crate::smallmap::SmallMap;
+use crate::subscription_count::SubscriptionCounts;
 use crate::sync::{lock, read, write};
 use crate::webhook::WebhookQueue;
 use crate::{App, AppId, Apps};
-use herald_protocol::webhook::WebhookEvent;
 
 /// Node-wide settings the hub and its sessions need.
 #[derive(Clone, Debug)]
@@ -61,22 +61,12 @@ impl Default for HubConfig {
     }
 }
 
-/// Query parameters of a WebSocket handshake, as received.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Handshake<'a> {
-    pub protocol: Option<&'a str>,
-    pub version: Option<&'a str>,
-    /// The connection arrived over TLS (directly or per `X-Forwarded-Proto`).
-    pub secure: bool,
-}
-
 #[derive(Default)]
 struct AppLocal {
     conns: RwLock<HashMap<SocketId, ConnHandle>>,
     channels: RwLock<HashMap<String, ChannelSubs>>,
     users: RwLock<HashMap<UserId, SmallMap<SocketId, ConnHandle>>>,
     watchers: RwLock<HashMap<UserId, SmallMap<SocketId, ConnHandle>>>,
-    counts: Mutex<HashMap<String, CountState>>,
 }
 
 /// This node's connections on one channel.
@@ -116,13 +106,6 @@ impl Active {
     }
 }
 
-/// Coalescing of `subscription_count` events: at most one per channel per second.
-#[derive(Default)]
-struct CountState {
-    pending: bool,
-    last_sent: Option<Instant>,
-}
-
 /// Numbers the hub reports; the server implements it with Prometheus (core knows no metrics
 /// library).
 pub trait HubMetrics: Send + Sync + 'static {
@@ -144,8 +127,8 @@ struct Inner {
     hooks: Arc<Hooks>,
     config: HubConfig,
     local: HashMap<AppId, AppLocal>,
-    connections: AtomicUsize,
-    draining: AtomicBool,
+    admission: Admission,
+    counts: SubscriptionCounts,
 }
 
 /// Cheap to clone; one per node.
@@ -183,12 +166,16 @@ impl Hub {
                 webhooks,
                 config.webhook_debounce,
             )),
+            admission: Admission::new(
+                apps.clone(),
+                config.strict_protocol,
+                config.max_node_connections,
+            ),
+            counts: SubscriptionCounts::new(&apps),
             apps,
             backplane,
             config,
             local,
-            connections: AtomicUsize::new(0),
-            draining: AtomicBool::new(false),
         }))
     }
 
@@ -220,9 +207,14 @@ impl Hub {
         &self.0.backplane
     }
 
+    /// Handshake admission and the node's connection slots.
+    pub fn admission(&self) -> &Admission {
+        &self.0.admission
+    }
+
     /// Connections open on this node.
     pub fn connection_count(&self) -> usize {
-        self.0.connections.load(Ordering::Relaxed)
+        self.0.admission.count()
     }
 
     /// Connections of one app on this node.
@@ -235,78 +227,8 @@ impl Hub {
         self.0.local.get(app).map_or(0, |l| read(&l.channels).len())
     }
 
-    pub fn set_draining(&self) {
-        self.0.draining.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.0.draining.load(Ordering::SeqCst)
-    }
-
-    /// Decides whether a WebSocket handshake for `/app/{key}` may proceed (§1.1, §1.6).
-    pub fn admit(&self, key: &str, hs: Handshake<'_>) -> Result<Arc<App>, ProtocolError> {
-        let app = self
-            .0
-            .apps
-            .by_key(key)
-            .ok_or(ProtocolError::fatal(ErrorCode::AppNotFound))?;
-        if !app.enabled {
-            return Err(ProtocolError::fatal(ErrorCode::AppDisabled));
-        }
-        match hs.protocol {
-            Some(p) => match p.parse::<u32>() {
-                Ok(4..=7) => {}
-                _ => return Err(ProtocolError::fatal(ErrorCode::UnsupportedProtocol)),
-            },
-            None if self.0.config.strict_protocol => {
-                return Err(ProtocolError::fatal(ErrorCode::NoProtocol));
-            }
-            None => {}
-        }
-        if self.0.config.strict_protocol {
-            let well_formed = |v: &str| {
-                !v.is_empty()
-                    && v.split('.').all(|p| {
-                        !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    })
-            };
-            if !hs.version.is_some_and(well_formed) {
-                return Err(ProtocolError::fatal(ErrorCode::InvalidVersion));
-            }
-        }
-        if app.features.tls_only && !hs.secure {
-            return Err(ProtocolError::fatal(ErrorCode::TlsOnly));
-        }
-        if self.is_draining() {
-            return Err(ProtocolError::fatal(ErrorCode::ReconnectNow));
-        }
-        if let Some(max) = self.0.config.max_node_connections
-            && self.connection_count() >= max
-        {
-            return Err(ProtocolError::fatal(ErrorCode::OverCapacity));
-        }
-        Ok(app.clone())
-    }
-
     fn local(&self, app: &AppId) -> Option<&AppLocal> {
         self.0.local.get(app)
-    }
-
-    /// Takes one of the node's connection slots; false when `max_node_connections` are in use.
-    /// Atomic, so a storm of handshakes cannot overshoot the cap (`admit` only pre-checks).
-    pub(crate) fn reserve_slot(&self) -> bool {
-        let max = self.0.config.max_node_connections.unwrap_or(usize::MAX);
-        self.0
-            .connections
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Gives back a slot taken by `reserve_slot` for a connection that never opened.
-    pub(crate) fn release_slot(&self) {
-        self.0.connections.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Registers an opened connection; its slot was reserved and is released on close.
@@ -320,7 +242,7 @@ impl Hub {
         if let Some(l) = self.local(app)
             && write(&l.conns).remove(socket).is_some()
         {
-            self.release_slot();
+            self.0.admission.release();
         }
     }
 
@@ -635,67 +557,13 @@ impl Hub {
         Ok(())
     }
 
-    /// The channel's subscription count changed: schedule a `subscription_count` event,
-    /// coalesced to at most one per channel per second carrying the latest count.
+    /// The channel's subscription count changed (see `subscription_count.rs`).
     pub(crate) fn count_changed(&self, app: &Arc<App>, channel: &ChannelName) {
-        if !app.features.subscription_count
-            || channel.kind() == ChannelKind::Presence
-            || channel.kind() == ChannelKind::ServerToUser
-        {
-            return;
-        }
-        let Some(l) = self.local(&app.id) else { return };
-        let delay = {
-            let mut counts = lock(&l.counts);
-            let state = counts.entry(channel.as_str().to_owned()).or_default();
-            if state.pending {
-                return;
-            }
-            state.pending = true;
-            let now = Instant::now();
-            state.last_sent.map_or(Duration::ZERO, |t| {
-                (t + Duration::from_secs(1)).saturating_duration_since(now)
-            })
-        };
-        let hub = self.clone();
-        let app_id = app.id.clone();
-        let app = app.clone();
-        let channel = channel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let count = hub
-                .0
-                .backplane
-                .channels
-                .channel(&app_id, &channel)
-                .await
-                .map(|c| c.subscription_count);
-            if let Some(l) = hub.local(&app_id) {
-                let mut counts = lock(&l.counts);
-                if matches!(count, Ok(0)) {
-                    counts.remove(channel.as_str());
-                } else if let Some(state) = counts.get_mut(channel.as_str()) {
-                    state.pending = false;
-                    state.last_sent = Some(Instant::now());
-                }
-            }
-            match count {
-                Ok(0) => {}
-                Ok(n) => {
-                    let frame = Bytes::from(encode::subscription_count(channel.as_str(), n));
-                    let event = WebhookEvent::SubscriptionCount {
-                        channel: channel.to_string(),
-                        subscription_count: n,
-                    };
-                    let env = Envelope::new(channel, frame, None);
-                    hub.relay(&app_id, env, "subscription_count").await;
-                    hub.0.hooks.event(&app, event).await;
-                }
-                Err(e) => {
-                    tracing::warn!(app = %app_id, error = %e, "subscription_count not computed")
-                }
-            }
-        });
+        self.0.counts.changed(self, app, channel);
+    }
+
+    pub(crate) fn subscription_counts(&self) -> &SubscriptionCounts {
+        &self.0.counts
     }
 
     /// Every local connection, for a graceful drain.
@@ -721,3 +589,6 @@ fn remove_from(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

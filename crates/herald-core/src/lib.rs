@@ -5,6 +5,7 @@
 //! **Invariant:** this crate never touches a socket, an HTTP request or Redis. It receives
 //! decoded text from the transport and pushes encoded frames into bounded outboxes.
 
+pub mod admission;
 pub mod app;
 pub mod backplane;
 pub mod conn;
@@ -16,6 +17,7 @@ mod reaped;
 pub mod redact;
 pub mod session;
 pub mod smallmap;
+mod subscription_count;
 pub mod sync;
 pub mod webhook;
 

@@ -73,7 +73,7 @@ impl Session {
     /// app's quota and queues `connection_established`.
     pub async fn open(hub: &Hub, app: Arc<App>) -> Result<(Session, Outbox), ProtocolError> {
         let socket_id = SocketId::from_parts(rand::random(), rand::random());
-        if !hub.reserve_slot() {
+        if !hub.admission().reserve() {
             return Err(ProtocolError::fatal(ErrorCode::OverCapacity));
         }
         if let Some(max) = app.max_connections {
@@ -81,13 +81,13 @@ impl Session {
                 Ok(total) => total,
                 Err(e) => {
                     tracing::warn!(app = %app.id, error = %e, "connection quota not checked");
-                    hub.release_slot();
+                    hub.admission().release();
                     return Err(ProtocolError::fatal(ErrorCode::OverCapacity));
                 }
             };
             if total > max {
                 let _ = hub.backplane().quota.connections(&app.id, -1).await;
-                hub.release_slot();
+                hub.admission().release();
                 return Err(ProtocolError::fatal(ErrorCode::OverQuota));
             }
         }
@@ -731,3 +731,6 @@ fn presence_list(channel: &ChannelName, members: &[Member]) -> String {
         .collect();
     encode::presence_succeeded(channel.as_str(), &refs)
 }
+
+#[cfg(test)]
+mod tests;

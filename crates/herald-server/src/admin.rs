@@ -27,7 +27,7 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
             crate::console::route(state, req).await
         }
         "/ready" => {
-            if state.hub.is_draining() {
+            if state.hub.admission().is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING")
             } else if !state.hub.backplane().health.is_ready() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "BACKPLANE UNAVAILABLE")

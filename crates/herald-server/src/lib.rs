@@ -176,7 +176,7 @@ pub async fn run(
 
     shutdown.await;
     tracing::info!("shutting down: refusing new connections, closing open ones with 4200");
-    state.hub.set_draining();
+    state.hub.admission().drain();
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;

@@ -66,7 +66,7 @@ pub fn upgrade(
             _ => {}
         }
     }
-    let admission = state.hub.admit(
+    let admission = state.hub.admission().admit(
         app_key,
         Handshake {
             protocol: protocol.as_deref(),
