@@ -10,31 +10,25 @@ use prometheus::{
 
 use herald_core::{AppId, Hub};
 
+/// Every metric of the node, grouped by what it observes. The names, help texts and labels are
+/// a contract with dashboards and alerts: add, never rename.
 pub struct Metrics {
     registry: Registry,
-    connections: IntGaugeVec,
-    node_connections: IntGauge,
-    channels: IntGaugeVec,
-    backplane_ready: IntGauge,
-    webhook_depth: IntGauge,
-    opened: IntCounterVec,
-    closed: IntCounterVec,
-    refused: IntCounterVec,
-    messages_in: IntCounterVec,
-    messages_out: IntCounterVec,
-    bytes_out: IntCounterVec,
-    bytes_in: IntCounterVec,
-    api_events: IntCounterVec,
-    http_requests: IntCounterVec,
-    http_latency: HistogramVec,
-    webhooks: IntCounterVec,
-    webhook_latency: prometheus::Histogram,
-    delivery_latency: HistogramVec,
-    dropped: IntCounterVec,
-    slow_consumers: IntCounterVec,
-    backplane_latency: HistogramVec,
-    backplane_errors: IntCounterVec,
-    backplane_reconnects: IntCounter,
+    conns: ConnectionMetrics,
+    traffic: TrafficMetrics,
+    api: ApiMetrics,
+    hooks: WebhookMetrics,
+    backplane: BackplaneStats,
+}
+
+/// Latency buckets of in-process hand-offs and Redis round trips (seconds).
+const FAST_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, metric: T) -> T {
+    r.register(Box::new(metric.clone())).expect("unique metric");
+    metric
 }
 
 fn histogram(
@@ -44,76 +38,186 @@ fn histogram(
     buckets: &[f64],
     labels: &[&str],
 ) -> HistogramVec {
-    let h = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-        labels,
-    )
-    .expect("valid metric");
-    r.register(Box::new(h.clone())).expect("unique metric");
-    h
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(r, HistogramVec::new(opts, labels).expect("valid metric"))
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
+    register(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
 }
 
-impl Metrics {
-    pub fn new() -> Metrics {
-        let r = Registry::new();
-        let connections = IntGaugeVec::new(
-            Opts::new(
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    register(r, IntGauge::new(name, help).expect("valid metric"))
+}
+
+fn gauges(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        r,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+/// Connections: open (gauges read at scrape time), opened, closed, refused, cut off.
+struct ConnectionMetrics {
+    connections: IntGaugeVec,
+    node_connections: IntGauge,
+    channels: IntGaugeVec,
+    opened: IntCounterVec,
+    closed: IntCounterVec,
+    refused: IntCounterVec,
+    slow_consumers: IntCounterVec,
+}
+
+impl ConnectionMetrics {
+    fn new(r: &Registry) -> Self {
+        ConnectionMetrics {
+            connections: gauges(
+                r,
                 "herald_connections",
                 "Open WebSocket connections on this node",
+                &["app"],
             ),
-            &["app"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(connections.clone()))
-            .expect("unique metric");
-        let node_connections = IntGauge::new(
-            "herald_node_connections",
-            "Open WebSocket connections on this node, all apps",
-        )
-        .expect("valid metric");
-        r.register(Box::new(node_connections.clone()))
-            .expect("unique metric");
-        let channels = IntGaugeVec::new(
-            Opts::new("herald_channels", "Channels with subscribers on this node"),
-            &["app"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(channels.clone()))
-            .expect("unique metric");
-        let backplane_ready = IntGauge::new(
-            "herald_backplane_ready",
-            "1 while the backplane (Redis) is reachable, 0 otherwise",
-        )
-        .expect("valid metric");
-        r.register(Box::new(backplane_ready.clone()))
-            .expect("unique metric");
-        let webhook_depth = IntGauge::new(
-            "herald_webhook_queue_depth",
-            "Webhook events queued and not yet acknowledged (the cluster's stream, or this node's memory)",
-        )
-        .expect("valid metric");
-        r.register(Box::new(webhook_depth.clone()))
-            .expect("unique metric");
-        let http_latency = HistogramVec::new(
-            HistogramOpts::new(
+            node_connections: gauge(
+                r,
+                "herald_node_connections",
+                "Open WebSocket connections on this node, all apps",
+            ),
+            channels: gauges(
+                r,
+                "herald_channels",
+                "Channels with subscribers on this node",
+                &["app"],
+            ),
+            opened: counter(
+                r,
+                "herald_connections_opened_total",
+                "WebSocket connections opened",
+                &["app"],
+            ),
+            closed: counter(
+                r,
+                "herald_connections_closed_total",
+                "WebSocket connections closed, by the close code the server sent (client: the client left)",
+                &["app", "code"],
+            ),
+            refused: counter(
+                r,
+                "herald_connections_refused_total",
+                "WebSocket handshakes refused, by close code",
+                &["code"],
+            ),
+            slow_consumers: counter(
+                r,
+                "herald_slow_consumer_disconnects_total",
+                "Connections closed with 4100 because they did not read their messages fast enough",
+                &["app"],
+            ),
+        }
+    }
+}
+
+/// Frames in and out, and how long a publish takes to reach this node's subscribers.
+struct TrafficMetrics {
+    messages_in: IntCounterVec,
+    bytes_in: IntCounterVec,
+    messages_out: IntCounterVec,
+    bytes_out: IntCounterVec,
+    dropped: IntCounterVec,
+    delivery_latency: HistogramVec,
+}
+
+impl TrafficMetrics {
+    fn new(r: &Registry) -> Self {
+        TrafficMetrics {
+            messages_in: counter(
+                r,
+                "herald_messages_received_total",
+                "Frames received from clients",
+                &["app"],
+            ),
+            bytes_in: counter(
+                r,
+                "herald_received_bytes_total",
+                "Bytes received from clients",
+                &["app"],
+            ),
+            messages_out: counter(
+                r,
+                "herald_messages_sent_total",
+                "Frames queued to clients (one per recipient)",
+                &["app"],
+            ),
+            bytes_out: counter(
+                r,
+                "herald_sent_bytes_total",
+                "Bytes queued to clients (frame size × recipients)",
+                &["app"],
+            ),
+            dropped: counter(
+                r,
+                "herald_outbound_dropped_total",
+                "Frames dropped because a subscriber's outbound queue was full",
+                &["app"],
+            ),
+            delivery_latency: histogram(
+                r,
+                "herald_publish_delivery_seconds",
+                "Time from an event's publication to its hand-off to this node's subscribers; origin: local (published on this node) or remote (through the backplane)",
+                FAST_BUCKETS,
+                &["origin"],
+            ),
+        }
+    }
+}
+
+/// The HTTP API.
+struct ApiMetrics {
+    events: IntCounterVec,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl ApiMetrics {
+    fn new(r: &Registry) -> Self {
+        ApiMetrics {
+            events: counter(
+                r,
+                "herald_api_events_total",
+                "Events published through the HTTP API (one per channel)",
+                &["app"],
+            ),
+            requests: counter(
+                r,
+                "herald_http_requests_total",
+                "HTTP API requests by endpoint and status",
+                &["endpoint", "status"],
+            ),
+            latency: histogram(
+                r,
                 "herald_http_request_duration_seconds",
                 "HTTP API request latency",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-            ]),
-            &["endpoint"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(http_latency.clone()))
-            .expect("unique metric");
-        let webhook_latency = prometheus::Histogram::with_opts(
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ],
+                &["endpoint"],
+            ),
+        }
+    }
+}
+
+/// Webhook delivery.
+struct WebhookMetrics {
+    events: IntCounterVec,
+    depth: IntGauge,
+    latency: prometheus::Histogram,
+}
+
+impl WebhookMetrics {
+    fn new(r: &Registry) -> Self {
+        let latency = prometheus::Histogram::with_opts(
             HistogramOpts::new(
                 "herald_webhook_delivery_seconds",
                 "Time from a webhook event to its successful delivery",
@@ -123,40 +227,41 @@ impl Metrics {
             ]),
         )
         .expect("valid metric");
-        r.register(Box::new(webhook_latency.clone()))
-            .expect("unique metric");
-        let backplane_reconnects = IntCounter::new(
-            "herald_backplane_reconnects_total",
-            "Times this node re-established its Redis pub/sub connection after losing it",
-        )
-        .expect("valid metric");
-        r.register(Box::new(backplane_reconnects.clone()))
-            .expect("unique metric");
-        Metrics {
-            delivery_latency: histogram(
-                &r,
-                "herald_publish_delivery_seconds",
-                "Time from an event's publication to its hand-off to this node's subscribers; origin: local (published on this node) or remote (through the backplane)",
-                &[
-                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                    1.0,
-                ],
-                &["origin"],
+        WebhookMetrics {
+            events: counter(
+                r,
+                "herald_webhook_events_total",
+                "Webhook events by outcome, per endpoint: queued, delivered, failed (an attempt), retried, dead_lettered",
+                &["app", "outcome"],
             ),
-            dropped: counter(
-                &r,
-                "herald_outbound_dropped_total",
-                "Frames dropped because a subscriber's outbound queue was full",
-                &["app"],
+            depth: gauge(
+                r,
+                "herald_webhook_queue_depth",
+                "Webhook events queued and not yet acknowledged (the cluster's stream, or this node's memory)",
             ),
-            slow_consumers: counter(
-                &r,
-                "herald_slow_consumer_disconnects_total",
-                "Connections closed with 4100 because they did not read their messages fast enough",
-                &["app"],
+            latency: register(r, latency),
+        }
+    }
+}
+
+/// The backplane: readiness, operation latency and errors, pub/sub reconnections.
+struct BackplaneStats {
+    ready: IntGauge,
+    latency: HistogramVec,
+    errors: IntCounterVec,
+    reconnects: IntCounter,
+}
+
+impl BackplaneStats {
+    fn new(r: &Registry) -> Self {
+        BackplaneStats {
+            ready: gauge(
+                r,
+                "herald_backplane_ready",
+                "1 while the backplane (Redis) is reachable, 0 otherwise",
             ),
-            backplane_latency: histogram(
-                &r,
+            latency: histogram(
+                r,
                 "herald_backplane_operation_seconds",
                 "Backplane operation latency (one Redis round trip each in a cluster), by operation",
                 &[
@@ -164,152 +269,125 @@ impl Metrics {
                 ],
                 &["op"],
             ),
-            backplane_errors: counter(
-                &r,
+            errors: counter(
+                r,
                 "herald_backplane_errors_total",
                 "Backplane operations that failed (Redis unreachable, timeout, script error), by operation",
                 &["op"],
             ),
-            backplane_reconnects,
-            opened: counter(
-                &r,
-                "herald_connections_opened_total",
-                "WebSocket connections opened",
-                &["app"],
+            reconnects: register(
+                r,
+                IntCounter::new(
+                    "herald_backplane_reconnects_total",
+                    "Times this node re-established its Redis pub/sub connection after losing it",
+                )
+                .expect("valid metric"),
             ),
-            closed: counter(
-                &r,
-                "herald_connections_closed_total",
-                "WebSocket connections closed, by the close code the server sent (client: the client left)",
-                &["app", "code"],
-            ),
-            refused: counter(
-                &r,
-                "herald_connections_refused_total",
-                "WebSocket handshakes refused, by close code",
-                &["code"],
-            ),
-            messages_in: counter(
-                &r,
-                "herald_messages_received_total",
-                "Frames received from clients",
-                &["app"],
-            ),
-            bytes_in: counter(
-                &r,
-                "herald_received_bytes_total",
-                "Bytes received from clients",
-                &["app"],
-            ),
-            messages_out: counter(
-                &r,
-                "herald_messages_sent_total",
-                "Frames queued to clients (one per recipient)",
-                &["app"],
-            ),
-            bytes_out: counter(
-                &r,
-                "herald_sent_bytes_total",
-                "Bytes queued to clients (frame size × recipients)",
-                &["app"],
-            ),
-            api_events: counter(
-                &r,
-                "herald_api_events_total",
-                "Events published through the HTTP API (one per channel)",
-                &["app"],
-            ),
-            http_requests: counter(
-                &r,
-                "herald_http_requests_total",
-                "HTTP API requests by endpoint and status",
-                &["endpoint", "status"],
-            ),
-            webhooks: counter(
-                &r,
-                "herald_webhook_events_total",
-                "Webhook events by outcome, per endpoint: queued, delivered, failed (an attempt), retried, dead_lettered",
-                &["app", "outcome"],
-            ),
-            webhook_latency,
-            registry: r,
-            connections,
-            node_connections,
-            channels,
-            backplane_ready,
-            webhook_depth,
-            http_latency,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        Metrics {
+            conns: ConnectionMetrics::new(&registry),
+            traffic: TrafficMetrics::new(&registry),
+            api: ApiMetrics::new(&registry),
+            hooks: WebhookMetrics::new(&registry),
+            backplane: BackplaneStats::new(&registry),
+            registry,
         }
     }
 
     pub fn connection_opened(&self, app: &AppId) {
-        self.opened.with_label_values(&[app.as_str()]).inc();
+        self.conns.opened.with_label_values(&[app.as_str()]).inc();
     }
 
     /// `code`: the close code the server sent, None when the client left.
     pub fn connection_closed(&self, app: &AppId, code: Option<u16>) {
         let code = code.map_or_else(|| "client".to_owned(), |c| c.to_string());
-        self.closed.with_label_values(&[app.as_str(), &code]).inc();
+        self.conns
+            .closed
+            .with_label_values(&[app.as_str(), &code])
+            .inc();
     }
 
     pub fn connection_refused(&self, code: u16) {
-        self.refused.with_label_values(&[&code.to_string()]).inc();
+        self.conns
+            .refused
+            .with_label_values(&[&code.to_string()])
+            .inc();
     }
 
     pub fn message_received(&self, app: &AppId, bytes: usize) {
-        self.messages_in.with_label_values(&[app.as_str()]).inc();
-        self.bytes_in
+        self.traffic
+            .messages_in
+            .with_label_values(&[app.as_str()])
+            .inc();
+        self.traffic
+            .bytes_in
             .with_label_values(&[app.as_str()])
             .inc_by(bytes as u64);
     }
 
     pub fn api_event_published(&self, app: &AppId, channels: usize) {
-        self.api_events
+        self.api
+            .events
             .with_label_values(&[app.as_str()])
             .inc_by(channels as u64);
     }
 
     pub fn http_request(&self, endpoint: &str, status: u16, took: Duration) {
-        self.http_requests
+        self.api
+            .requests
             .with_label_values(&[endpoint, &status.to_string()])
             .inc();
-        self.http_latency
+        self.api
+            .latency
             .with_label_values(&[endpoint])
             .observe(took.as_secs_f64());
     }
 
     pub fn webhook(&self, app: &AppId, outcome: &str, events: usize) {
-        self.webhooks
+        self.hooks
+            .events
             .with_label_values(&[app.as_str(), outcome])
             .inc_by(events as u64);
     }
 
     pub fn webhook_depth(&self, depth: u64) {
-        self.webhook_depth.set(depth as i64);
+        self.hooks.depth.set(depth as i64);
     }
 
     pub fn webhook_latency(&self, ms: u64) {
-        self.webhook_latency.observe(ms as f64 / 1000.0);
+        self.hooks.latency.observe(ms as f64 / 1000.0);
     }
 
     /// The text exposition, with gauges read from the hub at scrape time.
     pub fn render(&self, hub: &Hub) -> String {
         for app in hub.apps().iter() {
-            self.connections
+            self.conns
+                .connections
                 .with_label_values(&[app.id.as_str()])
                 .set(hub.app_connection_count(app.id.as_str()) as i64);
         }
-        self.node_connections.set(hub.connection_count() as i64);
+        self.conns
+            .node_connections
+            .set(hub.connection_count() as i64);
         for app in hub.apps().iter() {
-            self.channels
+            self.conns
+                .channels
                 .with_label_values(&[app.id.as_str()])
                 .set(hub.app_channel_count(app.id.as_str()) as i64);
         }
-        self.backplane_ready
+        self.backplane
+            .ready
             .set(i64::from(hub.backplane().health.is_ready()));
         let reconnects = hub.backplane().health.reconnects();
-        self.backplane_reconnects
-            .inc_by(reconnects.saturating_sub(self.backplane_reconnects.get()));
+        self.backplane
+            .reconnects
+            .inc_by(reconnects.saturating_sub(self.backplane.reconnects.get()));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
@@ -327,36 +405,46 @@ impl Default for Metrics {
 /// Fan-out counts from the hub: one call per frame, not per recipient.
 impl herald_core::hub::HubMetrics for Metrics {
     fn delivered(&self, app: &herald_core::AppId, recipients: usize, frame_bytes: usize) {
-        self.messages_out
+        self.traffic
+            .messages_out
             .with_label_values(&[app.as_str()])
             .inc_by(recipients as u64);
-        self.bytes_out
+        self.traffic
+            .bytes_out
             .with_label_values(&[app.as_str()])
             .inc_by((recipients * frame_bytes) as u64);
     }
 
     fn delivery_latency(&self, remote: bool, seconds: f64) {
         let origin = if remote { "remote" } else { "local" };
-        self.delivery_latency
+        self.traffic
+            .delivery_latency
             .with_label_values(&[origin])
             .observe(seconds);
     }
 
     fn dropped(&self, app: &herald_core::AppId, cut_off: bool) {
-        self.dropped.with_label_values(&[app.as_str()]).inc();
+        self.traffic
+            .dropped
+            .with_label_values(&[app.as_str()])
+            .inc();
         if cut_off {
-            self.slow_consumers.with_label_values(&[app.as_str()]).inc();
+            self.conns
+                .slow_consumers
+                .with_label_values(&[app.as_str()])
+                .inc();
         }
     }
 }
 
 impl herald_core::backplane::BackplaneMetrics for Metrics {
     fn operation(&self, op: &'static str, took: Duration, ok: bool) {
-        self.backplane_latency
+        self.backplane
+            .latency
             .with_label_values(&[op])
             .observe(took.as_secs_f64());
         if !ok {
-            self.backplane_errors.with_label_values(&[op]).inc();
+            self.backplane.errors.with_label_values(&[op]).inc();
         }
     }
 }
