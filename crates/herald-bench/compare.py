@@ -5,7 +5,8 @@ server for every run) and print each figure's mean per server and its ratio to t
     crates/herald-bench/compare.py herald soketi sockudo --runs 2 -- fanout --subscribers 1000 --rate 100
     crates/herald-bench/compare.py herald sockudo --cluster -- fanout --subscribers 1000 --rate 100
 
-A server is `herald` (target/release/herald, or $HERALD_BIN), `soketi` or `sockudo` (started by
+A server is `herald` (target/release/herald, or $HERALD_BIN), `herald@PATH` (another herald
+binary, such as an earlier commit's build, for before/after figures), `soketi` or `sockudo` (started by
 ../shared/peers, which must have installed them). Every server gets the same app (app-1 /
 app-key / app-secret), listens on 127.0.0.1 and is stopped after its run, pass or fail. With
 --cluster every server runs as two nodes sharing a fresh redis-server; the bench gets --port and
@@ -54,14 +55,15 @@ def wait_port(port, proc=None, secs=60):
 
 
 class Herald:
-    name = "herald"
-
-    def __init__(self):
+    def __init__(self, name="herald", binary=None):
+        self.name = name
+        self.binary = binary or os.environ.get(
+            "HERALD_BIN", os.path.join(ROOT, "target/release/herald"))
         self.procs = []
         self.redis = None
 
     def node(self, port, redis_url=None):
-        binary = os.environ.get("HERALD_BIN", os.path.join(ROOT, "target/release/herald"))
+        binary = self.binary
         if not os.path.exists(binary):
             sys.exit(f"{binary} is missing: cargo build --release -p herald-server")
         cmd = [binary, "--config", self.config.name, "--bind", f"127.0.0.1:{port}",
@@ -133,6 +135,9 @@ class Peer:
 def server(name, peers_dir):
     if name == "herald":
         return Herald()
+    if name.startswith("herald@"):
+        # Another build of Herald (an earlier commit, for before/after figures).
+        return Herald(name, os.path.abspath(name.split("@", 1)[1]))
     if name in ("soketi", "sockudo"):
         return Peer(name, peers_dir)
     sys.exit(f"unknown server {name!r}: herald, soketi or sockudo")
@@ -182,7 +187,8 @@ def main():
                   file=sys.stderr, flush=True)
             try:
                 if args.cluster:
-                    ports = (6001, 6002) if name != "herald" else (free_port(), free_port())
+                    ports = ((free_port(), free_port()) if isinstance(srv, Herald)
+                             else (6001, 6002))
                     pids = srv.start_cluster(*ports)
                     target = ["--port", str(ports[0]), "--port2", str(ports[1])]
                 else:
