@@ -261,7 +261,8 @@ impl Hub {
         }
     }
 
-    /// Makes a pending subscription active: held frames go out first, in order, then new
+    /// Makes a pending subscription active: `cached` (a cache channel's last event) and the
+    /// held frames go out first, in order, then new
     /// frames flow directly; membership frames the subscriber's list already reflects (version
     /// `since` or older) are dropped. Done under the channel map's write lock so no frame can
     /// overtake the held ones.
@@ -271,6 +272,7 @@ impl Hub {
         channel: &ChannelName,
         conn: &ConnHandle,
         since: u64,
+        cached: Option<Bytes>,
     ) {
         let Some(l) = self.local(app) else { return };
         let mut channels = write(&l.channels);
@@ -279,16 +281,20 @@ impl Hub {
             let mut pending = lock(&subs.pending);
             let held = pending.remove(conn.socket_id());
             release_if_empty(&mut pending);
-            held
+            held.map(|h| h.frames).unwrap_or_default()
         };
-        if let Some(held) = held {
-            for (frame, _) in held
-                .frames
-                .into_iter()
-                .filter(|(_, v)| v.is_none_or(|v| v > since))
-            {
-                conn.send(frame);
-            }
+        // A cache channel's last event goes first, unless it is one of the held frames: then
+        // it was published after this subscription began and arrives once, in its place.
+        if let Some(cached) = cached
+            && !held.iter().any(|(frame, _)| *frame == cached)
+        {
+            conn.send(cached);
+        }
+        for (frame, _) in held
+            .into_iter()
+            .filter(|(_, v)| v.is_none_or(|v| v > since))
+        {
+            conn.send(frame);
         }
         let active = Active {
             conn: conn.clone(),

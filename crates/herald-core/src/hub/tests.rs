@@ -76,7 +76,7 @@ async fn frames_reach_active_subscribers_except_the_excluded_one() {
     let ((a, mut a_out), (b, mut b_out)) = (conn(1), conn(2));
     for c in [&a, &b] {
         hub.add_pending(&app(), &ch("room"), c);
-        hub.activate(&app(), &ch("room"), c, 0);
+        hub.activate(&app(), &ch("room"), c, 0, None);
     }
     hub.publish(&app(), envelope("room", "one")).await.unwrap();
     let mut except = envelope("room", "two");
@@ -109,7 +109,7 @@ async fn a_pending_subscriber_gets_held_frames_in_order_after_activation() {
         "held until activated"
     );
     c.send(Bytes::from_static(b"confirmation"));
-    hub.activate(&app(), &ch("room"), &c, 2);
+    hub.activate(&app(), &ch("room"), &c, 2, None);
     hub.publish(&app(), envelope("room", "late")).await.unwrap();
     assert_eq!(
         drain(&mut out),
@@ -184,7 +184,7 @@ async fn when_the_relay_fails_nobody_gets_the_event() {
     let hub = hub_on(backplane);
     let (c, mut out) = conn(1);
     hub.add_pending(&app(), &ch("room"), &c);
-    hub.activate(&app(), &ch("room"), &c, 0);
+    hub.activate(&app(), &ch("room"), &c, 0, None);
     assert!(hub.publish(&app(), envelope("room", "lost")).await.is_err());
     assert!(drain(&mut out).is_empty(), "the caller's 503 is true");
     let user = UserId::parse("u1", 128).unwrap();
@@ -205,8 +205,41 @@ async fn an_emptied_channel_leaves_the_index() {
     let hub = hub();
     let (c, _out) = conn(1);
     hub.add_pending(&app(), &ch("room"), &c);
-    hub.activate(&app(), &ch("room"), &c, 0);
+    hub.activate(&app(), &ch("room"), &c, 0, None);
     assert_eq!(hub.app_channel_count("a"), 1);
     hub.remove_subscriber(&app(), &ch("room"), c.socket_id());
     assert_eq!(hub.app_channel_count("a"), 0);
+}
+
+#[tokio::test]
+async fn a_cached_event_also_held_live_is_delivered_once() {
+    let hub = hub();
+    // Published while the subscription was being set up: held live, and read from the cache.
+    let (c, mut out) = conn(1);
+    hub.add_pending(&app(), &ch("cache-x"), &c);
+    hub.publish(&app(), envelope("cache-x", "tick 1"))
+        .await
+        .unwrap();
+    hub.activate(
+        &app(),
+        &ch("cache-x"),
+        &c,
+        0,
+        Some(Bytes::from_static(b"tick 1")),
+    );
+    assert_eq!(drain(&mut out), ["tick 1"]);
+    // Published before: only the cache has it, and it comes before the live frames.
+    let (d, mut out) = conn(2);
+    hub.add_pending(&app(), &ch("cache-x"), &d);
+    hub.publish(&app(), envelope("cache-x", "tick 2"))
+        .await
+        .unwrap();
+    hub.activate(
+        &app(),
+        &ch("cache-x"),
+        &d,
+        0,
+        Some(Bytes::from_static(b"tick 0")),
+    );
+    assert_eq!(drain(&mut out), ["tick 0", "tick 2"]);
 }

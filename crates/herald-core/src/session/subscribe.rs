@@ -167,8 +167,8 @@ impl Session {
                 j.version
             }
         };
-        self.send_cache(&channel).await;
-        hub.activate(&app.id, &channel, &self.conn, since);
+        let cached = self.cached_event(&channel).await;
+        hub.activate(&app.id, &channel, &self.conn, since, cached);
         if let (Some(j), Some(member)) = (&joined, &member)
             && j.new_user
         {
@@ -275,19 +275,24 @@ impl Session {
     }
 
     /// After `subscription_succeeded` on a cache channel: the last event, or `pusher:cache_miss`.
-    async fn send_cache(&self, channel: &ChannelName) {
+    /// On a cache channel, after `subscription_succeeded`: the last event to send (through
+    /// `Hub::activate`, which drops it when the same event is among the held live frames: it
+    /// was published while this subscription was being set up), or `pusher:cache_miss`.
+    async fn cached_event(&self, channel: &ChannelName) -> Option<Bytes> {
         if !channel.is_cache() {
-            return;
+            return None;
         }
         match self.hub.backplane().cache.get(&self.app.id, channel).await {
-            Ok(Some(cached)) => {
-                self.conn.send(cached.frame);
-            }
+            Ok(Some(cached)) => Some(cached.frame),
             Ok(None) => {
                 self.send(encode::cache_miss(channel.as_str()));
                 self.hub.hooks().cache_miss(&self.app, channel).await;
+                None
             }
-            Err(e) => tracing::warn!(channel = %channel, error = %e, "cache not read"),
+            Err(e) => {
+                tracing::warn!(channel = %channel, error = %e, "cache not read");
+                None
+            }
         }
     }
 
