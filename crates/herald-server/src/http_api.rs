@@ -324,42 +324,79 @@ async fn serve(
     }
     let method = req.method().as_str().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
-    let limit = state.config.max_request_body_bytes;
-    // An announced body over the limit is refused before it is waited for.
-    let announced = req
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return Err(Failure::from(ApiError::TooLarge(format!(
-            "Request body over the limit of {limit} bytes"
-        ))));
-    }
-    // A body that trickles in is cut off like a slow handshake.
-    let collect = Limited::new(req.into_body(), limit).collect();
-    let body = match tokio::time::timeout(state.config.handshake_timeout, collect).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => {
-            return Err(Failure::from(ApiError::TooLarge(format!(
-                "Request body over the limit of {limit} bytes"
-            ))));
-        }
-        Err(_) => {
-            return Err(Failure::from(ApiError::Timeout(format!(
-                "Request body not received within {} s",
-                state.config.handshake_timeout.as_secs()
-            ))));
-        }
-    };
+    let body = read_body(state, req).await?;
     let signed = SignedRequest {
         method: &method,
         path,
         query: &query,
         body: &body,
     };
+    admit(state, app, &signed)?;
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match endpoint {
+        Endpoint::Events => events(state, app, &body).await,
+        Endpoint::BatchEvents => batch_events(state, app, &body).await,
+        Endpoint::Channels => {
+            let prefix = param("filter_by_prefix").unwrap_or("");
+            channels(state, app, prefix, param("info").unwrap_or("")).await
+        }
+        Endpoint::Channel(name) => channel(state, app, &name, param("info").unwrap_or("")).await,
+        Endpoint::ChannelUsers(name) => channel_users(state, app, &name).await,
+        Endpoint::TerminateUser(id) => {
+            let user = UserId::parse(&id, app.limits.max_user_id_len)
+                .ok_or_else(|| Failure::from(ApiError::BadRequest("Invalid user id".into())))?;
+            state
+                .hub
+                .control(&app.id, Control::TerminateUser(user))
+                .await?;
+            Ok(json!({}))
+        }
+    }
+}
+
+/// The request body, within `max_request_body_kb` (an announced length over it is refused
+/// before anything is read) and within the handshake timeout (a trickle is cut off).
+async fn read_body(
+    state: &State,
+    req: Request<hyper::body::Incoming>,
+) -> Result<bytes::Bytes, Failure> {
+    let limit = state.config.max_request_body_bytes;
+    let too_large = || {
+        Failure::from(ApiError::TooLarge(format!(
+            "Request body over the limit of {limit} bytes"
+        )))
+    };
+    let announced = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let collect = Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(state.config.handshake_timeout, collect).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(Failure::from(ApiError::Timeout(format!(
+            "Request body not received within {} s",
+            state.config.handshake_timeout.as_secs()
+        )))),
+    }
+}
+
+/// A correctly signed request of an enabled app within its rate.
+fn admit(state: &State, app: &App, signed: &SignedRequest<'_>) -> Result<(), Failure> {
     verify_request(
-        &signed,
+        signed,
         &app.key,
         &app.secret,
         now_secs(),
@@ -376,124 +413,128 @@ async fn serve(
             "Application disabled".into(),
         )));
     }
-    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let hub = &state.hub;
-    match endpoint {
-        Endpoint::Events => {
-            let t = parse_trigger(&body, &app.limits)?;
-            publish(state, app, &t).await?;
-            let channels = info_for(state, app, &t).await?;
-            Ok(if t.info.is_empty() {
-                json!({})
-            } else {
-                json!({ "channels": channels })
-            })
-        }
-        Endpoint::BatchEvents => {
-            let batch = parse_batch(&body, &app.limits)?;
-            let mut answers = Vec::with_capacity(batch.len());
-            for t in &batch {
-                publish(state, app, t).await?;
-            }
-            for t in &batch {
-                let mut info = info_for(state, app, t).await?;
-                let entry = t
-                    .channels
-                    .first()
-                    .and_then(|c| info.remove(c.as_str()))
-                    .unwrap_or_else(|| json!({}));
-                answers.push(entry);
-            }
-            let any_info = batch.iter().any(|t| !t.info.is_empty());
-            Ok(if any_info {
-                json!({ "batch": answers })
-            } else {
-                json!({})
-            })
-        }
-        Endpoint::Channels => {
-            let prefix = param("filter_by_prefix").unwrap_or("");
-            let info = Info::parse(param("info").unwrap_or(""))?;
-            if info.cache {
-                return Err(Failure::from(ApiError::BadRequest(
-                    "info=cache is only available on GET /channels/{name}".into(),
-                )));
-            }
-            if info.user_count && !ChannelKind::prefix_selects_presence_only(prefix) {
-                return Err(Failure::from(ApiError::BadRequest(
-                    "info=user_count requires filter_by_prefix=presence-…".into(),
-                )));
-            }
-            let mut out = Map::new();
-            for c in hub.backplane().channels.channels(&app.id, prefix).await? {
-                let mut entry = Map::new();
-                if info.user_count {
-                    entry.insert("user_count".into(), json!(c.user_count.unwrap_or(0)));
-                }
-                if info.subscription_count {
-                    entry.insert("subscription_count".into(), json!(c.subscription_count));
-                }
-                out.insert(c.name, Value::Object(entry));
-            }
-            Ok(json!({ "channels": out }))
-        }
-        Endpoint::Channel(name) => {
-            let channel = channel_name(app, &name)?;
-            let info = Info::parse(param("info").unwrap_or(""))?;
-            info.check_for_channel(&channel)?;
-            let counts = hub.backplane().channels.channel(&app.id, &channel).await?;
-            let mut out = Map::new();
-            out.insert("occupied".into(), json!(counts.subscription_count > 0));
-            if info.user_count {
-                out.insert("user_count".into(), json!(counts.user_count.unwrap_or(0)));
-            }
-            if info.subscription_count {
-                out.insert(
-                    "subscription_count".into(),
-                    json!(counts.subscription_count),
-                );
-            }
-            if info.cache {
-                let cache = hub.backplane().cache.get(&app.id, &channel).await?;
-                out.insert(
-                    "cache".into(),
-                    cache.map_or(
-                        Value::Null,
-                        |c| json!({ "data": c.data, "ttl": c.ttl.as_secs() }),
-                    ),
-                );
-            }
-            Ok(Value::Object(out))
-        }
-        Endpoint::ChannelUsers(name) => {
-            let channel = channel_name(app, &name)?;
-            if channel.kind() != ChannelKind::Presence {
-                return Err(Failure::from(ApiError::BadRequest(
-                    "Users can only be listed for presence channels".into(),
-                )));
-            }
-            let members = hub.backplane().presence.members(&app.id, &channel).await?;
-            let users: Vec<Value> = members
-                .iter()
-                .map(|m| json!({ "id": m.user_id.as_str() }))
-                .collect();
-            Ok(json!({ "users": users }))
-        }
-        Endpoint::TerminateUser(id) => {
-            let user = UserId::parse(&id, app.limits.max_user_id_len)
-                .ok_or_else(|| Failure::from(ApiError::BadRequest("Invalid user id".into())))?;
-            hub.control(&app.id, Control::TerminateUser(user)).await?;
-            Ok(json!({}))
-        }
+    Ok(())
+}
+
+/// `POST /events`.
+async fn events(state: &State, app: &App, body: &[u8]) -> Result<Value, Failure> {
+    let t = parse_trigger(body, &app.limits)?;
+    publish(state, app, &t).await?;
+    let channels = info_for(state, app, &t).await?;
+    Ok(if t.info.is_empty() {
+        json!({})
+    } else {
+        json!({ "channels": channels })
+    })
+}
+
+/// `POST /batch_events`: all published, then the info each asked for.
+async fn batch_events(state: &State, app: &App, body: &[u8]) -> Result<Value, Failure> {
+    let batch = parse_batch(body, &app.limits)?;
+    let mut answers = Vec::with_capacity(batch.len());
+    for t in &batch {
+        publish(state, app, t).await?;
     }
+    for t in &batch {
+        let mut info = info_for(state, app, t).await?;
+        let entry = t
+            .channels
+            .first()
+            .and_then(|c| info.remove(c.as_str()))
+            .unwrap_or_else(|| json!({}));
+        answers.push(entry);
+    }
+    let any_info = batch.iter().any(|t| !t.info.is_empty());
+    Ok(if any_info {
+        json!({ "batch": answers })
+    } else {
+        json!({})
+    })
+}
+
+/// `GET /channels`.
+async fn channels(state: &State, app: &App, prefix: &str, info: &str) -> Result<Value, Failure> {
+    let info = Info::parse(info)?;
+    if info.cache {
+        return Err(Failure::from(ApiError::BadRequest(
+            "info=cache is only available on GET /channels/{name}".into(),
+        )));
+    }
+    if info.user_count && !ChannelKind::prefix_selects_presence_only(prefix) {
+        return Err(Failure::from(ApiError::BadRequest(
+            "info=user_count requires filter_by_prefix=presence-…".into(),
+        )));
+    }
+    let mut out = Map::new();
+    let listed = state
+        .hub
+        .backplane()
+        .channels
+        .channels(&app.id, prefix)
+        .await?;
+    for c in listed {
+        let mut entry = Map::new();
+        if info.user_count {
+            entry.insert("user_count".into(), json!(c.user_count.unwrap_or(0)));
+        }
+        if info.subscription_count {
+            entry.insert("subscription_count".into(), json!(c.subscription_count));
+        }
+        out.insert(c.name, Value::Object(entry));
+    }
+    Ok(json!({ "channels": out }))
+}
+
+/// `GET /channels/{name}`.
+async fn channel(state: &State, app: &App, name: &str, info: &str) -> Result<Value, Failure> {
+    let bp = state.hub.backplane();
+    let channel = channel_name(app, name)?;
+    let info = Info::parse(info)?;
+    info.check_for_channel(&channel)?;
+    let counts = bp.channels.channel(&app.id, &channel).await?;
+    let mut out = Map::new();
+    out.insert("occupied".into(), json!(counts.subscription_count > 0));
+    if info.user_count {
+        out.insert("user_count".into(), json!(counts.user_count.unwrap_or(0)));
+    }
+    if info.subscription_count {
+        out.insert(
+            "subscription_count".into(),
+            json!(counts.subscription_count),
+        );
+    }
+    if info.cache {
+        let cache = bp.cache.get(&app.id, &channel).await?;
+        out.insert(
+            "cache".into(),
+            cache.map_or(
+                Value::Null,
+                |c| json!({ "data": c.data, "ttl": c.ttl.as_secs() }),
+            ),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+/// `GET /channels/{name}/users`.
+async fn channel_users(state: &State, app: &App, name: &str) -> Result<Value, Failure> {
+    let channel = channel_name(app, name)?;
+    if channel.kind() != ChannelKind::Presence {
+        return Err(Failure::from(ApiError::BadRequest(
+            "Users can only be listed for presence channels".into(),
+        )));
+    }
+    let members = state
+        .hub
+        .backplane()
+        .presence
+        .members(&app.id, &channel)
+        .await?;
+    let users: Vec<Value> = members
+        .iter()
+        .map(|m| json!({ "id": m.user_id.as_str() }))
+        .collect();
+    Ok(json!({ "users": users }))
 }
 
 fn channel_name(app: &App, name: &str) -> Result<ChannelName, Failure> {

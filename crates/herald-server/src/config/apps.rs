@@ -7,7 +7,7 @@ use herald_core::{App, AppFeatures, WebhookEndpoint, WebhookTarget};
 use herald_protocol::Limits;
 use herald_protocol::webhook::WebhookKind;
 
-use super::raw::{RawApp, RawConfig};
+use super::raw::{RawApp, RawConfig, RawWebhook};
 use super::{ConfigError, err, positive};
 
 pub(super) fn check_credentials(key: &str, a: &App) -> Result<(), ConfigError> {
@@ -90,61 +90,8 @@ pub(super) fn app(key: &str, a: &RawApp, has_redis: bool) -> Result<App, ConfigE
         a.authorized_connection_timeout_secs,
     )?);
     for (i, w) in a.webhooks.iter().enumerate() {
-        let wk = format!("{key}.webhooks[{i}]");
-        let event_types = if w.event_types.is_empty() {
-            WebhookKind::ALL.to_vec()
-        } else {
-            w.event_types
-                .iter()
-                .map(|t| t.parse().map_err(|m| err(format!("{wk}.event_types"), m)))
-                .collect::<Result<_, _>>()?
-        };
-        let mut headers: Vec<(String, String)> = w
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        headers.sort();
-        if let Some((h, _)) = headers.iter().find(|(h, _)| {
-            let h = h.to_ascii_lowercase();
-            h == "x-pusher-key" || h == "x-pusher-signature" || h == "content-type"
-        }) {
-            return Err(err(
-                format!("{wk}.headers"),
-                format!("'{h}' is set by Herald and cannot be overridden"),
-            ));
-        }
-        let target = match (&w.url, &w.stream) {
-            (Some(url), None) => WebhookTarget::Http(webhook_url(&format!("{wk}.url"), url)?),
-            (None, Some(stream)) if !has_redis => {
-                return Err(err(
-                    format!("{wk}.stream"),
-                    format!("appending to the Redis stream '{stream}' needs redis_url"),
-                ));
-            }
-            (None, Some(stream)) if !stream.is_empty() && !stream.contains(' ') => {
-                WebhookTarget::Stream(stream.clone())
-            }
-            (None, Some(_)) => {
-                return Err(err(
-                    format!("{wk}.stream"),
-                    "must be a non-empty stream name without spaces",
-                ));
-            }
-            _ => {
-                return Err(err(
-                    format!("{wk}.url"),
-                    "give exactly one of url or stream",
-                ));
-            }
-        };
-        app.webhooks.push(WebhookEndpoint {
-            target,
-            event_types,
-            headers,
-            filter_prefix: w.filter.prefix.clone(),
-            filter_suffix: w.filter.suffix.clone(),
-        });
+        let endpoint = webhook_endpoint(&format!("{key}.webhooks[{i}]"), w, has_redis)?;
+        app.webhooks.push(endpoint);
     }
     Ok(app)
 }
@@ -176,4 +123,66 @@ pub(super) fn env_app(raw: &RawConfig) -> Result<Option<App>, ConfigError> {
             "HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be given together",
         )),
     }
+}
+
+/// One `[[apps.webhooks]]` endpoint (`wk` names it in errors).
+fn webhook_endpoint(
+    wk: &str,
+    w: &RawWebhook,
+    has_redis: bool,
+) -> Result<WebhookEndpoint, ConfigError> {
+    let event_types = if w.event_types.is_empty() {
+        WebhookKind::ALL.to_vec()
+    } else {
+        w.event_types
+            .iter()
+            .map(|t| t.parse().map_err(|m| err(format!("{wk}.event_types"), m)))
+            .collect::<Result<_, _>>()?
+    };
+    let mut headers: Vec<(String, String)> = w
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    headers.sort();
+    if let Some((h, _)) = headers.iter().find(|(h, _)| {
+        let h = h.to_ascii_lowercase();
+        h == "x-pusher-key" || h == "x-pusher-signature" || h == "content-type"
+    }) {
+        return Err(err(
+            format!("{wk}.headers"),
+            format!("'{h}' is set by Herald and cannot be overridden"),
+        ));
+    }
+    let target = match (&w.url, &w.stream) {
+        (Some(url), None) => WebhookTarget::Http(webhook_url(&format!("{wk}.url"), url)?),
+        (None, Some(stream)) if !has_redis => {
+            return Err(err(
+                format!("{wk}.stream"),
+                format!("appending to the Redis stream '{stream}' needs redis_url"),
+            ));
+        }
+        (None, Some(stream)) if !stream.is_empty() && !stream.contains(' ') => {
+            WebhookTarget::Stream(stream.clone())
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                format!("{wk}.stream"),
+                "must be a non-empty stream name without spaces",
+            ));
+        }
+        _ => {
+            return Err(err(
+                format!("{wk}.url"),
+                "give exactly one of url or stream",
+            ));
+        }
+    };
+    Ok(WebhookEndpoint {
+        target,
+        event_types,
+        headers,
+        filter_prefix: w.filter.prefix.clone(),
+        filter_suffix: w.filter.suffix.clone(),
+    })
 }
