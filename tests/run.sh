@@ -20,6 +20,10 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || {
     exit 1
 }
 
+# The previous release's binary for the mixed-version cluster tests (built once, then cached).
+HERALD_PREVIOUS_BIN="$(tests/previous-release.sh)"
+export HERALD_PREVIOUS_BIN
+
 echo "== unit and end-to-end tests (cargo test --workspace)"
 cargo test --workspace --locked
 

@@ -85,6 +85,12 @@ impl Keys {
         format!("{}:webhooks:dead", self.prefix)
     }
 
+    /// node id → the highest cluster format version the node speaks (`wire::VERSION`). Nodes of
+    /// releases before version negotiation write nothing here: absent means version 1.
+    pub fn versions(&self) -> String {
+        format!("{}:versions", self.prefix)
+    }
+
     /// Reaping lock for a dead node.
     pub fn reap_lock(&self, node: &str) -> String {
         format!("{}:reap:{node}", self.prefix)

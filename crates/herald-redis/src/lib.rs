@@ -24,7 +24,7 @@ mod webhooks;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ struct Inner {
     listen: mpsc::UnboundedSender<ListenCmd>,
     inbound: mpsc::Sender<Inbound>,
     pubsub_up: AtomicBool,
+    /// The lowest cluster format version a live node advertises (`wire::VERSION` alone).
+    cluster_version: AtomicU32,
     /// Pub/sub reconnections after the first connection (a metric).
     reconnects: AtomicU64,
     mirror: Mutex<Mirror>,
@@ -125,6 +127,7 @@ impl RedisBackplane {
             listen,
             inbound,
             pubsub_up: AtomicBool::new(false),
+            cluster_version: AtomicU32::new(wire::VERSION),
             reconnects: AtomicU64::new(0),
             mirror: Mutex::new(Mirror::default()),
             gate: tokio::sync::RwLock::new(()),
@@ -408,6 +411,10 @@ impl Health for RedisBackplane {
 
     fn reconnects(&self) -> u64 {
         self.inner.reconnects.load(Ordering::Relaxed)
+    }
+
+    fn cluster_version(&self) -> Option<u32> {
+        Some(self.inner.cluster_version.load(Ordering::Relaxed))
     }
 
     async fn shutdown(&self) {

@@ -40,10 +40,16 @@ pub async fn run(inner: Arc<Inner>) {
 async fn beat_and_reap(inner: &Inner) -> Result<bool, BackplaneError> {
     let mut c = inner.conn().await?;
     let now = now_ms();
-    let added: u32 = redis::cmd("ZADD")
+    let (added,): (u32,) = redis::pipe()
+        .cmd("ZADD")
         .arg(inner.keys.nodes())
         .arg(now)
         .arg(&inner.node)
+        .cmd("HSET")
+        .arg(inner.keys.versions())
+        .arg(&inner.node)
+        .arg(crate::wire::VERSION)
+        .ignore()
         .query_async(&mut *c)
         .await
         .map_err(err)?;
@@ -68,8 +74,12 @@ async fn beat_and_reap(inner: &Inner) -> Result<bool, BackplaneError> {
             .map_err(err)?;
         if won.is_some() {
             let undone = reap(inner, &node).await?;
-            redis::cmd("ZREM")
+            redis::pipe()
+                .cmd("ZREM")
                 .arg(inner.keys.nodes())
+                .arg(&node)
+                .cmd("HDEL")
+                .arg(inner.keys.versions())
                 .arg(&node)
                 .query_async::<()>(&mut *c)
                 .await
@@ -77,7 +87,65 @@ async fn beat_and_reap(inner: &Inner) -> Result<bool, BackplaneError> {
             tracing::warn!(dead_node = %node, contributions = undone, "reaped a dead node");
         }
     }
+    negotiate(inner, &mut c, deadline).await?;
     Ok(added == 1)
+}
+
+/// The cluster's format version: the lowest any live node advertises (a node of a release
+/// before negotiation advertises nothing and speaks version 1). Logged when it changes.
+async fn negotiate(
+    inner: &Inner,
+    c: &mut deadpool_redis::Connection,
+    deadline: u64,
+) -> Result<(), BackplaneError> {
+    let live: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+        .arg(inner.keys.nodes())
+        .arg(format!("({deadline}"))
+        .arg("+inf")
+        .query_async(&mut **c)
+        .await
+        .map_err(err)?;
+    let advertised: Vec<Option<u32>> = if live.is_empty() {
+        Vec::new()
+    } else {
+        redis::cmd("HMGET")
+            .arg(inner.keys.versions())
+            .arg(&live)
+            .query_async(&mut **c)
+            .await
+            .map_err(err)?
+    };
+    let version = cluster_version(&advertised);
+    let before = inner
+        .cluster_version
+        .swap(version, std::sync::atomic::Ordering::Relaxed);
+    if before != version {
+        tracing::info!(
+            cluster_version = version,
+            this_node = crate::wire::VERSION,
+            nodes = live.len(),
+            "the cluster's format version changed"
+        );
+    }
+    if version < crate::wire::OLDEST {
+        tracing::error!(
+            cluster_version = version,
+            oldest_readable = crate::wire::OLDEST,
+            "a live node speaks a cluster format this release cannot read; upgrade it first (one release at a time)"
+        );
+    }
+    Ok(())
+}
+
+/// The lowest advertised version, counting a node that advertises none as version 1; this
+/// node's own version when it is alone.
+pub(crate) fn cluster_version(advertised: &[Option<u32>]) -> u32 {
+    advertised
+        .iter()
+        .map(|v| v.unwrap_or(1))
+        .min()
+        .unwrap_or(crate::wire::VERSION)
+        .min(crate::wire::VERSION)
 }
 
 /// Undoes everything `node` contributed, announcing each transition through this node's hub.
@@ -239,8 +307,12 @@ impl Inner {
                     .await?;
             }
             let mut c = self.conn().await?;
-            redis::cmd("ZREM")
+            redis::pipe()
+                .cmd("ZREM")
                 .arg(self.keys.nodes())
+                .arg(&self.node)
+                .cmd("HDEL")
+                .arg(self.keys.versions())
                 .arg(&self.node)
                 .query_async::<()>(&mut *c)
                 .await
@@ -250,5 +322,27 @@ impl Inner {
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not withdraw this node's state from Redis; survivors will reap it");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_version;
+    use crate::wire::VERSION;
+
+    #[test]
+    fn the_cluster_speaks_the_lowest_version_of_its_live_nodes() {
+        assert_eq!(cluster_version(&[]), VERSION, "alone");
+        assert_eq!(cluster_version(&[Some(VERSION)]), VERSION);
+        assert_eq!(
+            cluster_version(&[Some(VERSION), None]),
+            1,
+            "a release before negotiation"
+        );
+        assert_eq!(
+            cluster_version(&[Some(VERSION + 1)]),
+            VERSION,
+            "never above this node's"
+        );
     }
 }

@@ -3,6 +3,20 @@
 //! the fuzz targets: another node's bytes are outside input too.
 
 use bytes::Bytes;
+
+/// The cluster format this release speaks: the pub/sub wire below, the keys of `keys.rs`, the
+/// scripts' effects. Version 1 is the format of commit `da0b2f5`, the first release that can
+/// share a cluster with a later one.
+///
+/// **Policy:** release N reads and writes versions N−1 and N. Each node advertises its version
+/// (`Keys::versions`); the cluster uses the lowest version a live node advertises (absent: 1),
+/// so no node sends what a live peer cannot read. A change to the format raises `VERSION`,
+/// keeps writing the old form while `cluster_version` is below it, and may drop the old form
+/// one release later.
+pub const VERSION: u32 = 1;
+
+/// The oldest cluster format this release still reads and writes.
+pub const OLDEST: u32 = 1;
 use herald_core::backplane::{Control, Envelope};
 use herald_protocol::{ChannelName, SocketId, UserId};
 

@@ -45,6 +45,8 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
             let body = json!({
                 "connections": state.hub.connection_count(),
                 "memory": { "rss_bytes": rss_bytes() },
+                // The cluster format version in use (null on a single node).
+                "cluster_version": state.hub.backplane().health.cluster_version(),
             });
             json(StatusCode::OK, body.to_string())
         }

@@ -247,6 +247,7 @@ impl WebhookMetrics {
 /// The backplane: readiness, operation latency and errors, pub/sub reconnections.
 struct BackplaneStats {
     ready: IntGauge,
+    cluster_version: IntGauge,
     latency: HistogramVec,
     errors: IntCounterVec,
     reconnects: IntCounter,
@@ -259,6 +260,11 @@ impl BackplaneStats {
                 r,
                 "herald_backplane_ready",
                 "1 while the backplane (Redis) is reachable, 0 otherwise",
+            ),
+            cluster_version: gauge(
+                r,
+                "herald_cluster_version",
+                "The cluster format version the nodes use: the lowest any live node speaks (0 on a single node)",
             ),
             latency: histogram(
                 r,
@@ -384,6 +390,9 @@ impl Metrics {
         self.backplane
             .ready
             .set(i64::from(hub.backplane().health.is_ready()));
+        self.backplane.cluster_version.set(i64::from(
+            hub.backplane().health.cluster_version().unwrap_or(0),
+        ));
         let reconnects = hub.backplane().health.reconnects();
         self.backplane
             .reconnects

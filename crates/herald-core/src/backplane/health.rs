@@ -16,6 +16,12 @@ pub trait Health: Send + Sync + 'static {
         0
     }
 
+    /// The cluster format version the nodes agreed on (the lowest any live node speaks); None
+    /// for a single node, which shares no format with anyone.
+    fn cluster_version(&self) -> Option<u32> {
+        None
+    }
+
     /// Called once at shutdown: withdraw this node's contributions so counts and members fall
     /// at once instead of after the dead-node timeout.
     async fn shutdown(&self) {}

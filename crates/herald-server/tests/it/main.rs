@@ -15,6 +15,7 @@ mod connection;
 mod console;
 mod floods;
 mod http_api;
+mod mixed_versions;
 mod secrets;
 mod shutdown;
 mod tls;

@@ -230,12 +230,26 @@ impl NodeProcess {
         NodeProcess::spawn(toml, None).await
     }
 
+    /// A node of another herald build (the previous release, for mixed-version clusters).
+    pub async fn start_binary(binary: &std::path::Path, toml: &str) -> NodeProcess {
+        NodeProcess::spawn_binary(binary, toml, None).await
+    }
+
     /// Starts with `HERALD_LOG=debug`, stdout and stderr appended to `log`.
     pub async fn start_logging(toml: &str, log: &std::path::Path) -> NodeProcess {
         NodeProcess::spawn(toml, Some(log)).await
     }
 
     async fn spawn(toml: &str, log: Option<&std::path::Path>) -> NodeProcess {
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_herald"));
+        NodeProcess::spawn_binary(binary, toml, log).await
+    }
+
+    async fn spawn_binary(
+        binary: &std::path::Path,
+        toml: &str,
+        log: Option<&std::path::Path>,
+    ) -> NodeProcess {
         let config_path = std::env::temp_dir().join(format!(
             "herald-node-{}-{}.toml",
             std::process::id(),
@@ -243,7 +257,7 @@ impl NodeProcess {
         ));
         std::fs::write(&config_path, toml).unwrap();
         let (port, admin_port) = (free_port(), free_port());
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+        let mut cmd = std::process::Command::new(binary);
         cmd.arg("--config").arg(&config_path).args([
             "--bind",
             &format!("127.0.0.1:{port}"),
