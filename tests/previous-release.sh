@@ -11,6 +11,10 @@ if [ -x "$out" ]; then
     echo "$out"
     exit 0
 fi
+if ! git cat-file -e "$commit^{commit}" 2>/dev/null && git remote get-url origin >/dev/null 2>&1; then
+    # A shallow clone: fetch just that commit.
+    git fetch --quiet origin "$commit" >&2 || true
+fi
 if ! git cat-file -e "$commit^{commit}" 2>/dev/null; then
     echo "error: the previous release $commit is not in this clone; fetch the history (git fetch --unshallow)" >&2
     exit 1
