@@ -1,5 +1,6 @@
 //! What reaping a dead node changed, announced as the dead node would have: its members'
-//! `member_removed` (frames and webhooks), vacated channels, counts, users gone offline. The
+//! `member_removed` frames, counts, users gone offline. Their removal webhooks are already
+//! scheduled: the backplane's reaper schedules each check in the leave's own step. The
 //! backplane's reaper (on a cluster) undoes the dead node's contributions and reports each
 //! transition it caused as `Inbound::Reaped`; the hub hands them here.
 
@@ -13,8 +14,9 @@ pub(crate) async fn announce(hub: &Hub, app: &AppId, event: Reaped) {
         return;
     };
     match event {
+        // The removal webhooks' debounced checks were scheduled by the backplane in the same
+        // step as the reaped leave (so a reaper that dies midway loses none).
         Reaped::MemberRemoved { channel, left } => {
-            hub.hooks().member_removed(&app, &channel, &left.user).await;
             hub.relay(
                 &app.id,
                 member_removed(channel, &left, None),
@@ -22,11 +24,9 @@ pub(crate) async fn announce(hub: &Hub, app: &AppId, event: Reaped) {
             )
             .await;
         }
-        Reaped::Vacated { channel } => {
-            hub.hooks().vacated(&app, &channel).await;
-            hub.count_changed(&app, &channel);
+        Reaped::Vacated { channel } | Reaped::Unsubscribed { channel } => {
+            hub.count_changed(&app, &channel)
         }
-        Reaped::Unsubscribed { channel } => hub.count_changed(&app, &channel),
         Reaped::Offline { user } => hub.announce_online(&app, user, false).await,
     }
 }

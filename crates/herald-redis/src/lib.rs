@@ -48,6 +48,19 @@ pub struct RedisConfig {
     pub node_timeout: Duration,
     /// The configured app ids (their control topics are always subscribed; reaping walks them).
     pub apps: Vec<String>,
+    /// Per app: which debounced removal webhooks a leave the node replays for others (reaping
+    /// a dead node, withdrawing at shutdown) schedules in the leave's own step. Apps absent
+    /// here schedule nothing.
+    pub checks: HashMap<String, RemovalChecks>,
+    /// How long those checks wait for a re-join (`webhook_debounce_ms`).
+    pub debounce: Duration,
+}
+
+/// Whether an app takes `channel_vacated` and `member_removed` webhooks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemovalChecks {
+    pub vacated: bool,
+    pub member_removed: bool,
 }
 
 pub struct RedisBackplane {

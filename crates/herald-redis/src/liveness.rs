@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use herald_core::backplane::{BackplaneError, Inbound, Reaped};
+use herald_core::backplane::{BackplaneError, Check, Inbound, Reaped};
 use herald_protocol::{ChannelName, UserId};
 
 use crate::{Contribution, Inner, err, scripts};
@@ -62,13 +62,14 @@ async fn beat_and_reap(inner: &Inner) -> Result<bool, BackplaneError> {
         .await
         .map_err(err)?;
     for node in dead.into_iter().filter(|n| *n != inner.node) {
-        // One survivor reaps; the lock outlives any reasonable reap.
+        // One survivor reaps. The lock lasts a node timeout and the reaper extends it as it
+        // goes: if the reaper dies too, another survivor resumes soon after.
         let won: Option<String> = redis::cmd("SET")
             .arg(inner.keys.reap_lock(&node))
             .arg(&inner.node)
             .arg("NX")
-            .arg("EX")
-            .arg(60)
+            .arg("PX")
+            .arg(inner.reap_lock_ms())
             .query_async(&mut *c)
             .await
             .map_err(err)?;
@@ -184,18 +185,36 @@ async fn undo(
         Contribution::Subscription { .. } => 1,
         Contribution::Signin { .. } => 2,
     });
-    for entry in entries {
+    // The removal webhooks' debounced checks are scheduled by the leave scripts themselves, as
+    // on a live leave: a node that dies midway through this loop loses none of those already
+    // replayed, and whoever resumes replays only what is left in the node's set.
+    let checks = inner.config.checks.get(app).copied().unwrap_or_default();
+    let due = now_ms() + inner.config.debounce.as_millis() as u64;
+    for (done, entry) in entries.into_iter().enumerate() {
+        if done % 64 == 63 {
+            inner.extend_reap_lock(node).await;
+        }
         let event = match &entry {
             Contribution::Presence { channel, socket } => {
-                let gone = inner.run_leave(app, node, channel, socket, None).await?;
+                let prefix = ChannelName::parse(channel, usize::MAX)
+                    .ok()
+                    .filter(|_| checks.member_removed)
+                    .map(|c| Check::member_removed_prefix(&c));
+                let check = prefix.as_deref().map(|p| (p, due));
+                let gone = inner.run_leave(app, node, channel, socket, check).await?;
                 match (gone, ChannelName::parse(channel, usize::MAX)) {
                     (Some(left), Ok(channel)) => Some(Reaped::MemberRemoved { channel, left }),
                     _ => None,
                 }
             }
             Contribution::Subscription { channel, socket } => {
+                let key = ChannelName::parse(channel, usize::MAX)
+                    .ok()
+                    .filter(|_| checks.vacated)
+                    .map(|c| Check::Vacated(c).key());
+                let check = key.as_deref().map(|k| (k, due));
                 let o = inner
-                    .run_occupancy(&scripts::UNSUBSCRIBE, app, node, channel, socket, None)
+                    .run_occupancy(&scripts::UNSUBSCRIBE, app, node, channel, socket, check)
                     .await?;
                 ChannelName::parse(channel, usize::MAX).ok().map(|channel| {
                     if o.transition {
@@ -226,6 +245,21 @@ async fn undo(
 }
 
 impl Inner {
+    fn reap_lock_ms(&self) -> u64 {
+        (self.config.node_timeout.as_millis() as u64).max(2000)
+    }
+
+    /// Keeps the reap lock of `node` while this node works through a long reap.
+    async fn extend_reap_lock(&self, node: &str) {
+        if let Ok(mut c) = self.conn().await {
+            let _: Result<(), _> = redis::cmd("PEXPIRE")
+                .arg(self.keys.reap_lock(node))
+                .arg(self.reap_lock_ms())
+                .query_async(&mut *c)
+                .await;
+        }
+    }
+
     /// After (re)connecting: make Redis hold exactly what this node's memory says it holds.
     /// Entries Redis has but memory does not are undone (and announced); entries memory has but
     /// Redis lost (it restarted empty) are replayed silently: clients already know about them.

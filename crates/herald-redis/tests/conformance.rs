@@ -18,6 +18,8 @@ fn config(url: &str, prefix: &str) -> RedisConfig {
         heartbeat: Duration::from_secs(1),
         node_timeout: Duration::from_secs(3),
         apps: vec!["a".into(), "b".into()],
+        checks: Default::default(),
+        debounce: Duration::from_secs(3),
     }
 }
 

@@ -14,6 +14,8 @@ fn config(url: &str, prefix: &str) -> RedisConfig {
         heartbeat: Duration::from_millis(200),
         node_timeout: Duration::from_secs(1),
         apps: vec!["app-1".into()],
+        checks: Default::default(),
+        debounce: Duration::from_secs(3),
     }
 }
 

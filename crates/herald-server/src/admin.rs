@@ -43,6 +43,7 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
         }
         "/usage" => {
             let body = json!({
+                "node": state.hub.node_id(),
                 "connections": state.hub.connection_count(),
                 "memory": { "rss_bytes": rss_bytes() },
                 // The cluster format version in use (null on a single node).

@@ -25,7 +25,8 @@ use herald_core::hub::HubConfig;
 use herald_core::webhook::WebhookStreams;
 use herald_core::{Backplane, CloseReason, Hub, MemoryWebhookQueue};
 use herald_protocol::ErrorCode;
-use herald_redis::{RedisBackplane, RedisConfig};
+use herald_protocol::webhook::WebhookKind;
+use herald_redis::{RedisBackplane, RedisConfig, RemovalChecks};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -98,6 +99,18 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
                 heartbeat: config.heartbeat_interval,
                 node_timeout: config.node_timeout,
                 apps: config.apps.iter().map(|a| a.id.to_string()).collect(),
+                checks: config
+                    .apps
+                    .iter()
+                    .map(|a| {
+                        let checks = RemovalChecks {
+                            vacated: a.wants_webhook(WebhookKind::ChannelVacated),
+                            member_removed: a.wants_webhook(WebhookKind::MemberRemoved),
+                        };
+                        (a.id.to_string(), checks)
+                    })
+                    .collect(),
+                debounce: config.webhook_debounce,
             };
             let (backplane, inbound) =
                 RedisBackplane::start(redis).map_err(StartError::Backplane)?;

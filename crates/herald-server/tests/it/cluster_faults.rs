@@ -147,3 +147,145 @@ async fn nodes_survive_a_redis_outage_and_restore_state_into_an_empty_redis() {
     assert!(cluster.nodes[0].metric(failed).await >= Some(1.0));
     assert_eq!(b.expect("ev").await["data"], "back");
 }
+
+/// The webhook events received so far, by `name:channel[:user]`, with how often each came.
+fn tally(events: &[serde_json::Value]) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in events {
+        let mut key = format!(
+            "{}:{}",
+            e["name"].as_str().unwrap(),
+            e["channel"].as_str().unwrap()
+        );
+        if let Some(user) = e["user_id"].as_str() {
+            key = format!("{key}:{user}");
+        }
+        *out.entry(key).or_insert(0) += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reaper_killed_midway_loses_no_removal_webhook_and_sends_none_twice() {
+    const MEMBERS: usize = 1000;
+    let rx = crate::webhooks::Receiver::start(0).await;
+    let redis = herald_redis::test_support::RedisServer::start();
+    let apps = format!(
+        "webhook_batch_ms = 50\nwebhook_debounce_ms = 300\n\
+[[apps]]\nid = \"{APP_ID}\"\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\nmax_presence_members = {MEMBERS}\n\
+[[apps.webhooks]]\nurl = \"{}\"\nevent_types = [\"member_removed\", \"channel_vacated\"]\n",
+        rx.url
+    );
+    let toml = cluster_toml(&redis.url(), &apps);
+    let mut victim = NodeProcess::start(&toml).await;
+    let mut reapers = vec![
+        NodeProcess::start(&toml).await,
+        NodeProcess::start(&toml).await,
+    ];
+    let node_id = |n: &NodeProcess| {
+        let admin = n.admin;
+        async move {
+            raw_http(admin, "GET", "/usage", "").await.body["node"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let victim_id = node_id(&victim).await;
+    let mut clients = Vec::with_capacity(MEMBERS);
+    for i in 0..MEMBERS {
+        let mut c = Client::connect(&victim.ws_url(KEY)).await;
+        let data = format!(r#"{{"user_id":"u{i}"}}"#);
+        c.subscribe_signed("presence-big", Some(&data)).await;
+        clients.push(c);
+    }
+    let mut redis_conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let contributions = format!("t:{{{APP_ID}}}:node:{victim_id}");
+    let left = |mut c: redis::aio::MultiplexedConnection| {
+        let key = contributions.clone();
+        async move {
+            redis::cmd("SCARD")
+                .arg(&key)
+                .query_async::<usize>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        left(redis_conn.clone()).await,
+        2 * MEMBERS,
+        "a subscription and a membership each"
+    );
+
+    victim.kill9();
+    drop(clients);
+    // Wait for a survivor to start reaping, then stop it midway and kill it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let holder = loop {
+        let n = left(redis_conn.clone()).await;
+        if n < 2 * MEMBERS {
+            let lock: Option<String> = redis::cmd("GET")
+                .arg(format!("t:reap:{victim_id}"))
+                .query_async(&mut redis_conn)
+                .await
+                .unwrap();
+            break lock.expect("the reaper holds the lock");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nobody reaped the dead node"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    };
+    let mut index = None;
+    for (i, r) in reapers.iter().enumerate() {
+        if node_id(r).await == holder {
+            index = Some(i);
+        }
+    }
+    let mut reaper = reapers.remove(index.expect("the lock holder is one of the survivors"));
+    reaper.signal("STOP");
+    let midway = left(redis_conn.clone()).await;
+    assert!(
+        midway > 0 && midway < 2 * MEMBERS,
+        "the reaper was stopped midway ({midway} of {} entries left)",
+        2 * MEMBERS
+    );
+    reaper.kill9();
+
+    // The last survivor resumes once the lock lapses, and every removal is sent exactly once.
+    let want = MEMBERS + 1; // every member_removed, and presence-big's channel_vacated
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let events = rx.events();
+        if events.len() >= want {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {want} removal webhooks arrived ({midway} reap entries were left when the reaper died)",
+            events.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let tally = tally(&rx.events());
+    assert_eq!(tally.len(), want, "{tally:?}");
+    assert!(tally.values().all(|n| *n == 1), "sent twice: {tally:?}");
+    assert_eq!(tally.get("channel_vacated:presence-big"), Some(&1));
+    assert_eq!(left(redis_conn.clone()).await, 0);
+    let api = Api {
+        addr: reapers[0].addr,
+        app_id: APP_ID.into(),
+        key: KEY.into(),
+        secret: SECRET.into(),
+    };
+    assert_eq!(
+        api.get("/channels/presence-big/users", &[]).await.body,
+        json!({"users": []})
+    );
+}
