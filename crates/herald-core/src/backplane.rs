@@ -220,6 +220,11 @@ pub enum Inbound {
         app: AppId,
         event: Reaped,
     },
+    /// This node was taken for dead and reaped while it was alive (paused, or cut off from the
+    /// shared store past the node timeout): the cluster already announced its members and
+    /// users as gone, so its clients' views and everyone else's disagree. The hub closes every
+    /// local connection with 4200; clients reconnect and rejoin through the normal path.
+    Fenced,
 }
 
 /// A transition produced by reaping a dead node.

@@ -190,6 +190,7 @@ impl Hub {
                     Inbound::Reaped { app, event } => {
                         crate::reaped::announce(&hub, &app, event).await
                     }
+                    Inbound::Fenced => hub.fence(),
                 }
             }
         })
@@ -570,6 +571,23 @@ impl Hub {
 
     pub(crate) fn subscription_counts(&self) -> &SubscriptionCounts {
         &self.0.counts
+    }
+
+    /// The cluster reaped this node while it was alive: every local connection is closed with
+    /// 4200, so its client reconnects (pusher-js does at once) and rejoins, and the cluster
+    /// announces it again through the normal join path (`member_added`, online, occupied).
+    pub fn fence(&self) {
+        let conns = self.connections();
+        tracing::warn!(
+            connections = conns.len(),
+            "this node was reaped while alive (paused or cut off past the node timeout); closing its connections with 4200 so clients rejoin"
+        );
+        for conn in conns {
+            conn.close(CloseReason::from_error(
+                ErrorCode::ReconnectNow,
+                "This node lost its place in the cluster; reconnect",
+            ));
+        }
     }
 
     /// Every local connection, for a graceful drain.

@@ -91,6 +91,13 @@ impl Keys {
         format!("{}:versions", self.prefix)
     }
 
+    /// A random id set once by the first node to find it missing: it changes only when Redis
+    /// loses its data, which tells a node that finds itself missing from the node list whether
+    /// it was reaped (same epoch: fence) or Redis restarted empty (new epoch: restore quietly).
+    pub fn epoch(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
+
     /// Reaping lock for a dead node.
     pub fn reap_lock(&self, node: &str) -> String {
         format!("{}:reap:{node}", self.prefix)

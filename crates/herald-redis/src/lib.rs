@@ -79,6 +79,8 @@ struct Inner {
     pubsub_up: AtomicBool,
     /// The lowest cluster format version a live node advertises (`wire::VERSION` alone).
     cluster_version: AtomicU32,
+    /// The store's epoch as of this node's last heartbeat (`Keys::epoch`).
+    epoch: Mutex<Option<String>>,
     /// Pub/sub reconnections after the first connection (a metric).
     reconnects: AtomicU64,
     mirror: Mutex<Mirror>,
@@ -141,6 +143,7 @@ impl RedisBackplane {
             inbound,
             pubsub_up: AtomicBool::new(false),
             cluster_version: AtomicU32::new(wire::VERSION),
+            epoch: Mutex::new(None),
             reconnects: AtomicU64::new(0),
             mirror: Mutex::new(Mirror::default()),
             gate: tokio::sync::RwLock::new(()),

@@ -21,26 +21,53 @@ pub async fn run(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(inner.config.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut first = true;
+    // After this node could not reach Redis, it reaps nobody for a node timeout: when Redis
+    // was away for everyone, every node's last beat looks old, and live peers need one beat to
+    // show they are alive.
+    let mut reap_from: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
-        match beat_and_reap(&inner).await {
-            // Not in the node list although we beat before: Redis restarted empty or a survivor
-            // reaped us during a long outage. Put our state back.
-            Ok(true) if !first => {
-                tracing::warn!("this node was missing from the node list; re-asserting its state");
+        let may_reap = reap_from.is_none_or(|t| tokio::time::Instant::now() >= t);
+        match beat_and_reap(&inner, may_reap).await {
+            // Not in the node list although we beat before: either a survivor reaped us while
+            // we were paused or cut off (Redis kept its data: same epoch), and the cluster has
+            // announced our clients as gone; or Redis restarted empty (a new epoch), and nobody
+            // announced anything.
+            Ok(Beat::Missing { same_epoch: true }) if !first => {
+                inner.fence().await;
+                let _ = inner.inbound.send(Inbound::Fenced).await;
+            }
+            Ok(Beat::Missing { .. }) if !first => {
+                tracing::warn!(
+                    "Redis lost this node's state (it restarted empty); restoring it quietly"
+                );
                 inner.reassert().await;
             }
             Ok(_) => first = false,
-            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+            Err(e) => {
+                reap_from = Some(tokio::time::Instant::now() + inner.config.node_timeout);
+                tracing::debug!(error = %e, "heartbeat failed");
+            }
         }
     }
 }
 
-/// Beats, then reaps whoever is dead. True when this node was not in the node list.
-async fn beat_and_reap(inner: &Inner) -> Result<bool, BackplaneError> {
+/// What a heartbeat found.
+enum Beat {
+    Listed,
+    /// This node was not in the node list; `same_epoch`: the store kept its data since the
+    /// last beat.
+    Missing {
+        same_epoch: bool,
+    },
+}
+
+/// Beats, then reaps whoever is dead.
+async fn beat_and_reap(inner: &Inner, may_reap: bool) -> Result<Beat, BackplaneError> {
     let mut c = inner.conn().await?;
     let now = now_ms();
-    let (added,): (u32,) = redis::pipe()
+    let fresh = format!("{:016x}", rand::random::<u64>());
+    let (added, epoch): (u32, String) = redis::pipe()
         .cmd("ZADD")
         .arg(inner.keys.nodes())
         .arg(now)
@@ -50,9 +77,22 @@ async fn beat_and_reap(inner: &Inner) -> Result<bool, BackplaneError> {
         .arg(&inner.node)
         .arg(crate::wire::VERSION)
         .ignore()
+        .cmd("SET")
+        .arg(inner.keys.epoch())
+        .arg(&fresh)
+        .arg("NX")
+        .ignore()
+        .cmd("GET")
+        .arg(inner.keys.epoch())
         .query_async(&mut *c)
         .await
         .map_err(err)?;
+    let same_epoch = {
+        let mut seen = herald_core::sync::lock(&inner.epoch);
+        let same = seen.as_deref() == Some(epoch.as_str());
+        *seen = Some(epoch);
+        same
+    };
     let deadline = now.saturating_sub(inner.config.node_timeout.as_millis() as u64);
     let dead: Vec<String> = redis::cmd("ZRANGEBYSCORE")
         .arg(inner.keys.nodes())
@@ -61,7 +101,7 @@ async fn beat_and_reap(inner: &Inner) -> Result<bool, BackplaneError> {
         .query_async(&mut *c)
         .await
         .map_err(err)?;
-    for node in dead.into_iter().filter(|n| *n != inner.node) {
+    for node in dead.into_iter().filter(|n| may_reap && *n != inner.node) {
         // One survivor reaps. The lock lasts a node timeout and the reaper extends it as it
         // goes: if the reaper dies too, another survivor resumes soon after.
         let won: Option<String> = redis::cmd("SET")
@@ -89,7 +129,11 @@ async fn beat_and_reap(inner: &Inner) -> Result<bool, BackplaneError> {
         }
     }
     negotiate(inner, &mut c, deadline).await?;
-    Ok(added == 1)
+    Ok(if added == 1 {
+        Beat::Missing { same_epoch }
+    } else {
+        Beat::Listed
+    })
 }
 
 /// The cluster's format version: the lowest any live node advertises (a node of a release
@@ -245,6 +289,25 @@ async fn undo(
 }
 
 impl Inner {
+    /// Fenced: what this node remembered contributing is gone from the store (a survivor
+    /// undid it), so it is forgotten and the leaves of the connections about to close find
+    /// nothing to undo. Those connections are still open, though: their count goes back, so
+    /// that their closes count down from the truth.
+    async fn fence(&self) {
+        let _exclusive = self.gate.write().await;
+        let counts: Vec<(String, i64)> = {
+            let mut m = herald_core::sync::lock(&self.mirror);
+            m.contributions.clear();
+            m.connections.iter().map(|(a, n)| (a.clone(), *n)).collect()
+        };
+        for (app, n) in counts {
+            let set = ["set".to_owned(), n.to_string()];
+            if let Err(e) = self.run_connections(&app, &self.node, &set).await {
+                tracing::warn!(app, error = %e, "connection count not restored after fencing");
+            }
+        }
+    }
+
     fn reap_lock_ms(&self) -> u64 {
         (self.config.node_timeout.as_millis() as u64).max(2000)
     }

@@ -289,3 +289,98 @@ async fn a_reaper_killed_midway_loses_no_removal_webhook_and_sends_none_twice() 
         json!({"users": []})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_paused_past_the_timeout_is_fenced_and_its_clients_rejoin() {
+    let rx = crate::webhooks::Receiver::start(0).await;
+    let redis = herald_redis::test_support::RedisServer::start();
+    let apps = format!(
+        "webhook_batch_ms = 50\nwebhook_debounce_ms = 300\n\
+[[apps]]\nid = \"{APP_ID}\"\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\n\
+[[apps.webhooks]]\nurl = \"{}\"\nevent_types = [\"member_added\", \"member_removed\"]\n",
+        rx.url
+    );
+    let toml = cluster_toml(&redis.url(), &apps);
+    let watching = NodeProcess::start(&toml).await;
+    let paused = NodeProcess::start(&toml).await;
+    let api = |node: &NodeProcess| Api {
+        addr: node.addr,
+        app_id: APP_ID.into(),
+        key: KEY.into(),
+        secret: SECRET.into(),
+    };
+    let mut watcher = Client::connect(&watching.ws_url(KEY)).await;
+    watcher
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"w"}"#))
+        .await;
+    let mut member = Client::connect(&paused.ws_url(KEY)).await;
+    member
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
+        .await;
+    watcher.expect("pusher_internal:member_added").await;
+    // Both arrivals' webhooks are delivered before the pause. (A batch the paused node had
+    // taken and not yet sent is taken over by a survivor and sent again when the node resumes:
+    // at least once, see the note on issue #21.)
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rx.events().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", rx.events());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // Paused past node_timeout (3 s): the cluster takes it for dead and says so.
+    paused.signal("STOP");
+    let removed = watcher
+        .expect_within("pusher_internal:member_removed", 9)
+        .await;
+    assert_eq!(Client::data(&removed), json!({"user_id": "m"}));
+    let users = api(&watching)
+        .get("/channels/presence-room/users", &[])
+        .await;
+    assert_eq!(users.body, json!({"users": [{"id": "w"}]}));
+
+    // Past the webhook debounce (300 ms), the removal is a real transition: its webhook goes.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+
+    // Resumed: it finds it was reaped and sends its clients away to rejoin.
+    paused.signal("CONT");
+    // What the node's pub/sub connection held while it was stopped may arrive first (the
+    // reaper's member_removed); then the 4200 that sends the client to rejoin.
+    let error = loop {
+        let frame = member.recv().await;
+        if frame["event"] == "pusher:error" {
+            break frame;
+        }
+        assert_eq!(frame["event"], "pusher_internal:member_removed", "{frame}");
+    };
+    assert_eq!(error["data"]["code"], 4200, "{error}");
+    assert_eq!(member.ended().await, Ended::Closed(4200));
+    let mut rejoined = Client::connect(&paused.ws_url(KEY)).await;
+    rejoined
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
+        .await;
+    let added = watcher.expect("pusher_internal:member_added").await;
+    assert_eq!(Client::data(&added), json!({"user_id": "m"}));
+    watcher.expect_nothing_queued().await;
+    for node in [&watching, &paused] {
+        let users = api(node).get("/channels/presence-room/users", &[]).await;
+        assert_eq!(users.body, json!({"users": [{"id": "m"}, {"id": "w"}]}));
+    }
+    // Webhooks: one per real transition, alternating for m.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rx.events().len() < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", rx.events());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let seen: Vec<String> = rx
+        .events()
+        .iter()
+        .filter(|e| e["user_id"] == "m")
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, ["member_added", "member_removed", "member_added"]);
+    assert_eq!(
+        tally(&rx.events()).get("member_added:presence-room:w"),
+        Some(&1)
+    );
+}
