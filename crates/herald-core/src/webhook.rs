@@ -65,6 +65,13 @@ pub trait WebhookQueue: Send + Sync + 'static {
     async fn replay_dead_letters(&self, limit: usize) -> Result<usize, BackplaneError>;
     /// Entries not yet acknowledged (a gauge for operators).
     async fn depth(&self) -> Result<u64, BackplaneError>;
+
+    /// Which of `ids` (taken by this node) are still this node's to deliver. A cluster queue
+    /// hands the entries of a node that looked dead (paused, cut off) to a live one; the
+    /// first node must then not send them too. A single node's queue holds all it took.
+    async fn still_held(&self, ids: &[String]) -> Result<Vec<String>, BackplaneError> {
+        Ok(ids.to_vec())
+    }
 }
 
 pub fn now_ms() -> u64 {

@@ -367,6 +367,32 @@ impl WebhookQueue for RedisWebhookQueue {
         }
         Ok(replayed)
     }
+
+    async fn still_held(&self, ids: &[String]) -> Result<Vec<String>, BackplaneError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let i = &self.inner;
+        let mut c = i.conn().await?;
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("XPENDING")
+                .arg(i.keys.webhooks())
+                .arg(GROUP)
+                .arg(id)
+                .arg(id)
+                .arg(1)
+                .arg(&i.node);
+        }
+        let owned: Vec<Vec<(String, String, u64, u64)>> =
+            pipe.query_async(&mut *c).await.map_err(err)?;
+        Ok(ids
+            .iter()
+            .zip(owned)
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
 }
 
 /// Stream webhook targets: `XADD {stream} MAXLEN ~ 10000 * body … signature … key …`.

@@ -86,3 +86,51 @@ async fn entries_a_dead_consumer_took_are_delivered_by_a_live_node() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_entries_were_taken_over_holds_them_no_more() {
+    let redis = RedisServer::start();
+    let (bp, _inbound) = RedisBackplane::start(config(&redis.url(), "wt")).unwrap();
+    let queue = bp.webhook_queue();
+    let app = herald_core::AppId::new("app-1");
+    let _ = queue.take(10, Duration::from_millis(50)).await.unwrap(); // creates the group
+    let event = WebhookEvent::ChannelOccupied {
+        channel: "paused".into(),
+    };
+    queue.push(&app, &event).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let taken = loop {
+        if let Some(e) = queue
+            .take(10, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+        {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the entry never came"
+        );
+    };
+    let ids = vec![taken.id.clone(), "0-1".to_owned()];
+    let held = queue.still_held(&ids).await.unwrap();
+    assert_eq!(held, ids[..1], "held: what it took, not what it never had");
+    // Another node takes it over, as a survivor does from a node that looked dead.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg("wt:webhooks")
+        .arg("dispatchers")
+        .arg("survivor-node")
+        .arg(0)
+        .arg(&taken.id)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        queue.still_held(&ids).await.unwrap().is_empty(),
+        "what a survivor took over is not sent from here too"
+    );
+}

@@ -249,7 +249,33 @@ impl Delivery {
         }
     }
 
-    async fn run(self) {
+    /// Drops the entries this node no longer holds (another node took them over while this
+    /// one looked dead): whoever holds an entry sends and acknowledges it. False when none is
+    /// left.
+    async fn keep_held(&mut self) -> bool {
+        let ids: Vec<String> = self.entries.iter().map(|e| e.id.clone()).collect();
+        let held = match self.queue.still_held(&ids).await {
+            Ok(held) => held,
+            // Unknown: send (at least once).
+            Err(_) => return !self.entries.is_empty(),
+        };
+        if held.len() < ids.len() {
+            let gone: Vec<&String> = ids.iter().filter(|id| !held.contains(id)).collect();
+            tracing::warn!(app = %self.app.id, entries = gone.len(), "webhook entries taken over by another node while this one looked dead; not sent from here");
+            let mut out = lock(&self.outstanding);
+            for id in &gone {
+                out.remove(*id);
+            }
+            drop(out);
+            self.entries.retain(|e| held.contains(&e.id));
+        }
+        !self.entries.is_empty()
+    }
+
+    async fn run(mut self) {
+        if !self.keep_held().await {
+            return;
+        }
         let endpoint = &self.app.webhooks[self.endpoint];
         let events: Vec<WebhookEvent> = self.entries.iter().map(|e| e.event.clone()).collect();
         let time_ms = self

@@ -318,15 +318,8 @@ async fn a_node_paused_past_the_timeout_is_fenced_and_its_clients_rejoin() {
         .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
         .await;
     watcher.expect("pusher_internal:member_added").await;
-    // Both arrivals' webhooks are delivered before the pause. (A batch the paused node had
-    // taken and not yet sent is taken over by a survivor and sent again when the node resumes:
-    // at least once, see the note on issue #21.)
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while rx.events().len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", rx.events());
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-
+    // No wait for the arrivals' webhooks: a batch the node takes before it is paused is taken
+    // over by the survivor, and the resumed node must not send it too.
     // Paused past node_timeout (3 s): the cluster takes it for dead and says so.
     paused.signal("STOP");
     let removed = watcher
