@@ -98,6 +98,9 @@ struct Mirror {
     connections: HashMap<String, i64>,
 }
 
+/// How long a Redis command may go unanswered before it fails.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+
 fn err(e: impl std::error::Error + Send + Sync + 'static) -> BackplaneError {
     BackplaneError(Box::new(e))
 }
@@ -113,12 +116,13 @@ impl RedisBackplane {
         config: RedisConfig,
     ) -> Result<(Arc<RedisBackplane>, mpsc::Receiver<Inbound>), BackplaneError> {
         let client = redis::Client::open(config.url.as_str()).map_err(err)?;
-        // No per-command response timeout: XREADGROUP blocks for as long as asked, and a
-        // busy Redis answering a script late is still an answer. The pool's waits below bound
-        // how long a caller can be held up getting a connection.
+        // A command unanswered for COMMAND_TIMEOUT fails (an HTTP 503, a retried heartbeat)
+        // instead of hanging a caller while Redis is cut off without a reset. It is far above
+        // any script's run time and above the longest XREADGROUP block the dispatcher asks
+        // for (half a second). The pool's waits below bound getting a connection.
         let connection = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(None)
-            .set_connection_timeout(None);
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
         let manager = deadpool_redis::Manager::new_with_config(config.url.as_str(), connection)
             .map_err(err)?;
         let pool = Pool::builder(manager)

@@ -201,7 +201,8 @@ impl WebhookQueue for RedisWebhookQueue {
                     .arg("COUNT")
                     .arg(max)
                     .arg("BLOCK")
-                    .arg(wait.as_millis().max(1) as u64)
+                    // Below the command timeout: a longer wait returns empty sooner.
+                    .arg(wait.min(Duration::from_secs(2)).as_millis().max(1) as u64)
                     .arg("STREAMS")
                     .arg(i.keys.webhooks())
                     .arg(">")
