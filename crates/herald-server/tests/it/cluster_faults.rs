@@ -377,3 +377,64 @@ async fn a_node_paused_past_the_timeout_is_fenced_and_its_clients_rejoin() {
         Some(&1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_redis_answers_503_is_fenced_on_healing_and_its_clients_rejoin() {
+    let redis = herald_redis::test_support::RedisServer::start();
+    let proxy = TcpProxy::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await;
+    let watching = NodeProcess::start(&cluster_toml(&redis.url(), DEFAULT_TOML)).await;
+    let cut_off = NodeProcess::start(&cluster_toml(&proxy.redis_url(), DEFAULT_TOML)).await;
+    let api = |node: &NodeProcess| Api {
+        addr: node.addr,
+        app_id: APP_ID.into(),
+        key: KEY.into(),
+        secret: SECRET.into(),
+    };
+    let mut watcher = Client::connect(&watching.ws_url(KEY)).await;
+    watcher
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"w"}"#))
+        .await;
+    let mut member = Client::connect(&cut_off.ws_url(KEY)).await;
+    member
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
+        .await;
+    watcher.expect("pusher_internal:member_added").await;
+
+    // Cut: the node is not ready and its API answers 503, never silence; its clients stay.
+    proxy.cut();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while raw_http(cut_off.admin, "GET", "/ready", "").await.status != 503 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/ready stayed 200 while cut off"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = api(&cut_off).trigger(&["news"], "e", "1").await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    let removed = watcher
+        .expect_within("pusher_internal:member_removed", 9)
+        .await;
+    assert_eq!(Client::data(&removed), json!({"user_id": "m"}));
+    member
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
+    assert_eq!(member.expect("pusher:pong").await["event"], "pusher:pong");
+
+    // Healed: the node finds it was reaped and sends its clients away to rejoin.
+    proxy.heal();
+    let error = member.expect_within("pusher:error", 10).await;
+    assert_eq!(error["data"]["code"], 4200, "{error}");
+    assert_eq!(member.ended().await, Ended::Closed(4200));
+    cut_off.wait_ready_process().await;
+    let mut rejoined = Client::connect(&cut_off.ws_url(KEY)).await;
+    rejoined
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
+        .await;
+    let added = watcher.expect("pusher_internal:member_added").await;
+    assert_eq!(Client::data(&added), json!({"user_id": "m"}));
+    for node in [&watching, &cut_off] {
+        let users = api(node).get("/channels/presence-room/users", &[]).await;
+        assert_eq!(users.body, json!({"users": [{"id": "m"}, {"id": "w"}]}));
+    }
+}

@@ -310,6 +310,18 @@ impl NodeProcess {
         )
     }
 
+    /// Polls `/ready` until it answers 200 (fails after 15 s).
+    pub async fn wait_ready_process(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while raw_http(self.admin, "GET", "/ready", "").await.status != 200 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/ready never became 200"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends a signal by name (`TERM`, `INT`) with the system's `kill`.
     pub fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
@@ -705,5 +717,69 @@ pub async fn raw_http_with(
         status,
         body,
         content_type,
+    }
+}
+
+/// A TCP proxy the test controls, between a node and Redis: `cut` closes every connection
+/// through it and refuses new ones (the node's clients stay connected to the node), `heal`
+/// lets connections through again. A partition without root or network namespaces.
+pub struct TcpProxy {
+    pub port: u16,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: std::net::SocketAddr) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let accept = {
+            let (open, links) = (open.clone(), links.clone());
+            tokio::spawn(async move {
+                while let Ok((mut down, _)) = listener.accept().await {
+                    if !open.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue; // dropped: the node sees its connection refused at once
+                    }
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut up) = TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                        }
+                    });
+                    links.lock().unwrap().push(link);
+                }
+            })
+        };
+        TcpProxy {
+            port,
+            open,
+            links,
+            accept,
+        }
+    }
+
+    /// `redis://` through the proxy.
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    pub fn heal(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
     }
 }
