@@ -72,8 +72,9 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
             );
         }
         first = false;
-        // Ready only once Redis holds this node's state again.
-        inner.reassert().await;
+        // Ready only once Redis holds this node's state again (or, reaped meanwhile, the node
+        // has fenced itself and sends its clients to rejoin).
+        inner.recover().await;
         inner.pubsub_up.store(true, Ordering::SeqCst);
 
         loop {

@@ -33,10 +33,7 @@ pub async fn run(inner: Arc<Inner>) {
             // we were paused or cut off (Redis kept its data: same epoch), and the cluster has
             // announced our clients as gone; or Redis restarted empty (a new epoch), and nobody
             // announced anything.
-            Ok(Beat::Missing { same_epoch: true }) if !first => {
-                inner.fence().await;
-                let _ = inner.inbound.send(Inbound::Fenced).await;
-            }
+            Ok(Beat::Missing { same_epoch: true }) if !first => inner.fence().await,
             Ok(Beat::Missing { .. }) if !first => {
                 tracing::warn!(
                     "Redis lost this node's state (it restarted empty); restoring it quietly"
@@ -289,11 +286,38 @@ async fn undo(
 }
 
 impl Inner {
+    /// After the pub/sub connection came back: if survivors reaped this node meanwhile (it
+    /// is no longer in the node list and the store kept its data), fence; otherwise put back
+    /// whatever Redis lost. The heartbeat makes the same decision when it finds itself
+    /// missing; whichever comes first fences, and the other then finds nothing to restore.
+    pub(crate) async fn recover(&self) {
+        let seen = herald_core::sync::lock(&self.epoch).clone();
+        let found = async {
+            let mut c = self.conn().await?;
+            redis::pipe()
+                .cmd("ZSCORE")
+                .arg(self.keys.nodes())
+                .arg(&self.node)
+                .cmd("GET")
+                .arg(self.keys.epoch())
+                .query_async::<(Option<f64>, Option<String>)>(&mut *c)
+                .await
+                .map_err(err)
+        }
+        .await;
+        match found {
+            Ok((None, Some(epoch))) if seen.as_deref() == Some(epoch.as_str()) => {
+                self.fence().await
+            }
+            _ => self.reassert().await,
+        }
+    }
+
     /// Fenced: what this node remembered contributing is gone from the store (a survivor
     /// undid it), so it is forgotten and the leaves of the connections about to close find
     /// nothing to undo. Those connections are still open, though: their count goes back, so
-    /// that their closes count down from the truth.
-    async fn fence(&self) {
+    /// that their closes count down from the truth. Then the hub closes them (4200).
+    pub(crate) async fn fence(&self) {
         let _exclusive = self.gate.write().await;
         let counts: Vec<(String, i64)> = {
             let mut m = herald_core::sync::lock(&self.mirror);
@@ -306,6 +330,18 @@ impl Inner {
                 tracing::warn!(app, error = %e, "connection count not restored after fencing");
             }
         }
+        // Back in the node list at once, so the other path (heartbeat or reconnect) finds it
+        // listed and does not fence a second time.
+        if let Ok(mut c) = self.conn().await {
+            let _: Result<(), _> = redis::cmd("ZADD")
+                .arg(self.keys.nodes())
+                .arg(now_ms())
+                .arg(&self.node)
+                .query_async(&mut *c)
+                .await;
+        }
+        drop(_exclusive);
+        let _ = self.inbound.send(Inbound::Fenced).await;
     }
 
     fn reap_lock_ms(&self) -> u64 {
