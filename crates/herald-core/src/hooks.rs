@@ -78,14 +78,6 @@ impl Hooks {
         .await;
     }
 
-    /// The channel became empty cluster-wide: `channel_vacated` after the debounce, unless it
-    /// was re-occupied meanwhile.
-    pub async fn vacated(&self, app: &App, channel: &ChannelName) {
-        if app.wants_webhook(WebhookKind::ChannelVacated) {
-            self.schedule(app, Check::Vacated(channel.clone())).await;
-        }
-    }
-
     /// When a leave that vacates a channel should have its `Check::Vacated` fall due, if the
     /// app takes `channel_vacated`: `Channels::unsubscribe` schedules it in the leave's own step.
     pub fn vacancy_check_at(&self, app: &App) -> Option<u64> {
@@ -120,14 +112,6 @@ impl Hooks {
         self.event(app, event).await;
     }
 
-    /// A user's last connection left: `member_removed` after the debounce, unless they came back.
-    pub async fn member_removed(&self, app: &App, channel: &ChannelName, user: &UserId) {
-        if app.wants_webhook(WebhookKind::MemberRemoved) {
-            self.schedule(app, Check::MemberRemoved(channel.clone(), user.clone()))
-                .await;
-        }
-    }
-
     /// `cache_miss`, at most once per channel per 10 s across the cluster.
     pub async fn cache_miss(&self, app: &App, channel: &ChannelName) {
         if !app.wants_webhook(WebhookKind::CacheMiss) {
@@ -153,15 +137,6 @@ impl Hooks {
             Err(e) => {
                 tracing::warn!(app = %app.id, error = %e, "cache_miss webhook not de-duplicated; dropped")
             }
-        }
-    }
-
-    /// Schedules a debounced check in the backplane: whichever node finds it due runs it, so
-    /// the webhook survives the node that scheduled it.
-    async fn schedule(&self, app: &App, check: Check) {
-        let due = self.debounce_due();
-        if let Err(e) = self.backplane.schedule.schedule(&app.id, &check, due).await {
-            tracing::warn!(app = %app.id, error = %e, "debounced webhook not scheduled; dropped");
         }
     }
 

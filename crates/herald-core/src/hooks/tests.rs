@@ -108,10 +108,42 @@ async fn server_to_user_channels_make_no_webhooks() {
     assert_eq!(f.queued().await, []);
 }
 
+impl Fixture {
+    /// A connection leaves `channel` and vacates it, as a session's leave does.
+    async fn vacate(&self, channel: &str) {
+        let socket = SocketId::from_parts(9, 9);
+        let bp = &self.backplane.channels;
+        bp.subscribe(&self.app.id, &ch(channel), &socket)
+            .await
+            .unwrap();
+        let check_at = self.hooks.vacancy_check_at(&self.app);
+        bp.unsubscribe(&self.app.id, &ch(channel), &socket, check_at)
+            .await
+            .unwrap();
+    }
+
+    /// `user`'s last connection leaves presence `channel`, as a session's leave does.
+    async fn member_leaves(&self, channel: &str, user: &UserId) {
+        let socket = SocketId::from_parts(8, 8);
+        let p = &self.backplane.presence;
+        let member = Member {
+            user_id: user.clone(),
+            user_info: None,
+        };
+        p.join(&self.app.id, &ch(channel), &socket, &member, 100)
+            .await
+            .unwrap();
+        let check_at = self.hooks.removal_check_at(&self.app);
+        p.leave(&self.app.id, &ch(channel), &socket, check_at)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_vacancy_is_sent_after_the_debounce_if_the_channel_stays_empty() {
     let f = fixture(&WebhookKind::ALL);
-    f.hooks.vacated(&f.app, &ch("room")).await;
+    f.vacate("room").await;
     f.run_due(0).await;
     assert_eq!(f.queued().await, [], "not before the debounce");
     f.run_due(1_000).await;
@@ -126,7 +158,7 @@ async fn a_vacancy_is_sent_after_the_debounce_if_the_channel_stays_empty() {
 #[tokio::test]
 async fn a_reoccupation_within_the_debounce_cancels_both_webhooks() {
     let f = fixture(&WebhookKind::ALL);
-    f.hooks.vacated(&f.app, &ch("room")).await;
+    f.vacate("room").await;
     f.hooks.occupied(&f.app, &ch("room")).await;
     f.run_due(1_000).await;
     assert_eq!(
@@ -153,7 +185,7 @@ async fn a_due_vacancy_of_an_occupied_channel_is_dropped() {
 async fn a_member_who_returns_within_the_debounce_causes_no_pair() {
     let f = fixture(&WebhookKind::ALL);
     let (c, u) = (ch("presence-room"), user("u1"));
-    f.hooks.member_removed(&f.app, &c, &u).await;
+    f.member_leaves("presence-room", &u).await;
     f.hooks.member_added(&f.app, &c, &u).await;
     f.run_due(1_000).await;
     assert_eq!(f.queued().await, []);

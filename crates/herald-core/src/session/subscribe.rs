@@ -329,9 +329,6 @@ impl Session {
                 .await
             {
                 Ok(Some(left)) => {
-                    if check_at.is_none() {
-                        hub.hooks().member_removed(&app, channel, &left.user).await;
-                    }
                     let env =
                         member_removed(channel.clone(), &left, Some(self.socket_id().clone()));
                     hub.relay(&app.id, env, "member_removed").await;
@@ -348,12 +345,7 @@ impl Session {
             .unsubscribe(&app.id, channel, self.socket_id(), check_at)
             .await
         {
-            Ok(occupancy) => {
-                if occupancy.transition && check_at.is_none() {
-                    hub.hooks().vacated(&app, channel).await;
-                }
-                hub.count_changed(&app, channel);
-            }
+            Ok(_) => hub.count_changed(&app, channel),
             Err(e) => {
                 tracing::warn!(channel = %channel, error = %e, "unsubscribe failed on the backplane")
             }
