@@ -154,17 +154,45 @@ async fn nodes_survive_a_redis_outage_and_restore_state_into_an_empty_redis() {
 fn tally(events: &[serde_json::Value]) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();
     for e in events {
-        let mut key = format!(
-            "{}:{}",
-            e["name"].as_str().unwrap(),
-            e["channel"].as_str().unwrap()
-        );
-        if let Some(user) = e["user_id"].as_str() {
-            key = format!("{key}:{user}");
-        }
-        *out.entry(key).or_insert(0) += 1;
+        *out.entry(crate::webhooks::label(e)).or_insert(0) += 1;
     }
     out
+}
+
+/// A watcher `w` on `watching` and a member `m` on `other`, both in presence-room, the watcher
+/// told of the member.
+async fn watch_a_member(watching: &NodeProcess, other: &NodeProcess) -> (Client, Client) {
+    let mut watcher = Client::connect(&watching.ws_url(KEY)).await;
+    watcher
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"w"}"#))
+        .await;
+    let mut member = Client::connect(&other.ws_url(KEY)).await;
+    member
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
+        .await;
+    watcher.expect("pusher_internal:member_added").await;
+    (watcher, member)
+}
+
+/// `m` rejoins through `node`; the watcher is told, and every node lists both members. The
+/// rejoined client is returned: it stays a member while the caller holds it.
+async fn rejoin_and_agree(
+    node: &NodeProcess,
+    watcher: &mut Client,
+    nodes: [&NodeProcess; 2],
+) -> Client {
+    let mut rejoined = Client::connect(&node.ws_url(KEY)).await;
+    rejoined
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
+        .await;
+    let added = watcher.expect("pusher_internal:member_added").await;
+    assert_eq!(Client::data(&added), json!({"user_id": "m"}));
+    watcher.expect_nothing_queued().await;
+    for n in nodes {
+        let users = n.api().get("/channels/presence-room/users", &[]).await;
+        assert_eq!(users.body, json!({"users": [{"id": "m"}, {"id": "w"}]}));
+    }
+    rejoined
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,33 +289,19 @@ async fn a_reaper_killed_midway_loses_no_removal_webhook_and_sends_none_twice() 
 
     // The last survivor resumes once the lock lapses, and every removal is sent exactly once.
     let want = MEMBERS + 1; // every member_removed, and presence-big's channel_vacated
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(40);
-    loop {
-        let events = rx.events();
-        if events.len() >= want {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} of {want} removal webhooks arrived ({midway} reap entries were left when the reaper died)",
-            events.len()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    rx.wait_events_within(want, 40).await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let tally = tally(&rx.events());
     assert_eq!(tally.len(), want, "{tally:?}");
     assert!(tally.values().all(|n| *n == 1), "sent twice: {tally:?}");
     assert_eq!(tally.get("channel_vacated:presence-big"), Some(&1));
     assert_eq!(left(redis_conn.clone()).await, 0);
-    let api = Api {
-        addr: reapers[0].addr,
-        app_id: APP_ID.into(),
-        key: KEY.into(),
-        secret: SECRET.into(),
-    };
     assert_eq!(
-        api.get("/channels/presence-big/users", &[]).await.body,
+        reapers[0]
+            .api()
+            .get("/channels/presence-big/users", &[])
+            .await
+            .body,
         json!({"users": []})
     );
 }
@@ -305,21 +319,7 @@ async fn a_node_paused_past_the_timeout_is_fenced_and_its_clients_rejoin() {
     let toml = cluster_toml(&redis.url(), &apps);
     let watching = NodeProcess::start(&toml).await;
     let paused = NodeProcess::start(&toml).await;
-    let api = |node: &NodeProcess| Api {
-        addr: node.addr,
-        app_id: APP_ID.into(),
-        key: KEY.into(),
-        secret: SECRET.into(),
-    };
-    let mut watcher = Client::connect(&watching.ws_url(KEY)).await;
-    watcher
-        .subscribe_signed("presence-room", Some(r#"{"user_id":"w"}"#))
-        .await;
-    let mut member = Client::connect(&paused.ws_url(KEY)).await;
-    member
-        .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
-        .await;
-    watcher.expect("pusher_internal:member_added").await;
+    let (mut watcher, mut member) = watch_a_member(&watching, &paused).await;
     // No wait for the arrivals' webhooks: a batch the node takes before it is paused is taken
     // over by the survivor, and the resumed node must not send it too.
     // Paused past node_timeout (3 s): the cluster takes it for dead and says so.
@@ -328,7 +328,8 @@ async fn a_node_paused_past_the_timeout_is_fenced_and_its_clients_rejoin() {
         .expect_within("pusher_internal:member_removed", 9)
         .await;
     assert_eq!(Client::data(&removed), json!({"user_id": "m"}));
-    let users = api(&watching)
+    let users = watching
+        .api()
         .get("/channels/presence-room/users", &[])
         .await;
     assert_eq!(users.body, json!({"users": [{"id": "w"}]}));
@@ -349,23 +350,9 @@ async fn a_node_paused_past_the_timeout_is_fenced_and_its_clients_rejoin() {
     };
     assert_eq!(error["data"]["code"], 4200, "{error}");
     assert_eq!(member.ended().await, Ended::Closed(4200));
-    let mut rejoined = Client::connect(&paused.ws_url(KEY)).await;
-    rejoined
-        .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
-        .await;
-    let added = watcher.expect("pusher_internal:member_added").await;
-    assert_eq!(Client::data(&added), json!({"user_id": "m"}));
-    watcher.expect_nothing_queued().await;
-    for node in [&watching, &paused] {
-        let users = api(node).get("/channels/presence-room/users", &[]).await;
-        assert_eq!(users.body, json!({"users": [{"id": "m"}, {"id": "w"}]}));
-    }
+    let _rejoined = rejoin_and_agree(&paused, &mut watcher, [&watching, &paused]).await;
     // Webhooks: one per real transition, alternating for m.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while rx.events().len() < 4 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", rx.events());
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    rx.wait_events(4).await;
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     let seen: Vec<String> = rx
         .events()
@@ -386,33 +373,12 @@ async fn a_node_cut_off_from_redis_answers_503_is_fenced_on_healing_and_its_clie
     let proxy = TcpProxy::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await;
     let watching = NodeProcess::start(&cluster_toml(&redis.url(), DEFAULT_TOML)).await;
     let cut_off = NodeProcess::start(&cluster_toml(&proxy.redis_url(), DEFAULT_TOML)).await;
-    let api = |node: &NodeProcess| Api {
-        addr: node.addr,
-        app_id: APP_ID.into(),
-        key: KEY.into(),
-        secret: SECRET.into(),
-    };
-    let mut watcher = Client::connect(&watching.ws_url(KEY)).await;
-    watcher
-        .subscribe_signed("presence-room", Some(r#"{"user_id":"w"}"#))
-        .await;
-    let mut member = Client::connect(&cut_off.ws_url(KEY)).await;
-    member
-        .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
-        .await;
-    watcher.expect("pusher_internal:member_added").await;
+    let (mut watcher, mut member) = watch_a_member(&watching, &cut_off).await;
 
     // Cut: the node is not ready and its API answers 503, never silence; its clients stay.
     proxy.cut();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while raw_http(cut_off.admin, "GET", "/ready", "").await.status != 503 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/ready stayed 200 while cut off"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let r = api(&cut_off).trigger(&["news"], "e", "1").await;
+    cut_off.wait_ready(false).await;
+    let r = cut_off.api().trigger(&["news"], "e", "1").await;
     assert_eq!(r.status, 503, "{:?}", r.body);
     let removed = watcher
         .expect_within("pusher_internal:member_removed", 9)
@@ -428,15 +394,6 @@ async fn a_node_cut_off_from_redis_answers_503_is_fenced_on_healing_and_its_clie
     let error = member.expect_within("pusher:error", 10).await;
     assert_eq!(error["data"]["code"], 4200, "{error}");
     assert_eq!(member.ended().await, Ended::Closed(4200));
-    cut_off.wait_ready_process().await;
-    let mut rejoined = Client::connect(&cut_off.ws_url(KEY)).await;
-    rejoined
-        .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
-        .await;
-    let added = watcher.expect("pusher_internal:member_added").await;
-    assert_eq!(Client::data(&added), json!({"user_id": "m"}));
-    for node in [&watching, &cut_off] {
-        let users = api(node).get("/channels/presence-room/users", &[]).await;
-        assert_eq!(users.body, json!({"users": [{"id": "m"}, {"id": "w"}]}));
-    }
+    cut_off.wait_ready(true).await;
+    let _rejoined = rejoin_and_agree(&cut_off, &mut watcher, [&watching, &cut_off]).await;
 }

@@ -37,31 +37,9 @@ fn shared_toml(redis_url: &str, hook_url: &str) -> String {
     )
 }
 
-fn api(node: &NodeProcess) -> Api {
-    Api {
-        addr: node.addr,
-        app_id: APP_ID.into(),
-        key: KEY.into(),
-        secret: SECRET.into(),
-    }
-}
-
-/// `name:channel[:user]` of each webhook event, sorted.
+/// Each webhook event's label, sorted.
 fn sorted(events: &[Value]) -> Vec<String> {
-    let mut out: Vec<String> = events
-        .iter()
-        .map(|e| {
-            let mut s = format!(
-                "{}:{}",
-                e["name"].as_str().unwrap(),
-                e["channel"].as_str().unwrap()
-            );
-            if let Some(user) = e["user_id"].as_str() {
-                s = format!("{s}:{user}");
-            }
-            s
-        })
-        .collect();
+    let mut out: Vec<String> = events.iter().map(crate::webhooks::label).collect();
     out.sort();
     out
 }
@@ -84,7 +62,7 @@ async fn a_node_of_the_previous_release_shares_the_cluster_both_ways() {
     b.subscribe("news").await;
     for (publisher, n) in [(&new, "1"), (&old, "2")] {
         assert_eq!(
-            api(publisher).trigger(&["news"], "story", n).await.status,
+            publisher.api().trigger(&["news"], "story", n).await.status,
             200
         );
         assert_eq!(a.expect("story").await["data"], n);
@@ -101,9 +79,10 @@ async fn a_node_of_the_previous_release_shares_the_cluster_both_ways() {
     let added = a.expect("pusher_internal:member_added").await;
     assert_eq!(Client::data(&added)["user_id"], "u2");
     for node in [&new, &old] {
-        let users = api(node).get("/channels/presence-room/users", &[]).await;
+        let users = node.api().get("/channels/presence-room/users", &[]).await;
         assert_eq!(users.body, json!({"users": [{"id": "u1"}, {"id": "u2"}]}));
-        let channels = api(node)
+        let channels = node
+            .api()
             .get("/channels", &[("info", "subscription_count")])
             .await;
         assert_eq!(

@@ -194,18 +194,23 @@ impl TestServer {
 
     /// Polls `/ready` until it answers as wanted (fails after 15 s).
     pub async fn wait_ready(&self, ready: bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let status = raw_http(self.admin, "GET", "/ready", "").await.status;
-            if (status == 200) == ready {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "/ready never became {ready}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        wait_ready_at(self.admin, ready).await;
+    }
+}
+
+/// Polls the admin listener's `/ready` until it answers 200 (`ready`) or 503 (fails after 15 s).
+pub async fn wait_ready_at(admin: std::net::SocketAddr, ready: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = raw_http(admin, "GET", "/ready", "").await.status;
+        if (status == 200) == ready {
+            return;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/ready never became {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -310,15 +315,18 @@ impl NodeProcess {
         )
     }
 
-    /// Polls `/ready` until it answers 200 (fails after 15 s).
-    pub async fn wait_ready_process(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while raw_http(self.admin, "GET", "/ready", "").await.status != 200 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "/ready never became 200"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    /// Polls `/ready` until it answers as wanted (fails after 15 s).
+    pub async fn wait_ready(&self, ready: bool) {
+        wait_ready_at(self.admin, ready).await;
+    }
+
+    /// A signed HTTP API client of the test app on this node.
+    pub fn api(&self) -> Api {
+        Api {
+            addr: self.addr,
+            app_id: APP_ID.into(),
+            key: KEY.into(),
+            secret: SECRET.into(),
         }
     }
 

@@ -193,7 +193,12 @@ impl Receiver {
 
     /// Waits (up to 10 s) until at least `n` events arrived; returns them all.
     pub async fn wait_events(&self, n: usize) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        self.wait_events_within(n, 10).await
+    }
+
+    /// `wait_events` with its own deadline, for work that takes longer (reaping, takeover).
+    pub async fn wait_events_within(&self, n: usize, secs: u64) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let notified = self.arrived.notified();
             let events = self.events();
@@ -227,6 +232,19 @@ pub fn webhook_toml(url: &str, extra_app: &str) -> String {
 [[apps]]\nid = \"app-1\"\nkey = \"app-key\"\nsecret = \"app-secret\"\nclient_events = true\n{extra_app}\n\
 [[apps.webhooks]]\nurl = \"{url}\"\nheaders = {{ \"X-Extra\" = \"yes\" }}\n"
     )
+}
+
+/// `name:channel`, and `:user` for membership events: what a test compares.
+pub fn label(e: &Value) -> String {
+    let mut s = format!(
+        "{}:{}",
+        e["name"].as_str().unwrap(),
+        e["channel"].as_str().unwrap()
+    );
+    if let Some(user) = e["user_id"].as_str() {
+        s = format!("{s}:{user}");
+    }
+    s
 }
 
 fn names(events: &[Value]) -> Vec<String> {
