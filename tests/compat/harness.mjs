@@ -426,7 +426,7 @@ export function startHerald(opts = {}) {
   return retryOnPortClash(() => startHeraldOnce(opts));
 }
 
-async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, label } = {}) {
+async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, label, ports = null } = {}) {
   if (!fs.existsSync(HERALD_BIN)) {
     throw new Error(
       `herald binary not found at ${HERALD_BIN}: build it with \`cargo build -p herald-server\` ` +
@@ -439,7 +439,8 @@ async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, label } 
   const text = redisUrl ? clusterHeader(redisUrl) + config : config;
   fs.writeFileSync(configPath, text);
 
-  const [port, metricsPort] = await freePorts(2);
+  // a restart passes the ports it had: haproxy's configuration names them
+  const [port, metricsPort] = ports || (await freePorts(2));
   const args = [
     '--config',
     configPath,
@@ -462,6 +463,10 @@ async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, label } 
     status: proc.status,
     exited: proc.exited,
     stop: () => proc.stop(),
+    /** Sends `signal` (SIGKILL, SIGTERM, SIGSTOP, SIGCONT, ...) to the process. */
+    signal: (signal) => process.kill(proc.pid, signal),
+    /** Starts the same node again (same config, ports and label) once this process has exited. */
+    restart: () => startHeraldOnce({ config, redisUrl, label, ports: [port, metricsPort] }),
   };
 
   const probe = redisUrl ? '/ready' : '/health';
@@ -534,18 +539,31 @@ export function startRedis() {
   return retryOnPortClash(startRedisOnce);
 }
 
-async function startRedisOnce() {
+async function startRedisOnce(fixedPort = null) {
   const bin = which('redis-server');
   if (!bin) {
     throw new Error(
       'cluster mode needs redis-server, which is not on PATH: install it: sudo apt-get install -y redis-server',
     );
   }
-  const [port] = await freePorts(1);
+  const [port] = fixedPort ? [fixedPort] : await freePorts(1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
   const proc = spawnManaged(bin, args, { label: 'redis', cleanupDir: dir });
-  const redis = { port, pid: proc.pid, url: `redis://127.0.0.1:${port}/`, logs: proc.logs, stop: () => proc.stop() };
+  const redis = {
+    port,
+    pid: proc.pid,
+    url: `redis://127.0.0.1:${port}/`,
+    logs: proc.logs,
+    stop: () => proc.stop(),
+    /** Kills this redis-server (SIGKILL) and starts an empty one on the same port. */
+    async restart() {
+      process.kill(proc.pid, 'SIGKILL');
+      await proc.exited();
+      await proc.stop();
+      return startRedisOnce(port);
+    },
+  };
   const deadline = Date.now() + 10000;
   for (;;) {
     const st = proc.status();

@@ -98,6 +98,13 @@ impl Keys {
         format!("{}:epoch", self.prefix)
     }
 
+    /// Set by the survivor that reaps `node`, for an hour: a heartbeat of that node delivered
+    /// late (sent before a partition, arriving after it healed) must not list it again. The node,
+    /// finding the mark, fences itself and clears it. Version 1 nodes neither set nor read it.
+    pub fn reaped(&self, node: &str) -> String {
+        format!("{}:reaped:{node}", self.prefix)
+    }
+
     /// Reaping lock for a dead node.
     pub fn reap_lock(&self, node: &str) -> String {
         format!("{}:reap:{node}", self.prefix)

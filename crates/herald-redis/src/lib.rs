@@ -81,6 +81,10 @@ struct Inner {
     cluster_version: AtomicU32,
     /// The store's epoch as of this node's last heartbeat (`Keys::epoch`).
     epoch: Mutex<Option<String>>,
+    /// How many times this node fenced itself; a decision taken before a fence is void after.
+    fences: AtomicU64,
+    /// Held while fencing or restoring: one settles at a time.
+    settling: tokio::sync::Mutex<()>,
     /// Pub/sub reconnections after the first connection (a metric).
     reconnects: AtomicU64,
     mirror: Mutex<Mirror>,
@@ -99,7 +103,7 @@ struct Mirror {
 }
 
 /// How long a Redis command may go unanswered before it fails.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn err(e: impl std::error::Error + Send + Sync + 'static) -> BackplaneError {
     BackplaneError(Box::new(e))
@@ -148,6 +152,8 @@ impl RedisBackplane {
             pubsub_up: AtomicBool::new(false),
             cluster_version: AtomicU32::new(wire::VERSION),
             epoch: Mutex::new(None),
+            fences: AtomicU64::new(0),
+            settling: tokio::sync::Mutex::new(()),
             reconnects: AtomicU64::new(0),
             mirror: Mutex::new(Mirror::default()),
             gate: tokio::sync::RwLock::new(()),

@@ -1,6 +1,8 @@
 //! The node's one pub/sub connection: SUBSCRIBEs to a Pusher channel's topic while the node has
 //! local subscribers (requests batched into one command), hands what other nodes publish to the
-//! hub, and reconnects with backoff, resubscribing everything, when Redis goes away.
+//! hub, and reconnects with backoff, resubscribing everything, when Redis goes away. Every
+//! command on it, and a PING each heartbeat, must be answered within the command timeout: a
+//! link that went silent (a partition, a middlebox that dropped the flow) is treated as lost.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use herald_core::backplane::Inbound;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::keys::Topic;
-use crate::{Inner, wire};
+use crate::{COMMAND_TIMEOUT, Inner, wire};
 
 pub enum ListenCmd {
     /// Subscribe (if not yet) and answer once Redis confirmed.
@@ -29,10 +31,10 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     loop {
-        let conn = match inner.client.get_async_pubsub().await {
+        let conn = match answered(inner.client.get_async_pubsub()).await {
             Ok(c) => c,
             Err(e) => {
-                mark_down(&inner, &e.to_string());
+                mark_down(&inner, &e);
                 fail_pending(&mut cmds, &mut counts, "Redis unreachable");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -53,8 +55,8 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
         );
         let mut ok = true;
         for chunk in topics.chunks(BATCH) {
-            if let Err(e) = sink.subscribe(chunk).await {
-                mark_down(&inner, &e.to_string());
+            if let Err(e) = answered(sink.subscribe(chunk)).await {
+                mark_down(&inner, &e);
                 ok = false;
                 break;
             }
@@ -71,14 +73,25 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
                 "Redis pub/sub reconnected; re-asserting this node's state"
             );
         }
-        first = false;
         // Ready only once Redis holds this node's state again (or, reaped meanwhile, the node
-        // has fenced itself and sends its clients to rejoin).
-        inner.recover().await;
+        // has fenced itself and sends its clients to rejoin). A node just started has none.
+        if !first {
+            inner.clone().recover().await;
+        }
+        first = false;
         inner.pubsub_up.store(true, Ordering::SeqCst);
 
+        let mut ping = tokio::time::interval(inner.config.heartbeat);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.reset();
         loop {
             tokio::select! {
+                _ = ping.tick() => {
+                    if let Err(e) = answered(sink.ping::<redis::Value>()).await {
+                        mark_down(&inner, &format!("pub/sub PING unanswered: {e}"));
+                        break;
+                    }
+                }
                 cmd = cmds.recv() => {
                     let Some(cmd) = cmd else { return };
                     let mut batch = vec![cmd];
@@ -102,6 +115,16 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
                 },
             }
         }
+    }
+}
+
+/// `op`'s result, or an error once it has gone unanswered for the command timeout.
+async fn answered<T>(
+    op: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, op).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", COMMAND_TIMEOUT.as_secs())),
     }
 }
 
@@ -176,14 +199,10 @@ async fn apply(
     }
     let result = async {
         if !subscribe.is_empty() {
-            sink.subscribe(&subscribe)
-                .await
-                .map_err(|e| e.to_string())?;
+            answered(sink.subscribe(&subscribe)).await?;
         }
         if !unsubscribe.is_empty() {
-            sink.unsubscribe(&unsubscribe)
-                .await
-                .map_err(|e| e.to_string())?;
+            answered(sink.unsubscribe(&unsubscribe)).await?;
         }
         Ok::<_, String>(())
     }

@@ -28,17 +28,21 @@ pub async fn run(inner: Arc<Inner>) {
     loop {
         tick.tick().await;
         let may_reap = reap_from.is_none_or(|t| tokio::time::Instant::now() >= t);
+        let fences = inner.fences.load(std::sync::atomic::Ordering::SeqCst);
         match beat_and_reap(&inner, may_reap).await {
-            // Not in the node list although we beat before: either a survivor reaped us while
-            // we were paused or cut off (Redis kept its data: same epoch), and the cluster has
-            // announced our clients as gone; or Redis restarted empty (a new epoch), and nobody
-            // announced anything.
-            Ok(Beat::Missing { same_epoch: true }) if !first => inner.fence().await,
+            // A survivor reaped this node while it was paused or cut off (it marked it so), and
+            // the cluster has announced its clients as gone.
+            Ok(Beat::Reaped) => inner.clone().fence(fences).await,
+            // Not in the node list although we beat before: the same, from a reaper of an
+            // older release that leaves no mark (Redis kept its data: same epoch); or Redis
+            // restarted empty (a new epoch), and nobody announced anything.
+            Ok(Beat::Missing { same_epoch: true }) if !first => inner.clone().fence(fences).await,
             Ok(Beat::Missing { .. }) if !first => {
                 tracing::warn!(
                     "Redis lost this node's state (it restarted empty); restoring it quietly"
                 );
-                inner.reassert().await;
+                inner.clone().restore(fences).await;
+                inner.clone().recheck_later();
             }
             Ok(_) => first = false,
             Err(e) => {
@@ -57,6 +61,8 @@ enum Beat {
     Missing {
         same_epoch: bool,
     },
+    /// A survivor reaped this node (its mark is set); it was not listed again.
+    Reaped,
 }
 
 /// Beats, then reaps whoever is dead.
@@ -64,24 +70,16 @@ async fn beat_and_reap(inner: &Inner, may_reap: bool) -> Result<Beat, BackplaneE
     let mut c = inner.conn().await?;
     let now = now_ms();
     let fresh = format!("{:016x}", rand::random::<u64>());
-    let (added, epoch): (u32, String) = redis::pipe()
-        .cmd("ZADD")
-        .arg(inner.keys.nodes())
+    let (status, epoch): (u8, String) = scripts::BEAT
+        .key(inner.keys.nodes())
+        .key(inner.keys.versions())
+        .key(inner.keys.epoch())
+        .key(inner.keys.reaped(&inner.node))
         .arg(now)
         .arg(&inner.node)
-        .cmd("HSET")
-        .arg(inner.keys.versions())
-        .arg(&inner.node)
         .arg(crate::wire::VERSION)
-        .ignore()
-        .cmd("SET")
-        .arg(inner.keys.epoch())
         .arg(&fresh)
-        .arg("NX")
-        .ignore()
-        .cmd("GET")
-        .arg(inner.keys.epoch())
-        .query_async(&mut *c)
+        .invoke_async(&mut *c)
         .await
         .map_err(err)?;
     let same_epoch = {
@@ -111,6 +109,15 @@ async fn beat_and_reap(inner: &Inner, may_reap: bool) -> Result<Beat, BackplaneE
             .await
             .map_err(err)?;
         if won.is_some() {
+            // Marked first: a beat of the node that arrives from now on does not list it again.
+            redis::cmd("SET")
+                .arg(inner.keys.reaped(&node))
+                .arg(&inner.node)
+                .arg("PX")
+                .arg(REAPED_MARK_MS)
+                .query_async::<()>(&mut *c)
+                .await
+                .map_err(err)?;
             let undone = reap(inner, &node).await?;
             redis::pipe()
                 .cmd("ZREM")
@@ -126,12 +133,15 @@ async fn beat_and_reap(inner: &Inner, may_reap: bool) -> Result<Beat, BackplaneE
         }
     }
     negotiate(inner, &mut c, deadline).await?;
-    Ok(if added == 1 {
-        Beat::Missing { same_epoch }
-    } else {
-        Beat::Listed
+    Ok(match status {
+        2 => Beat::Reaped,
+        1 => Beat::Missing { same_epoch },
+        _ => Beat::Listed,
     })
 }
+
+/// How long a reaped node's mark lasts: far past any pause or partition a node comes back from.
+const REAPED_MARK_MS: u64 = 3_600_000;
 
 /// The cluster's format version: the lowest any live node advertises (a node of a release
 /// before negotiation advertises nothing and speaks version 1). Logged when it changes.
@@ -285,63 +295,106 @@ async fn undo(
     Ok(())
 }
 
+/// What a node that was away from Redis must do.
+enum Verdict {
+    /// Survivors reaped it: forget, and send the clients to rejoin.
+    Fence,
+    /// Nobody did: put back whatever Redis lost.
+    Restore,
+}
+
 impl Inner {
-    /// After the pub/sub connection came back: if survivors reaped this node meanwhile (it
-    /// is no longer in the node list and the store kept its data), fence; otherwise put back
-    /// whatever Redis lost. The heartbeat makes the same decision when it finds itself
-    /// missing; whichever comes first fences, and the other then finds nothing to restore.
-    pub(crate) async fn recover(&self) {
-        let seen = herald_core::sync::lock(&self.epoch).clone();
-        let found = async {
-            let mut c = self.conn().await?;
-            redis::pipe()
-                .cmd("ZSCORE")
-                .arg(self.keys.nodes())
-                .arg(&self.node)
-                .cmd("GET")
-                .arg(self.keys.epoch())
-                .query_async::<(Option<f64>, Option<String>)>(&mut *c)
-                .await
-                .map_err(err)
-        }
-        .await;
-        match found {
-            Ok((None, Some(epoch))) if seen.as_deref() == Some(epoch.as_str()) => {
-                self.fence().await
-            }
-            _ => self.reassert().await,
+    /// After the pub/sub connection came back: fence if survivors reaped this node meanwhile,
+    /// otherwise put back whatever Redis lost; and look again a node timeout later, for writes
+    /// sent before a partition that reach Redis only after it healed. The heartbeat takes the
+    /// same decision when it finds itself reaped or missing; whichever comes first fences, and
+    /// the other's decision is void after it.
+    pub(crate) async fn recover(self: Arc<Self>) {
+        self.clone().settle().await;
+        self.recheck_later();
+    }
+
+    fn recheck_later(self: Arc<Self>) {
+        tokio::spawn(async move {
+            tokio::time::sleep(self.config.node_timeout).await;
+            self.settle().await;
+        });
+    }
+
+    async fn settle(self: Arc<Self>) {
+        let fences = self.fences.load(std::sync::atomic::Ordering::SeqCst);
+        match self.verdict().await {
+            Ok(Verdict::Fence) => self.fence(fences).await,
+            Ok(Verdict::Restore) => self.restore(fences).await,
+            Err(e) => tracing::warn!(error = %e, "checking this node's state failed"),
         }
     }
 
-    /// Fenced: what this node remembered contributing is gone from the store (a survivor
-    /// undid it), so it is forgotten and the leaves of the connections about to close find
-    /// nothing to undo. Those connections are still open, though: their count goes back, so
-    /// that their closes count down from the truth. Then the hub closes them (4200).
-    pub(crate) async fn fence(&self) {
-        let _exclusive = self.gate.write().await;
-        let counts: Vec<(String, i64)> = {
-            let mut m = herald_core::sync::lock(&self.mirror);
-            m.contributions.clear();
-            m.connections.iter().map(|(a, n)| (a.clone(), *n)).collect()
-        };
-        for (app, n) in counts {
-            let set = ["set".to_owned(), n.to_string()];
-            if let Err(e) = self.run_connections(&app, &self.node, &set).await {
-                tracing::warn!(app, error = %e, "connection count not restored after fencing");
-            }
+    /// Reaped: marked so by a survivor, or (reaped by an older release, which leaves no mark)
+    /// missing from the node list while the store kept its data since this node's last beat.
+    async fn verdict(&self) -> Result<Verdict, BackplaneError> {
+        let seen = herald_core::sync::lock(&self.epoch).clone();
+        let mut c = self.conn().await?;
+        let (score, epoch, marked): (Option<f64>, Option<String>, bool) = redis::pipe()
+            .cmd("ZSCORE")
+            .arg(self.keys.nodes())
+            .arg(&self.node)
+            .cmd("GET")
+            .arg(self.keys.epoch())
+            .cmd("EXISTS")
+            .arg(self.keys.reaped(&self.node))
+            .query_async(&mut *c)
+            .await
+            .map_err(err)?;
+        let reaped = marked || (score.is_none() && epoch.is_some() && epoch == seen);
+        Ok(if reaped {
+            Verdict::Fence
+        } else {
+            Verdict::Restore
+        })
+    }
+
+    /// Fenced, unless it already fenced since `fences` was read: what this node remembered
+    /// contributing was undone by a survivor (and announced), so it is forgotten, and anything
+    /// of it still in the store (a write sent before the partition and delivered after the
+    /// reap) is undone and announced too. The connections stay counted until they close, so
+    /// their closes count down from the truth. Then the node lists itself again, clearing its
+    /// reaped mark, and the hub closes its connections (4200): their clients rejoin through
+    /// the normal join path.
+    pub(crate) async fn fence(self: Arc<Self>, fences: u64) {
+        let _one = self.settling.lock().await;
+        if self
+            .fences
+            .compare_exchange(
+                fences,
+                fences + 1,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            )
+            .is_err()
+        {
+            return;
         }
-        // Back in the node list at once, so the other path (heartbeat or reconnect) finds it
-        // listed and does not fence a second time.
+        herald_core::sync::lock(&self.mirror).contributions.clear();
+        if let Err(e) = self.try_reassert().await {
+            tracing::warn!(error = %e, "undoing this node's leftovers after fencing failed; the next check retries");
+        }
         if let Ok(mut c) = self.conn().await {
-            let _: Result<(), _> = redis::cmd("ZADD")
+            let _: Result<(), _> = redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(self.keys.reaped(&self.node))
+                .cmd("ZADD")
                 .arg(self.keys.nodes())
+                .arg("GT")
                 .arg(now_ms())
                 .arg(&self.node)
                 .query_async(&mut *c)
                 .await;
         }
-        drop(_exclusive);
         let _ = self.inbound.send(Inbound::Fenced).await;
+        drop(_one);
+        self.recheck_later();
     }
 
     fn reap_lock_ms(&self) -> u64 {
@@ -359,12 +412,17 @@ impl Inner {
         }
     }
 
-    /// After (re)connecting: make Redis hold exactly what this node's memory says it holds.
-    /// Entries Redis has but memory does not are undone (and announced); entries memory has but
-    /// Redis lost (it restarted empty) are replayed silently: clients already know about them.
-    pub(crate) async fn reassert(&self) {
+    /// After Redis lost this node's state, unless the node fenced since `fences` was read:
+    /// make Redis hold exactly what this node's memory says it holds. Entries Redis has but
+    /// memory does not are undone (and announced); entries memory has but Redis lost (it
+    /// restarted empty) are replayed silently: clients already know about them.
+    pub(crate) async fn restore(self: Arc<Self>, fences: u64) {
+        let _one = self.settling.lock().await;
+        if self.fences.load(std::sync::atomic::Ordering::SeqCst) != fences {
+            return;
+        }
         if let Err(e) = self.try_reassert().await {
-            tracing::warn!(error = %e, "re-asserting state failed; the next reconnect retries");
+            tracing::warn!(error = %e, "re-asserting state failed; the next check retries");
         }
     }
 

@@ -7,6 +7,27 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// The heartbeat. KEYS: nodes, versions, epoch, this node's reaped mark. ARGV: now ms, node,
+/// wire version, a fresh epoch id. Returns {status, epoch}: status 0 listed, 1 was missing (now
+/// listed), 2 reaped (the mark is set: not listed again; the node must fence). The score only
+/// grows, so a beat delivered late never makes a live node look older than it is.
+pub static BEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return {2, redis.call('GET', KEYS[3]) or ''}
+end
+local listed = redis.call('ZSCORE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4], 'NX')
+local status = 0
+if not listed then status = 1 end
+return {status, redis.call('GET', KEYS[3])}
+",
+    )
+});
+
 /// KEYS: channels, node set. ARGV: channel, socket.
 /// Returns {count, 1 if the channel just became occupied}.
 pub static SUBSCRIBE: LazyLock<Script> = LazyLock::new(|| {

@@ -182,9 +182,13 @@ async fn rejoin_and_agree(
     nodes: [&NodeProcess; 2],
 ) -> Client {
     let mut rejoined = Client::connect(&node.ws_url(KEY)).await;
-    rejoined
+    let reply = rejoined
         .subscribe_signed("presence-room", Some(r#"{"user_id":"m"}"#))
         .await;
+    assert_eq!(
+        reply["event"], "pusher_internal:subscription_succeeded",
+        "{reply}"
+    );
     let added = watcher.expect("pusher_internal:member_added").await;
     assert_eq!(Client::data(&added), json!({"user_id": "m"}));
     watcher.expect_nothing_queued().await;
@@ -369,6 +373,20 @@ async fn a_node_paused_past_the_timeout_is_fenced_and_its_clients_rejoin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_redis_answers_503_is_fenced_on_healing_and_its_clients_rejoin() {
+    partitioned(TcpProxy::cut).await;
+}
+
+/// A silent partition: the node's Redis connections stay open but nothing comes back (a
+/// middlebox dropped the flow, packets are lost). The pub/sub PING and the command timeout
+/// notice it; nothing waits for the kernel to give up on the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_redis_link_goes_silent_answers_503_is_fenced_on_healing_and_its_clients_rejoin()
+ {
+    partitioned(TcpProxy::stall).await;
+}
+
+/// One node partitioned from Redis by `partition` past the node timeout, then healed.
+async fn partitioned(partition: fn(&TcpProxy)) {
     let redis = herald_redis::test_support::RedisServer::start();
     let proxy = TcpProxy::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await;
     let watching = NodeProcess::start(&cluster_toml(&redis.url(), DEFAULT_TOML)).await;
@@ -376,7 +394,7 @@ async fn a_node_cut_off_from_redis_answers_503_is_fenced_on_healing_and_its_clie
     let (mut watcher, mut member) = watch_a_member(&watching, &cut_off).await;
 
     // Cut: the node is not ready and its API answers 503, never silence; its clients stay.
-    proxy.cut();
+    partition(&proxy);
     cut_off.wait_ready(false).await;
     let r = cut_off.api().trigger(&["news"], "e", "1").await;
     assert_eq!(r.status, 503, "{:?}", r.body);
@@ -389,9 +407,16 @@ async fn a_node_cut_off_from_redis_answers_503_is_fenced_on_healing_and_its_clie
         .await;
     assert_eq!(member.expect("pusher:pong").await["event"], "pusher:pong");
 
-    // Healed: the node finds it was reaped and sends its clients away to rejoin.
+    // Healed: the node finds it was reaped and sends its clients away to rejoin. What its
+    // pub/sub connection held back may arrive first (the reaper's member_removed).
     proxy.heal();
-    let error = member.expect_within("pusher:error", 10).await;
+    let error = loop {
+        let frame = member.recv_within(10).await;
+        if frame["event"] == "pusher:error" {
+            break frame;
+        }
+        assert_eq!(frame["event"], "pusher_internal:member_removed", "{frame}");
+    };
     assert_eq!(error["data"]["code"], 4200, "{error}");
     assert_eq!(member.ended().await, Ended::Closed(4200));
     cut_off.wait_ready(true).await;

@@ -474,6 +474,20 @@ impl Client {
         }
     }
 
+    /// The next text frame within `secs`, as JSON (fails on close or timeout).
+    pub async fn recv_within(&mut self, secs: u64) -> Value {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(secs), self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no frame within {secs} s"));
+            match msg {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
     /// Waits up to `secs` for the next frame, which must be `event`.
     pub async fn expect_within(&mut self, event: &str, secs: u64) -> Value {
         loop {
@@ -729,13 +743,38 @@ pub async fn raw_http_with(
 }
 
 /// A TCP proxy the test controls, between a node and Redis: `cut` closes every connection
-/// through it and refuses new ones (the node's clients stay connected to the node), `heal`
-/// lets connections through again. A partition without root or network namespaces.
+/// through it and refuses new ones (the node's clients stay connected to the node); `stall`
+/// keeps every connection open but moves no byte (a silent partition: what was sent arrives
+/// after `heal`, as TCP retransmits it); `heal` lets everything through again. A partition
+/// without root or network namespaces.
 pub struct TcpProxy {
     pub port: u16,
     open: Arc<std::sync::atomic::AtomicBool>,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
     links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accept: tokio::task::JoinHandle<()>,
+}
+
+/// Copies `from` to `to` until either end closes, holding every chunk while `stalled` is set.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl TcpProxy {
@@ -743,17 +782,24 @@ impl TcpProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let accept = {
-            let (open, links) = (open.clone(), links.clone());
+            let (open, stalled, links) = (open.clone(), stalled.clone(), links.clone());
             tokio::spawn(async move {
-                while let Ok((mut down, _)) = listener.accept().await {
+                while let Ok((down, _)) = listener.accept().await {
                     if !open.load(std::sync::atomic::Ordering::SeqCst) {
                         continue; // dropped: the node sees its connection refused at once
                     }
+                    let stalled = stalled.clone();
                     let link = tokio::spawn(async move {
-                        if let Ok(mut up) = TcpStream::connect(target).await {
-                            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                        if let Ok(up) = TcpStream::connect(target).await {
+                            let (down_r, down_w) = down.into_split();
+                            let (up_r, up_w) = up.into_split();
+                            tokio::select! {
+                                _ = pump(down_r, up_w, stalled.clone()) => {}
+                                _ = pump(up_r, down_w, stalled) => {}
+                            }
                         }
                     });
                     links.lock().unwrap().push(link);
@@ -763,6 +809,7 @@ impl TcpProxy {
         TcpProxy {
             port,
             open,
+            stalled,
             links,
             accept,
         }
@@ -780,7 +827,14 @@ impl TcpProxy {
         }
     }
 
+    pub fn stall(&self) {
+        self.stalled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub fn heal(&self) {
+        self.stalled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         self.open.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
