@@ -582,22 +582,96 @@ async function startRedisOnce(fixedPort = null) {
 }
 
 /**
+ * A TCP proxy between one node and Redis, so a test can partition that node alone:
+ * `cut()` closes every connection and refuses new ones, `stall()` keeps them open but moves no
+ * byte (held until healed, as TCP would retransmit it), `heal()` lets everything through again.
+ */
+export async function startTcpProxy(targetPort) {
+  const links = new Set();
+  let open = true;
+  let stalled = false;
+  const held = new Set(); // resume callbacks of paused directions
+  const pipe = (from, to) => {
+    from.on('data', (chunk) => {
+      if (!stalled) return void to.write(chunk);
+      from.pause();
+      held.add(() => {
+        to.write(chunk);
+        from.resume();
+      });
+    });
+  };
+  const server = net.createServer((down) => {
+    if (!open) return void down.destroy();
+    const up = net.connect({ host: '127.0.0.1', port: targetPort });
+    const link = { down, up };
+    links.add(link);
+    const close = () => {
+      links.delete(link);
+      down.destroy();
+      up.destroy();
+    };
+    for (const s of [down, up]) {
+      s.on('error', close);
+      s.on('close', close);
+    }
+    pipe(down, up);
+    pipe(up, down);
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}/`,
+    cut() {
+      open = false;
+      for (const { down, up } of [...links]) {
+        down.destroy();
+        up.destroy();
+      }
+    },
+    stall() {
+      stalled = true;
+    },
+    heal() {
+      open = true;
+      stalled = false;
+      const resume = [...held];
+      held.clear();
+      for (const r of resume) r();
+    },
+    stop() {
+      this.cut();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/**
  * Starts redis-server and `n` herald nodes sharing it (same apps, prefix "compat", 1 s
  * heartbeats, 3 s node timeout); resolves when every node's /ready answers 200.
  */
-export async function startCluster(n, { config = CONFIG_TOML } = {}) {
+export async function startCluster(n, { config = CONFIG_TOML, proxied = false } = {}) {
   const redis = await startRedis();
+  // with `proxied`, each node reaches Redis through its own TCP proxy (see startTcpProxy)
+  const proxies = proxied ? await Promise.all(Array.from({ length: n }, () => startTcpProxy(redis.port))) : [];
   const started = await Promise.allSettled(
-    Array.from({ length: n }, (_, i) => startHerald({ config, redisUrl: redis.url, label: `node${i}` })),
+    Array.from({ length: n }, (_, i) =>
+      startHerald({ config, redisUrl: proxied ? proxies[i].url : redis.url, label: `node${i}` }),
+    ),
   );
   const servers = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
   const failed = started.find((r) => r.status === 'rejected');
   if (failed) {
     await Promise.all(servers.map((s) => s.stop()));
+    await Promise.all(proxies.map((p) => p.stop()));
     await redis.stop();
     throw failed.reason;
   }
-  return { redis, servers };
+  return { redis, servers, proxies };
 }
 
 /** haproxy: on PATH, else the Debian location (/usr/sbin is not on every user's PATH). */
@@ -1024,7 +1098,7 @@ export async function expectRequestError(promise) {
  * `topLevel` / `appTables` add lines to the generated config (see configToml), e.g. webhook
  * endpoints; anything they point at (a receiver's port) must exist before useHerald is called.
  */
-export function useHerald({ topLevel = '', appTables = {} } = {}) {
+export function useHerald({ topLevel = '', appTables = {}, proxied = false } = {}) {
   const config = configToml({ topLevel, appTables });
   const ctx = {
     /** The herald nodes (one in single-node mode); `server` / `port` are node 0. */
@@ -1033,6 +1107,8 @@ export function useHerald({ topLevel = '', appTables = {} } = {}) {
     redis: null,
     /** The haproxy in front of the nodes in load-balancer mode (HERALD_COMPAT_LB), else null. */
     lb: null,
+    /** With `proxied` in cluster mode: node i's TCP proxy to Redis (startTcpProxy). */
+    proxies: [],
     live: new Set(),
     counter: 0,
     clientSeq: 0,
@@ -1188,9 +1264,10 @@ export function useHerald({ topLevel = '', appTables = {} } = {}) {
 
   before(async () => {
     if (CLUSTER) {
-      const { redis, servers } = await startCluster(CLUSTER, { config });
+      const { redis, servers, proxies } = await startCluster(CLUSTER, { config, proxied });
       ctx.redis = redis;
       ctx.servers = servers;
+      ctx.proxies = proxies;
       if (LB) {
         try {
           ctx.lb = await startLoadBalancer(servers);
@@ -1210,6 +1287,7 @@ export function useHerald({ topLevel = '', appTables = {} } = {}) {
     // the load balancer, every node, then the redis-server they use; each by its own pid
     if (ctx.lb) await ctx.lb.stop();
     await Promise.allSettled(ctx.servers.map((s) => s.stop()));
+    await Promise.allSettled(ctx.proxies.map((p) => p.stop()));
     if (ctx.redis) await ctx.redis.stop();
   });
   return ctx;

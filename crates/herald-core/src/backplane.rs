@@ -225,6 +225,10 @@ pub enum Inbound {
     /// users as gone, so its clients' views and everyone else's disagree. The hub closes every
     /// local connection with 4200; clients reconnect and rejoin through the normal path.
     Fenced,
+    /// The node's subscription to the shared store was re-established after it was lost. The
+    /// store may have restarted empty, and its membership versions with it: the hub forgets
+    /// the versions it filtered presence frames by, so new ones are not taken for stale.
+    Resubscribed,
 }
 
 /// A transition produced by reaping a dead node.

@@ -78,6 +78,11 @@ struct ChannelSubs {
     /// in order. Nothing published after the backplane subscription is lost, and nothing
     /// arrives before the confirmation.
     pending: Mutex<HashMap<SocketId, Pending>>,
+    /// Presence: the membership version of the latest frame delivered per user. Frames of two
+    /// nodes can reach this node in another order than their transitions happened (a leave on
+    /// one node, the same user's rejoin on another); a frame older than one already delivered
+    /// for its user is stale and dropped, so every list here ends as the store says.
+    latest: Mutex<HashMap<String, u64>>,
 }
 
 /// An emptied map gives its buckets back: a channel's pending map is used for a moment per
@@ -103,6 +108,27 @@ struct Active {
 impl Active {
     fn wants(&self, envelope: &Envelope) -> bool {
         envelope.version.is_none_or(|v| v > self.since)
+    }
+}
+
+impl ChannelSubs {
+    /// False for a membership frame older than the latest delivered for its user (recording
+    /// it otherwise).
+    fn in_order(&self, envelope: &Envelope) -> bool {
+        let Some(version) = envelope.version else {
+            return true;
+        };
+        let Some(user) = encode::membership_user(&envelope.frame) else {
+            return true;
+        };
+        let mut latest = lock(&self.latest);
+        match latest.get(&user) {
+            Some(seen) if *seen >= version => false,
+            _ => {
+                latest.insert(user, version);
+                true
+            }
+        }
     }
 }
 
@@ -191,6 +217,7 @@ impl Hub {
                         crate::reaped::announce(&hub, &app, event).await
                     }
                     Inbound::Fenced => hub.fence(),
+                    Inbound::Resubscribed => hub.forget_membership_versions(),
                 }
             }
         })
@@ -278,6 +305,14 @@ impl Hub {
         let Some(l) = self.local(app) else { return };
         let mut channels = write(&l.channels);
         let subs = channels.entry(channel.as_str().to_owned()).or_default();
+        {
+            // The store's counter is now `since`: anything recorded above it is from before
+            // the channel emptied (the counter starts again) and would hold back new frames.
+            let mut latest = lock(&subs.latest);
+            if latest.values().any(|v| *v > since) {
+                latest.clear();
+            }
+        }
         let held = {
             let mut pending = lock(&subs.pending);
             let held = pending.remove(conn.socket_id());
@@ -316,6 +351,10 @@ impl Hub {
                     release_if_empty(&mut pending);
                     pending.is_empty()
                 };
+                if subs.active.is_empty() {
+                    // Nobody here needs the order any more, and the counter may start again.
+                    lock(&subs.latest).clear();
+                }
                 if subs.active.is_empty() && empty {
                     channels.remove(channel.as_str());
                 }
@@ -422,6 +461,9 @@ impl Hub {
                 }
             }
         } else if let Some(subs) = read(&l.channels).get(envelope.channel.as_str()) {
+            if !subs.in_order(envelope) {
+                return;
+            }
             for (sid, sub) in &subs.active {
                 if envelope.except.as_ref() != Some(sid) && sub.wants(envelope) {
                     send(&sub.conn);
@@ -587,6 +629,19 @@ impl Hub {
                 ErrorCode::ReconnectNow,
                 "This node lost its place in the cluster; reconnect",
             ));
+        }
+    }
+
+    /// After the backplane's subscription was re-established: its membership counters may have
+    /// started again (the store restarted empty), so nothing is filtered by older versions.
+    pub fn forget_membership_versions(&self) {
+        for l in self.0.local.values() {
+            for subs in write(&l.channels).values_mut() {
+                lock(&subs.latest).clear();
+                for sub in subs.active.values_mut() {
+                    sub.since = 0;
+                }
+            }
         }
     }
 

@@ -123,6 +123,13 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.iter().map(|(_, v)| v)
     }
+
+    pub fn values_mut(&mut self) -> Box<dyn Iterator<Item = &mut V> + '_> {
+        match &mut self.0 {
+            Repr::Few(v) => Box::new(v.iter_mut().map(|(_, v)| v)),
+            Repr::Many(m) => Box::new(m.values_mut()),
+        }
+    }
 }
 
 pub enum Iter<'a, K, V> {

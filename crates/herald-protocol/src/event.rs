@@ -334,6 +334,21 @@ pub mod encode {
         frame_str("pusher_internal:member_added", Some(channel), &data)
     }
 
+    /// The `user_id` of a `member_added` / `member_removed` frame built above.
+    pub fn membership_user(frame: &[u8]) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Frame {
+            data: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Member {
+            user_id: String,
+        }
+        let frame: Frame = serde_json::from_slice(frame).ok()?;
+        let member: Member = serde_json::from_str(&frame.data).ok()?;
+        Some(member.user_id)
+    }
+
     pub fn member_removed(channel: &str, user_id: &str) -> String {
         let mut data = String::from("{\"user_id\":");
         push_str(&mut data, user_id);

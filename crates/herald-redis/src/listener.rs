@@ -76,6 +76,7 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
         // Ready only once Redis holds this node's state again (or, reaped meanwhile, the node
         // has fenced itself and sends its clients to rejoin). A node just started has none.
         if !first {
+            let _ = inner.inbound.send(Inbound::Resubscribed).await;
             inner.clone().recover().await;
         }
         first = false;

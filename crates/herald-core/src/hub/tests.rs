@@ -243,3 +243,40 @@ async fn a_cached_event_also_held_live_is_delivered_once() {
     );
     assert_eq!(drain(&mut out), ["tick 0", "tick 2"]);
 }
+
+fn membership(event: &str, user: &str, version: u64) -> Envelope {
+    let frame = match event {
+        "added" => herald_protocol::event::encode::member_added(
+            "presence-room",
+            &herald_protocol::event::encode::MemberRef {
+                user_id: user,
+                user_info: None,
+            },
+        ),
+        _ => herald_protocol::event::encode::member_removed("presence-room", user),
+    };
+    Envelope::membership(ch("presence-room"), Bytes::from(frame), None, version)
+}
+
+#[tokio::test]
+async fn a_membership_frame_older_than_one_delivered_for_its_user_is_dropped() {
+    let hub = hub();
+    let (a, mut a_out) = conn(1);
+    hub.add_pending(&app(), &ch("presence-room"), &a);
+    hub.activate(&app(), &ch("presence-room"), &a, 3, None);
+    // u left on one node (version 4) and rejoined on another (5); the rejoin's frame came first.
+    hub.deliver_local(&app(), &membership("added", "u", 5), true);
+    hub.deliver_local(&app(), &membership("removed", "u", 4), true);
+    // Another user's older frame is not held back by u's.
+    hub.deliver_local(&app(), &membership("added", "v", 4), true);
+    let got = drain(&mut a_out);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].contains("member_added") && got[0].contains(r#"\"u\""#));
+    assert!(got[1].contains("member_added") && got[1].contains(r#"\"v\""#));
+
+    // After the backplane resubscribed (the store may have restarted, counting from 1 again),
+    // low versions are new again.
+    hub.forget_membership_versions();
+    hub.deliver_local(&app(), &membership("removed", "u", 1), true);
+    assert_eq!(drain(&mut a_out).len(), 1);
+}

@@ -1,0 +1,413 @@
+// Faults under traffic (README "Running a cluster"). Runs only in load-balancer mode
+// (`npm run test:lb`, HERALD_COMPAT_LB=1): three herald nodes behind haproxy, each reaching Redis
+// through its own TCP proxy (so one node alone can be cut off), 1 s heartbeats, a 3 s node
+// timeout, drain_secs = 2, Pusher's 3 s webhook debounce. pusher-js clients and the publisher go
+// through haproxy; a loopback receiver records the member_added / member_removed webhooks.
+//
+// 1. A rolling restart: each node in turn gets SIGTERM, exits and is started again on its ports
+//    while a publisher sends a numbered tick every 50 ms. Every client is back within 5 s of its
+//    node draining it (its 4200), with a complete member list; every node's API lists every
+//    member; every publish succeeds; no tick published after a client's latest subscription is
+//    missed or doubled; and no user gets a member_removed/member_added webhook pair (each
+//    reconnected well within the debounce).
+// 2. A seeded random sequence of faults (HERALD_FAULT_SEED replays one): SIGKILL and SIGTERM with
+//    a restart, short and long SIGSTOP pauses, a partition from Redis (connections reset) and a
+//    silent one (connections stall), and Redis restarting empty. After it settles, every
+//    client's pusher-js member list equals what every node's API reports, and each user's
+//    webhooks alternate member_added / member_removed, starting with added and ending with added.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+
+import { APPS, LB, PusherSDK, Recorder, observe, pollUntil, useHerald, withDeadline } from './harness.mjs';
+
+const SKIP = !LB && 'needs the load balancer: runs only under `npm run test:lb` (HERALD_COMPAT_LB=1)';
+const DEBOUNCE_MS = 3000;
+const TICK_MS = 50;
+
+// -- the webhook receiver (started before the nodes, so its URL goes into their config)
+
+const consumer = new PusherSDK({ appId: APPS.main.id, key: APPS.main.key, secret: APPS.main.secret });
+/** { name, channel, user_id, at } per member event of a valid request. */
+const hooks = new Recorder('member webhooks');
+const invalid = [];
+const receiver = SKIP
+  ? null
+  : await new Promise((resolve) => {
+      const srv = http.createServer((req, res) => {
+        const chunks = [];
+        req.on('data', (c) => chunks.push(c));
+        req.on('end', () => {
+          const rawBody = Buffer.concat(chunks).toString('utf8');
+          const wh = consumer.webhook({ headers: req.headers, rawBody });
+          if (!wh.isValid()) invalid.push(rawBody);
+          else for (const e of wh.getEvents()) hooks.push({ ...e, at: Date.now(), batch: wh.getTime().getTime() });
+          res.writeHead(200).end();
+        });
+      });
+      srv.listen(0, '127.0.0.1', () => resolve(srv));
+    });
+after(() => receiver && receiver.close());
+
+const ctx = SKIP
+  ? null
+  : useHerald({
+      proxied: true,
+      topLevel: `webhook_batch_ms = 50\nwebhook_debounce_ms = ${DEBOUNCE_MS}`,
+      appTables: {
+        'app-1': `[[apps.webhooks]]
+url = "http://127.0.0.1:${receiver.address().port}/members"
+event_types = ["member_added", "member_removed"]`,
+      },
+    });
+
+// -- clients
+
+/** A pusher-js client through haproxy on `room` and on `presence` as user `user`. */
+function member(user, room, presence) {
+  const client = ctx.client({ presence: { user_id: user, user_info: {} } });
+  const t = {
+    client,
+    user,
+    roomSubs: new Recorder(`${client.label}.${room}`), // { at, event, e }
+    presenceSubs: new Recorder(`${client.label}.${presence}`),
+    ticks: new Recorder(`${client.label}.ticks`),
+  };
+  const r = client.pusher.subscribe(room);
+  r.bind('pusher:subscription_succeeded', () => t.roomSubs.push({ at: Date.now(), event: 'succeeded' }));
+  r.bind('pusher:subscription_error', (e) => t.roomSubs.push({ at: Date.now(), event: 'error', e }));
+  r.bind('tick', (d) => t.ticks.push(d.n));
+  t.presence = client.pusher.subscribe(presence);
+  t.presence.bind('pusher:subscription_succeeded', () => t.presenceSubs.push({ at: Date.now(), event: 'succeeded' }));
+  t.presence.bind('pusher:subscription_error', (e) => t.presenceSubs.push({ at: Date.now(), event: 'error', e }));
+  return t;
+}
+
+/** The user ids in `t`'s pusher-js member list, sorted. */
+function memberIds(t) {
+  const ids = [];
+  t.presence.members.each((m) => ids.push(m.id));
+  return ids.sort();
+}
+
+/** Every node's answer to GET /channels/{channel}/users, asked of each node directly. */
+async function usersOnEveryNode(channel) {
+  return Promise.all(
+    ctx.servers.map(async (_, i) => {
+      try {
+        const res = await ctx.sdkOn(i).get({ path: `/channels/${channel}/users` });
+        const body = await res.json();
+        return (body.users || []).map((u) => u.id).sort();
+      } catch (e) {
+        return `node${i}: ${(e && e.status) || (e && e.message) || e}`;
+      }
+    }),
+  );
+}
+
+/** Waits until every client is connected and subscribed to both channels as of now. */
+async function settled(watched, ms) {
+  await pollUntil(
+    () => {
+      const bad = watched.filter((t) => {
+        const last = (rec) => rec.items[rec.items.length - 1];
+        return (
+          t.client.state !== 'connected' ||
+          !t.presence.subscribed ||
+          (last(t.roomSubs) || {}).event !== 'succeeded' ||
+          (last(t.presenceSubs) || {}).event !== 'succeeded'
+        );
+      });
+      return { ok: bad.length === 0, value: bad.map((t) => `${t.client.label}: ${t.client.state}`) };
+    },
+    'every client connected and subscribed',
+    ms,
+  );
+}
+
+/** Every client's member list and every node's API list equal `want` (sorted user ids). */
+async function agree(watched, channel, want, ms, why) {
+  await pollUntil(
+    async () => {
+      const api = await usersOnEveryNode(channel);
+      const lists = watched.map((t) => memberIds(t));
+      const w = JSON.stringify(want);
+      const ok = api.every((ids) => JSON.stringify(ids) === w) && lists.every((ids) => JSON.stringify(ids) === w);
+      const wrong = watched
+        .map((t, k) => ({ t, ids: lists[k] }))
+        .filter(({ ids }) => JSON.stringify(ids) !== w)
+        .map(({ t, ids }) => ({
+          client: t.client.label,
+          user: t.user,
+          missing: want.filter((u) => !ids.includes(u)),
+          extra: ids.filter((u) => !want.includes(u)),
+          frames: t.client.frames.items
+            .filter((f) => f.channel === channel && /member_|subscription_succeeded/.test(f.event))
+            .map((f) => {
+              const d = typeof f.data === 'string' ? JSON.parse(f.data) : f.data;
+              return d && d.user_id ? `${f.event.replace('pusher_internal:', '')}:${d.user_id}` : f.event.replace('pusher_internal:', '');
+            })
+            .filter((x) => !/member_/.test(x) || want.filter((u) => !ids.includes(u) || !want.includes(u)).some((u) => x.endsWith(`:${u}`)) || true)
+            .slice(-12),
+        }));
+      return { ok, value: { api, clientsWithWrongLists: wrong.length, sample: wrong.slice(0, 3) } };
+    },
+    `${why}: every client's member list and every node's API list ${want.length} users`,
+    ms,
+  );
+}
+
+/** Member webhooks of `channel` per user, in arrival order: { user: ['member_added', ...] }. */
+function webhooksByUser(channel) {
+  const out = {};
+  for (const e of hooks.items.filter((h) => h.channel === channel)) (out[e.user_id] ||= []).push(e.name);
+  return out;
+}
+
+/**
+ * A marker user joins `channel` and leaves: once its member_removed webhook arrives, every
+ * removal that was debounced before it has been decided. A little more time covers batches of
+ * other nodes' dispatchers.
+ */
+async function drainWebhooks(channel, label) {
+  const marker = ctx.client({ presence: { user_id: `marker-${label}`, user_info: {} } });
+  const { result } = marker.subscribeRaw(channel);
+  await result.nth(1, `marker ${label} subscribed`, 10000);
+  marker.disconnect();
+  await hooks.until(
+    (items) => items.some((h) => h.name === 'member_removed' && h.user_id === `marker-${label}`),
+    `the marker's member_removed webhook (${label})`,
+    DEBOUNCE_MS + 10000,
+  );
+  await observe(500);
+  assert.deepEqual(invalid, [], 'every webhook request is signed with the app secret');
+}
+
+/** Starts a publisher of numbered ticks to `room` through haproxy; stop() resolves when idle. */
+function publish(room) {
+  const sdk = ctx.sdk();
+  const published = []; // { n, at, ok, err }
+  let stop = false;
+  const loop = (async () => {
+    for (let n = 1; !stop; n++) {
+      const at = Date.now();
+      try {
+        await sdk.trigger(room, 'tick', { n });
+        published.push({ n, at, ok: true });
+      } catch (e) {
+        published.push({ n, at, ok: false, err: String((e && e.status) || (e && e.message) || e) });
+      }
+      const rest = TICK_MS - (Date.now() - at);
+      if (rest > 0) await observe(rest);
+    }
+  })();
+  return {
+    published,
+    async stop() {
+      stop = true;
+      await loop;
+    },
+  };
+}
+
+/** Node index → a haproxy state check. */
+async function waitUp(i, ms = 15000) {
+  await pollUntil(
+    async () => {
+      const states = await ctx.lb.serverStates();
+      return { ok: /^UP/.test(states[`node${i}`] || ''), value: states };
+    },
+    `haproxy marks node${i} UP`,
+    ms,
+  );
+}
+
+/** Node `i` stopped by `signal`, then started again on the same ports once it has exited. */
+async function restartNode(i, signal) {
+  const server = ctx.servers[i];
+  const exited = server.exited();
+  server.signal(signal);
+  const status = await withDeadline(exited, 15000, `node${i} exits after ${signal}`);
+  if (signal === 'SIGTERM') {
+    assert.deepEqual(status, { code: 0, signal: null }, `node${i} exit after SIGTERM; log:\n${server.logs().slice(-3000)}`);
+  }
+  await server.stop(); // cleans up its files; the process is gone already
+  ctx.servers[i] = await server.restart();
+  await waitUp(i);
+}
+
+test(
+  'a rolling restart under traffic: every client back within 5 s, lists complete, nothing missed, no webhook pair',
+  { skip: SKIP, timeout: 150000 },
+  async () => {
+    const N = 24;
+    const ROOM = 'roll-room';
+    const PRESENCE = 'presence-roll';
+    const watched = Array.from({ length: N }, (_, i) => member(`roll-${i}`, ROOM, PRESENCE));
+    const users = watched.map((t) => t.user).sort();
+    await settled(watched, 15000);
+    await agree(watched, PRESENCE, users, 10000, 'before the roll');
+    const perNode = ctx.servers.map((_, i) => watched.filter((t) => t.client.node === i).length);
+    assert.ok(perNode.every((n) => n > 0), `clients on every node: ${JSON.stringify(perNode)}`);
+
+    const pub = publish(ROOM);
+    const reconnectMs = [];
+    try {
+      await pollUntil(() => ({ ok: pub.published.filter((p) => p.ok).length >= 10, value: pub.published.length }), '10 ticks', 5000);
+      for (let i = 0; i < ctx.servers.length; i++) {
+        const onNode = watched.filter((t) => t.client.node === i);
+        const marks = new Map(onNode.map((t) => [t, { errors: t.client.errors.length, nodes: t.client.nodes.length }]));
+        const restarted = restartNode(i, 'SIGTERM');
+        // each client of the node: its 4200 (the drain reaching it), then connected elsewhere
+        await Promise.all(
+          onNode.map(async (t) => {
+            const m = marks.get(t);
+            const err = await t.client.errors.until(
+              (es) => es.slice(m.errors).find((e) => e && e.data && e.data.code === 4200),
+              `${t.client.label}: pusher:error 4200 from draining node${i}`,
+              10000,
+            );
+            const drainedAt = Date.now();
+            void err;
+            await t.client.states.until(
+              () => t.client.nodes.length > m.nodes && t.client.state === 'connected',
+              `${t.client.label} reconnected within 5 s of node${i} draining it`,
+              5000,
+            );
+            reconnectMs.push(Date.now() - drainedAt);
+            assert.notEqual(t.client.node, i, `${t.client.label} reconnected to another node`);
+          }),
+        );
+        await restarted;
+        await settled(watched, 10000);
+        await agree(watched, PRESENCE, users, 10000, `after restarting node${i}`);
+      }
+      const rolledAt = Math.max(...watched.map((t) => t.roomSubs.items[t.roomSubs.length - 1].at));
+      await pollUntil(
+        () => ({ ok: pub.published.filter((p) => p.at > rolledAt).length >= 20, value: pub.published.length }),
+        '20 ticks after the roll',
+        10000,
+      );
+    } finally {
+      await pub.stop();
+    }
+    const failed = pub.published.filter((p) => !p.ok);
+    assert.deepEqual(failed, [], 'every publish through the balancer succeeded during the roll');
+    for (const t of watched) {
+      const since = t.roomSubs.items[t.roomSubs.length - 1].at;
+      const required = pub.published.filter((p) => p.at > since).map((p) => p.n);
+      await t.ticks.until((ns) => required.every((n) => ns.includes(n)), `${t.client.label}: every tick after ${since}`);
+      const seen = new Set();
+      const dups = t.ticks.items.filter((n) => (seen.has(n) ? true : (seen.add(n), false)));
+      assert.deepEqual(dups, [], `${t.client.label} got no tick twice`);
+    }
+    await agree(watched, PRESENCE, users, 10000, 'after the roll');
+
+    // every user reconnected within the debounce: one member_added each, nothing else
+    await drainWebhooks(PRESENCE, 'roll');
+    const byUser = webhooksByUser(PRESENCE);
+    for (const u of users) assert.deepEqual(byUser[u], ['member_added'], `webhooks of ${u}: ${JSON.stringify(byUser[u])}`);
+    console.log(
+      `rolling restart of ${ctx.servers.length} nodes (clients per node ${JSON.stringify(perNode)}): ` +
+        `${pub.published.length} publishes, reconnects after the 4200 took ${Math.min(...reconnectMs)}..${Math.max(...reconnectMs)} ms`,
+    );
+  },
+);
+
+/** mulberry32: a small seeded PRNG, so a failing sequence can be replayed exactly. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const FAULTS = {
+  async kill(i) {
+    await restartNode(i, 'SIGKILL');
+  },
+  async term(i) {
+    await restartNode(i, 'SIGTERM');
+  },
+  async 'pause-1.5s'(i) {
+    ctx.servers[i].signal('SIGSTOP');
+    await observe(1500);
+    ctx.servers[i].signal('SIGCONT');
+  },
+  async 'pause-5s'(i) {
+    ctx.servers[i].signal('SIGSTOP');
+    await observe(5000);
+    ctx.servers[i].signal('SIGCONT');
+  },
+  async 'cut-5s'(i) {
+    ctx.proxies[i].cut();
+    await observe(5000);
+    ctx.proxies[i].heal();
+  },
+  async 'stall-5s'(i) {
+    ctx.proxies[i].stall();
+    await observe(5000);
+    ctx.proxies[i].heal();
+  },
+  async 'redis-restart'() {
+    ctx.redis = await ctx.redis.restart();
+  },
+};
+
+test(
+  'a seeded random sequence of kills, restarts, pauses, partitions and Redis restarts ends with every view true',
+  { skip: SKIP, timeout: 240000 },
+  async () => {
+    const seed = Number(process.env.HERALD_FAULT_SEED || Math.floor(Math.random() * 2 ** 31));
+    const random = prng(seed);
+    const N = 24;
+    const PRESENCE = 'presence-chaos';
+    const watched = Array.from({ length: N }, (_, i) => member(`chaos-${i}`, 'chaos-room', PRESENCE));
+    const users = watched.map((t) => t.user).sort();
+    await settled(watched, 15000);
+    await agree(watched, PRESENCE, users, 10000, 'before the faults');
+
+    const kinds = Object.keys(FAULTS);
+    const plan = Array.from({ length: 12 }, () => ({
+      kind: kinds[Math.floor(random() * kinds.length)],
+      node: Math.floor(random() * ctx.servers.length),
+      gapMs: 500 + Math.floor(random() * 2000),
+    }));
+    const replay = `HERALD_FAULT_SEED=${seed}`;
+    const t0 = Date.now();
+    const timeline = [];
+    console.log(`fault sequence (${replay}): ${plan.map((p) => `${p.kind}@node${p.node}`).join(', ')}`);
+    try {
+      for (const step of plan) {
+        timeline.push(`${step.kind}@node${step.node}@${Date.now() - t0}`);
+        await FAULTS[step.kind](step.node);
+        await observe(step.gapMs);
+      }
+      await settled(watched, 30000);
+      await agree(watched, PRESENCE, users, 20000, 'after the faults');
+      await drainWebhooks(PRESENCE, 'chaos');
+      // still true once every debounced decision is out
+      await agree(watched, PRESENCE, users, 5000, 'after the webhooks');
+    } catch (e) {
+      e.message = `${replay}: ${e.message}`;
+      throw e;
+    }
+    const byUser = webhooksByUser(PRESENCE);
+    for (const u of users) {
+      const seq = byUser[u] || [];
+      const detail = hooks.items.filter((h) => h.channel === PRESENCE && h.user_id === u).map((h) => `${h.name}@${h.at - t0} (batch ${h.batch - t0})`);
+      const alternates = seq.every((name, k) => name === (k % 2 === 0 ? 'member_added' : 'member_removed'));
+      assert.ok(
+        alternates && seq.length % 2 === 1,
+        `${replay}: ${u}'s webhooks alternate from member_added and end with it: ${JSON.stringify(detail)}; ` +
+          `faults (ms since start): ${JSON.stringify(timeline)}`,
+      );
+    }
+    const pairs = users.reduce((n, u) => n + ((byUser[u] || []).length - 1) / 2, 0);
+    console.log(`after ${plan.length} faults every list agrees; ${pairs} real leave/rejoin pairs were announced`);
+  },
+);
