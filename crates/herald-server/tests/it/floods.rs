@@ -11,10 +11,12 @@ use crate::support::*;
 /// cut off with 4100. A reading subscriber on the same channel gets every event, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_stops_reading_is_cut_off_and_the_others_get_every_event() {
-    let server = TestServer::with_config(&format!("outbox_capacity = 16\n{DEFAULT_TOML}")).await;
-    let mut slow = server.connect().await;
+    // Its own process: the memory measured below is the node's alone, whatever other tests
+    // running beside this one allocate.
+    let server = NodeProcess::start(&format!("outbox_capacity = 16\n{DEFAULT_TOML}")).await;
+    let mut slow = Client::connect(&server.ws_url(KEY)).await;
     slow.subscribe("firehose").await;
-    let mut fast = server.connect().await;
+    let mut fast = Client::connect(&server.ws_url(KEY)).await;
     fast.subscribe("firehose").await;
     let reader = tokio::spawn(async move {
         let mut seen = 0usize;
@@ -32,8 +34,7 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_the_others_get_every_eve
     });
 
     // 8 KB events until the node reports the cut-off; bounded at 80 MB in all.
-    // The server under test runs in this process: its resident memory is the node's.
-    let rss_before = herald_server::admin::rss_bytes();
+    let rss_before = server.rss_bytes();
     let api = server.api();
     let payload = "x".repeat(8000);
     let cut_off = r#"herald_slow_consumer_disconnects_total{app="app-1"}"#;
@@ -54,10 +55,10 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_the_others_get_every_eve
     fast.expect_nothing_queued().await;
 
     assert_eq!(server.metric(cut_off).await, Some(1.0));
-    // Memory stayed bounded while megabytes went to a client that did not read: the process
-    // (server and test clients together) grows about 1 MiB here; without the outbox cap it
-    // would hold every event published (up to 80 MB) and never cut the client off.
-    let grown = herald_server::admin::rss_bytes().saturating_sub(rss_before);
+    // Memory stayed bounded while megabytes went to a client that did not read: the node
+    // grows about 1 MiB here; without the outbox cap it would hold every event published (up
+    // to 80 MB) and never cut the client off.
+    let grown = server.rss_bytes().saturating_sub(rss_before);
     assert!(
         grown < 16 << 20,
         "RSS grew {} MiB while {} MiB were published",

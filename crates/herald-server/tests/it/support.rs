@@ -315,6 +315,27 @@ impl NodeProcess {
         )
     }
 
+    /// One sample of the node's Prometheus text (see `TestServer::metric`).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let reply = raw_http(self.admin, "GET", "/metrics", "").await;
+        let text = reply.body.as_str().expect("metrics are text").to_owned();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// The process's resident memory, from /proc (this node's alone, unlike an in-process
+    /// server sharing the test process with every other test).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the node's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
     /// Polls `/ready` until it answers as wanted (fails after 15 s).
     pub async fn wait_ready(&self, ready: bool) {
         wait_ready_at(self.admin, ready).await;
