@@ -46,5 +46,8 @@ npm run test:cluster
 echo "== compatibility tests behind a load balancer (haproxy in front of 3 nodes; drain under traffic)"
 npm run test:lb
 
+echo "== faults behind the load balancer: a rolling restart, then a seeded random fault sequence"
+npm run test:faults
+
 echo "== the debug console in headless Chromium (playwright-core)"
 npm run test:console
