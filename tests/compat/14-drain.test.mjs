@@ -18,7 +18,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { LB, Recorder, observe, pollUntil, useHerald, withDeadline } from './harness.mjs';
+import { LB, pollUntil, publishTicks, useHerald, watchRoomAndPresence, withDeadline } from './harness.mjs';
 
 const SKIP = !LB && 'needs the load balancer: runs only under `npm run test:lb` (HERALD_COMPAT_LB=1)';
 const ctx = LB ? useHerald() : null;
@@ -29,23 +29,9 @@ const PRESENCE = 'presence-drain';
 const RECONNECT_MS = 15000;
 const TICK_MS = 50;
 
-/** Subscribes `c` to drain-room and presence-drain and records, with timestamps, what matters. */
+/** Subscribes `c` to drain-room and presence-drain as `drain-user-{i}`, recording what matters. */
 function watch(c, i) {
-  const t = {
-    client: c,
-    user: `drain-user-${i}`,
-    roomSubs: new Recorder(`${c.label}.${ROOM}.subscribed`), // { at, event }
-    presenceSubs: new Recorder(`${c.label}.${PRESENCE}.subscribed`),
-    ticks: new Recorder(`${c.label}.ticks`), // n
-  };
-  const room = c.pusher.subscribe(ROOM);
-  room.bind('pusher:subscription_succeeded', () => t.roomSubs.push({ at: Date.now(), event: 'succeeded' }));
-  room.bind('pusher:subscription_error', (e) => t.roomSubs.push({ at: Date.now(), event: 'error', e }));
-  room.bind('tick', (d) => t.ticks.push(d.n));
-  t.presence = c.pusher.subscribe(PRESENCE);
-  t.presence.bind('pusher:subscription_succeeded', () => t.presenceSubs.push({ at: Date.now(), event: 'succeeded' }));
-  t.presence.bind('pusher:subscription_error', (e) => t.presenceSubs.push({ at: Date.now(), event: 'error', e }));
-  return t;
+  return { ...watchRoomAndPresence(c, ROOM, PRESENCE), user: `drain-user-${i}` };
 }
 
 /** Resolves once `rec` holds `n` subscription_succeeded entries; fails on a subscription_error. */
@@ -89,21 +75,8 @@ test(
 
     // -- the publisher: one numbered tick every 50 ms through haproxy, each awaited
     const sdk = ctx.sdk();
-    const published = []; // { n, at (request sent), ok, status | err }
-    let stopPublishing = false;
-    const publisher = (async () => {
-      for (let n = 1; !stopPublishing; n++) {
-        const at = Date.now();
-        try {
-          const res = await sdk.trigger(ROOM, 'tick', { n });
-          published.push({ n, at, ok: true, status: res.status });
-        } catch (e) {
-          published.push({ n, at, ok: false, err: String((e && e.status) || (e && e.message) || e) });
-        }
-        const rest = TICK_MS - (Date.now() - at);
-        if (rest > 0) await observe(rest);
-      }
-    })();
+    const ticks = publishTicks(sdk, ROOM, TICK_MS);
+    const { published } = ticks;
 
     try {
       // traffic is flowing and reaches the clients before the drain starts
@@ -174,8 +147,7 @@ test(
         '20 ticks published after every client resubscribed',
         10000,
       );
-      stopPublishing = true;
-      await publisher;
+      await ticks.stop();
 
       // -- no tick lost after each client's latest drain-room subscription_succeeded, none twice
       await Promise.all(
@@ -231,8 +203,7 @@ test(
           `${failed.length} failed${failed.length ? ` (${JSON.stringify(failed.slice(0, 5))})` : ''}`,
       );
     } finally {
-      stopPublishing = true;
-      await publisher;
+      await ticks.stop();
     }
   },
 );

@@ -1307,6 +1307,60 @@ function makeSdk(server, app = APPS.main, extra = {}) {
   return sdk;
 }
 
+/**
+ * Subscribes pusher-js client `client` (a `Client`) to the public channel `room` and the presence
+ * channel `presence` and records, with timestamps, each subscription result and every `tick`
+ * event's `n`: { client, presence (the pusher-js channel), roomSubs, presenceSubs, ticks }, the
+ * subscription recorders holding { at, event: 'succeeded' | 'error', e }. pusher-js resubscribes
+ * by itself after a reconnect, so each reconnect adds one entry to both.
+ */
+export function watchRoomAndPresence(client, room, presence) {
+  const t = {
+    client,
+    roomSubs: new Recorder(`${client.label}.${room}.subscribed`),
+    presenceSubs: new Recorder(`${client.label}.${presence}.subscribed`),
+    ticks: new Recorder(`${client.label}.ticks`),
+  };
+  const record = (channel, rec) => {
+    channel.bind('pusher:subscription_succeeded', () => rec.push({ at: Date.now(), event: 'succeeded' }));
+    channel.bind('pusher:subscription_error', (e) => rec.push({ at: Date.now(), event: 'error', e }));
+    return channel;
+  };
+  record(client.pusher.subscribe(room), t.roomSubs).bind('tick', (d) => t.ticks.push(d.n));
+  t.presence = record(client.pusher.subscribe(presence), t.presenceSubs);
+  return t;
+}
+
+/**
+ * Publishes a numbered `tick` event ({ n }) to `channel` through `sdk` every `everyMs`, each
+ * request awaited before the next. `published` gets { n, at (request sent), ok, status | err }
+ * per request; `stop()` resolves once the loop has ended.
+ */
+export function publishTicks(sdk, channel, everyMs) {
+  const published = [];
+  let stopped = false;
+  const loop = (async () => {
+    for (let n = 1; !stopped; n++) {
+      const at = Date.now();
+      try {
+        const res = await sdk.trigger(channel, 'tick', { n });
+        published.push({ n, at, ok: true, status: res.status });
+      } catch (e) {
+        published.push({ n, at, ok: false, err: String((e && e.status) || (e && e.message) || e) });
+      }
+      const rest = everyMs - (Date.now() - at);
+      if (rest > 0) await observe(rest);
+    }
+  })();
+  return {
+    published,
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
 /** Polls an HTTP API condition (for server-side state that has no client-visible event). */
 export async function pollUntil(fn, label, ms = WAIT_MS, every = 50) {
   const deadline = Date.now() + ms;
