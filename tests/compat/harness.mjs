@@ -1310,7 +1310,8 @@ function makeSdk(server, app = APPS.main, extra = {}) {
 /**
  * Subscribes pusher-js client `client` (a `Client`) to the public channel `room` and the presence
  * channel `presence` and records, with timestamps, each subscription result and every `tick`
- * event's `n`: { client, presence (the pusher-js channel), roomSubs, presenceSubs, ticks }, the
+ * event's `n`: { client, presence (the pusher-js channel), roomSubs, presenceSubs, ticks,
+ * tickArrivals }, the
  * subscription recorders holding { at, event: 'succeeded' | 'error', e }. pusher-js resubscribes
  * by itself after a reconnect, so each reconnect adds one entry to both.
  */
@@ -1320,13 +1321,18 @@ export function watchRoomAndPresence(client, room, presence) {
     roomSubs: new Recorder(`${client.label}.${room}.subscribed`),
     presenceSubs: new Recorder(`${client.label}.${presence}.subscribed`),
     ticks: new Recorder(`${client.label}.ticks`),
+    /** Where each tick arrived: { n, socketId, at }, to tell a repeat on one connection from one across two. */
+    tickArrivals: [],
   };
   const record = (channel, rec) => {
     channel.bind('pusher:subscription_succeeded', () => rec.push({ at: Date.now(), event: 'succeeded' }));
     channel.bind('pusher:subscription_error', (e) => rec.push({ at: Date.now(), event: 'error', e }));
     return channel;
   };
-  record(client.pusher.subscribe(room), t.roomSubs).bind('tick', (d) => t.ticks.push(d.n));
+  record(client.pusher.subscribe(room), t.roomSubs).bind('tick', (d) => {
+    t.tickArrivals.push({ n: d.n, socketId: client.socketId, at: Date.now() });
+    t.ticks.push(d.n);
+  });
   t.presence = record(client.pusher.subscribe(presence), t.presenceSubs);
   return t;
 }
