@@ -9,6 +9,7 @@
 mod cache;
 mod channels;
 mod keys;
+mod link;
 mod listener;
 mod liveness;
 mod presence;
@@ -29,18 +30,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_redis::{Pool, Runtime};
 use herald_core::backplane::{BackplaneError, Health, Inbound, Joined, Left, Member, Occupancy};
 use herald_protocol::{ChannelName, SocketId, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 pub use keys::{Contribution, Keys};
+use link::Link;
+pub use link::{ProbeError, RedisTls, check_url, probe};
 use listener::ListenCmd;
 
 /// How a node joins the cluster.
 #[derive(Clone, Debug)]
 pub struct RedisConfig {
+    /// `redis://`, `rediss://`, `unix://`, `redis+sentinel://` or `rediss+sentinel://`.
     pub url: String,
+    /// Trust and client certificate for the TLS forms.
+    pub tls: RedisTls,
     /// Key prefix, so several clusters can share one Redis.
     pub prefix: String,
     pub heartbeat: Duration,
@@ -70,8 +75,8 @@ pub struct RedisBackplane {
 struct Inner {
     keys: Keys,
     node: String,
-    client: redis::Client,
-    pool: Pool,
+    /// Where Redis is (behind Sentinel it moves); every connection comes from here.
+    link: Arc<Link>,
     apps: Vec<String>,
     config: RedisConfig,
     listen: mpsc::UnboundedSender<ListenCmd>,
@@ -119,32 +124,17 @@ impl RedisBackplane {
     pub fn start(
         config: RedisConfig,
     ) -> Result<(Arc<RedisBackplane>, mpsc::Receiver<Inbound>), BackplaneError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(err)?;
-        // A command unanswered for COMMAND_TIMEOUT fails (an HTTP 503, a retried heartbeat)
-        // instead of hanging a caller while Redis is cut off without a reset. It is far above
-        // any script's run time and above the longest XREADGROUP block the dispatcher asks
-        // for (half a second). The pool's waits below bound getting a connection.
-        let connection = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_connection_timeout(Some(Duration::from_secs(2)));
-        let manager = deadpool_redis::Manager::new_with_config(config.url.as_str(), connection)
-            .map_err(err)?;
-        let pool = Pool::builder(manager)
-            .max_size(16)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(2)))
-            .create_timeout(Some(Duration::from_secs(2)))
-            .recycle_timeout(Some(Duration::from_secs(2)))
-            .build()
-            .map_err(|e| BackplaneError(Box::new(Unavailable(e.to_string()))))?;
+        let link = Arc::new(
+            Link::new(&config.url, &config.tls)
+                .map_err(|e| BackplaneError(Box::new(Unavailable(e))))?,
+        );
         let (listen, listen_rx) = mpsc::unbounded_channel();
         let (inbound, inbound_rx) = mpsc::channel(4096);
         let node = format!("{:016x}", rand::random::<u64>());
         let inner = Arc::new(Inner {
             keys: Keys::new(&config.prefix),
             node,
-            client,
-            pool,
+            link: link.clone(),
             apps: config.apps.clone(),
             config,
             listen,
@@ -160,6 +150,7 @@ impl RedisBackplane {
         });
         tokio::spawn(listener::run(inner.clone(), listen_rx));
         tokio::spawn(liveness::run(inner.clone()));
+        tokio::spawn(link.watch_switches());
         Ok((Arc::new(RedisBackplane { inner }), inbound_rx))
     }
 
@@ -179,7 +170,12 @@ impl RedisBackplane {
 
 impl Inner {
     async fn conn(&self) -> Result<deadpool_redis::Connection, BackplaneError> {
-        self.pool.get().await.map_err(err)
+        let pool = self.link.pool().await?;
+        pool.get().await.map_err(|e| {
+            // Behind Sentinel, a connection that cannot be had may mean the master moved.
+            self.link.suspect();
+            err(e)
+        })
     }
 
     async fn listen(&self, topic: String) -> Result<(), BackplaneError> {

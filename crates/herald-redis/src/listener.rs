@@ -30,13 +30,21 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
+    let mut moves = inner.link.generation();
     loop {
-        let conn = match answered(inner.client.get_async_pubsub()).await {
+        // Where Redis is now (behind Sentinel, the master the sentinels name).
+        moves.borrow_and_update();
+        let conn = match inner.link.current().await {
+            Ok(current) => answered(current.client.get_async_pubsub()).await,
+            Err(e) => Err(e.to_string()),
+        };
+        let conn = match conn {
             Ok(c) => c,
             Err(e) => {
                 mark_down(&inner, &e);
+                inner.link.suspect();
                 fail_pending(&mut cmds, &mut counts, "Redis unreachable");
-                tokio::time::sleep(backoff).await;
+                wait(backoff, &mut moves).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
@@ -57,12 +65,13 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
         for chunk in topics.chunks(BATCH) {
             if let Err(e) = answered(sink.subscribe(chunk)).await {
                 mark_down(&inner, &e);
+                inner.link.suspect();
                 ok = false;
                 break;
             }
         }
         if !ok {
-            tokio::time::sleep(backoff).await;
+            wait(backoff, &mut moves).await;
             continue;
         }
         backoff = Duration::from_millis(100);
@@ -90,8 +99,15 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
                 _ = ping.tick() => {
                     if let Err(e) = answered(sink.ping::<redis::Value>()).await {
                         mark_down(&inner, &format!("pub/sub PING unanswered: {e}"));
+                        inner.link.suspect();
                         break;
                     }
+                }
+                // Behind Sentinel: the master moved; subscribe there (publishers already
+                // write to it).
+                Ok(()) = moves.changed() => {
+                    mark_down(&inner, "the Redis master moved");
+                    break;
                 }
                 cmd = cmds.recv() => {
                     let Some(cmd) = cmd else { return };
@@ -111,11 +127,21 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
                     Some(msg) => dispatch(&inner, msg).await,
                     None => {
                         mark_down(&inner, "pub/sub connection closed");
+                        inner.link.suspect();
                         break;
                     }
                 },
             }
         }
+    }
+}
+
+/// Waits out a backoff, cut short when the master moves (behind Sentinel: the new one is
+/// worth trying at once).
+async fn wait(backoff: Duration, moves: &mut tokio::sync::watch::Receiver<u64>) {
+    tokio::select! {
+        _ = tokio::time::sleep(backoff) => {}
+        _ = moves.changed() => {}
     }
 }
 

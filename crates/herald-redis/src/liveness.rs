@@ -48,6 +48,8 @@ pub async fn run(inner: Arc<Inner>) {
             Err(e) => {
                 reap_from = Some(tokio::time::Instant::now() + inner.config.node_timeout);
                 tracing::debug!(error = %e, "heartbeat failed");
+                // Behind Sentinel: the master may have died or been demoted (READONLY).
+                inner.link.suspect();
             }
         }
     }

@@ -1,12 +1,152 @@
-//! `RedisServer`: a real `redis-server` on a free loopback port for tests, killed on drop, and
-//! killable / restartable mid-test.
+//! Real Redis topologies on free loopback ports for tests, every process stopped by pid on
+//! drop: `RedisServer` (plain, or TLS-only with a password), `TestCa` (a CA and the
+//! certificates it signs, made with rcgen) and `SentinelSet` (a master, a replica and three
+//! sentinels).
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "herald-{what}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn spawn(program: &str, args: &[String]) -> Child {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {program} ({e}); install it: sudo apt-get install -y redis-server")
+        })
+}
+
+/// A test certificate authority, its PEM at `ca`, and the certificates it signed.
+pub struct TestCa {
+    pub dir: PathBuf,
+    /// The CA certificate (PEM).
+    pub ca: PathBuf,
+    /// A server certificate for 127.0.0.1 and localhost, and its key.
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// A client certificate (for mutual TLS), and its key.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let dir = temp_dir("ca");
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "herald test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("the CA certificate");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("a certificate file");
+            path
+        };
+        let ca = write("ca.pem", &ca_cert.pem());
+        let signed = |names: Vec<String>| {
+            let key = KeyPair::generate().expect("a key");
+            let params = CertificateParams::new(names).expect("params");
+            let cert = params
+                .signed_by(&key, &issuer)
+                .expect("a signed certificate");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (cert, key) = signed(vec!["127.0.0.1".into(), "localhost".into()]);
+        let (server_cert, server_key) = (write("server.pem", &cert), write("server-key.pem", &key));
+        let (cert, key) = signed(vec!["herald-node".into()]);
+        let (client_cert, client_key) = (write("client.pem", &cert), write("client-key.pem", &key));
+        TestCa {
+            dir,
+            ca,
+            server_cert,
+            server_key,
+            client_cert,
+            client_key,
+        }
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        TestCa::new()
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How a `RedisServer` is set up beyond a port.
+#[derive(Clone, Default)]
+pub struct RedisOptions {
+    /// `requirepass` (and `masterauth`, for a replica).
+    pub password: Option<String>,
+    /// TLS only (`--port 0 --tls-port …`), with these certificates; clients need no certificate
+    /// unless `client_certs`.
+    pub tls: Option<TlsFiles>,
+    pub client_certs: bool,
+    /// `--replicaof 127.0.0.1 PORT`.
+    pub replica_of: Option<u16>,
+}
+
+/// The CA and server certificate a TLS `RedisServer` uses.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn of(ca: &TestCa) -> TlsFiles {
+        TlsFiles {
+            ca: ca.ca.clone(),
+            cert: ca.server_cert.clone(),
+            key: ca.server_key.clone(),
+        }
+    }
+}
+
 pub struct RedisServer {
     pub port: u16,
+    pub options: RedisOptions,
     child: Option<Child>,
 }
 
@@ -14,40 +154,69 @@ impl RedisServer {
     /// Starts a fresh, empty, non-persistent server. Panics with the install command when
     /// `redis-server` is missing.
     pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut server = RedisServer { port, child: None };
+        RedisServer::start_with(RedisOptions::default())
+    }
+
+    pub fn start_with(options: RedisOptions) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            options,
+            child: None,
+        };
         server.restart();
         server
     }
 
+    /// `redis://` or `rediss://`, with the password.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.options.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        match &self.options.password {
+            Some(pw) => format!("{scheme}://:{pw}@127.0.0.1:{}/", self.port),
+            None => format!("{scheme}://127.0.0.1:{}/", self.port),
+        }
     }
 
     /// Starts (again) on the same port, empty.
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}); install it: sudo apt-get install -y redis-server")
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let port = self.port.to_string();
+        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            .map(String::from)
+            .to_vec();
+        match &self.options.tls {
+            None => args.extend(["--port".into(), port]),
+            Some(t) => {
+                let auth = if self.options.client_certs {
+                    "yes"
+                } else {
+                    "no"
+                };
+                args.extend(["--port".into(), "0".into(), "--tls-port".into(), port]);
+                for (flag, path) in [
+                    ("--tls-ca-cert-file", &t.ca),
+                    ("--tls-cert-file", &t.cert),
+                    ("--tls-key-file", &t.key),
+                ] {
+                    args.extend([flag.into(), path.display().to_string()]);
+                }
+                args.extend(["--tls-auth-clients".into(), auth.into()]);
+                // Replication between TLS servers is TLS too.
+                args.extend(["--tls-replication".into(), "yes".into()]);
+            }
         }
+        if let Some(pw) = &self.options.password {
+            args.extend(["--requirepass".into(), pw.clone()]);
+            args.extend(["--masterauth".into(), pw.clone()]);
+        }
+        if let Some(master) = self.options.replica_of {
+            args.extend(["--replicaof".into(), "127.0.0.1".into(), master.to_string()]);
+        }
+        self.child = Some(spawn("redis-server", &args));
+        wait_for_port(self.port, "redis-server");
     }
 
     /// SIGKILL, as a crash would.
@@ -57,10 +226,176 @@ impl RedisServer {
             let _ = child.wait();
         }
     }
+
+    /// Runs `redis-cli` against this server (plain servers only) and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(pw) = &self.options.password {
+            cmd.args(["--no-auth-warning", "-a", pw]);
+        }
+        let out = cmd.args(args).output().expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One `redis-server --sentinel`, its config file in its own directory (sentinels rewrite it).
+pub struct Sentinel {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Sentinel {
+    fn start(master_name: &str, master_port: u16, password: Option<&str>) -> Sentinel {
+        let port = free_port();
+        let dir = temp_dir("sentinel");
+        let mut conf = format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\n\
+             sentinel monitor {master_name} 127.0.0.1 {master_port} 2\n\
+             sentinel down-after-milliseconds {master_name} 1000\n\
+             sentinel failover-timeout {master_name} 4000\n\
+             sentinel parallel-syncs {master_name} 1\n",
+            dir.display()
+        );
+        if let Some(pw) = password {
+            conf.push_str(&format!("sentinel auth-pass {master_name} {pw}\n"));
+        }
+        let path = dir.join("sentinel.conf");
+        std::fs::write(&path, conf).expect("sentinel.conf");
+        let child = spawn(
+            "redis-server",
+            &[path.display().to_string(), "--sentinel".into()],
+        );
+        wait_for_port(port, "redis-server --sentinel");
+        Sentinel {
+            port,
+            dir,
+            child: Some(child),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A master and a replica (with a password) watched by three sentinels (quorum 2, a master
+/// silent for one second is down). Starts only once the replica is in sync and every
+/// sentinel knows the replica and the other sentinels, so a failover can happen.
+pub struct SentinelSet {
+    pub name: String,
+    pub password: String,
+    pub master: RedisServer,
+    pub replica: RedisServer,
+    pub sentinels: Vec<Sentinel>,
+}
+
+impl SentinelSet {
+    pub fn start() -> SentinelSet {
+        let name = "herald-test".to_owned();
+        let password = format!("pw{:08x}", rand::random::<u32>());
+        let data = RedisOptions {
+            password: Some(password.clone()),
+            ..RedisOptions::default()
+        };
+        let master = RedisServer::start_with(data.clone());
+        let replica = RedisServer::start_with(RedisOptions {
+            replica_of: Some(master.port),
+            ..data
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !replica
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+        {
+            assert!(Instant::now() < deadline, "the replica never synced");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let sentinels: Vec<Sentinel> = (0..3)
+            .map(|_| Sentinel::start(&name, master.port, Some(&password)))
+            .collect();
+        let set = SentinelSet {
+            name,
+            password,
+            master,
+            replica,
+            sentinels,
+        };
+        set.wait_until_watched();
+        set
+    }
+
+    /// Until every live sentinel sees a replica and two other sentinels.
+    pub fn wait_until_watched(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for s in self.sentinels.iter().filter(|s| s.child.is_some()) {
+            loop {
+                let replicas = s.cli(&["SENTINEL", "REPLICAS", &self.name]);
+                let peers = s.cli(&["SENTINEL", "SENTINELS", &self.name]);
+                let known = replicas.contains("ip") && peers.matches("runid").count() >= 2;
+                if known {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "sentinel {} never saw the replica and its peers",
+                    s.port
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// `redis+sentinel://:PASSWORD@127.0.0.1:S1,…/herald-test`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!(
+            "redis+sentinel://:{}@{}/{}",
+            self.password,
+            hosts.join(","),
+            self.name
+        )
+    }
+
+    /// The port the live sentinels name as master now.
+    pub fn master_port(&self) -> Option<u16> {
+        let s = self.sentinels.iter().find(|s| s.child.is_some())?;
+        let out = s.cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", &self.name]);
+        out.lines().nth(1)?.trim().parse().ok()
+    }
+}
+
+/// Where a path is, for a TOML string.
+pub fn toml_path(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
 }

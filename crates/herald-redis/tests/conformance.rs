@@ -14,6 +14,7 @@ static N: AtomicU32 = AtomicU32::new(0);
 fn config(url: &str, prefix: &str) -> RedisConfig {
     RedisConfig {
         url: url.to_owned(),
+        tls: Default::default(),
         prefix: prefix.to_owned(),
         heartbeat: Duration::from_secs(1),
         node_timeout: Duration::from_secs(3),

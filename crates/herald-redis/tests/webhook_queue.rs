@@ -10,6 +10,7 @@ use herald_redis::{RedisBackplane, RedisConfig};
 fn config(url: &str, prefix: &str) -> RedisConfig {
     RedisConfig {
         url: url.to_owned(),
+        tls: Default::default(),
         prefix: prefix.to_owned(),
         heartbeat: Duration::from_millis(200),
         node_timeout: Duration::from_secs(1),

@@ -43,6 +43,8 @@ pub struct Config {
     pub api_bind: Option<SocketAddr>,
     pub metrics_bind: SocketAddr,
     pub redis_url: Option<String>,
+    /// The PEM files of `redis_tls_*_file`, read at start-up.
+    pub redis_tls: herald_redis::RedisTls,
     /// Key prefix in Redis, so several clusters can share one server.
     pub redis_prefix: String,
     pub heartbeat_interval: Duration,
@@ -206,6 +208,7 @@ impl TryFrom<RawConfig> for Config {
         let (apps, dev_app) = all_apps(&raw)?;
         let (heartbeat_interval, node_timeout) = liveness(&raw)?;
         check_redis(&raw)?;
+        let redis_tls = redis_tls(&raw)?;
         Ok(Config {
             bind: addr("bind", &raw.bind)?,
             api_bind: raw
@@ -261,6 +264,7 @@ impl TryFrom<RawConfig> for Config {
             webhook_ca_file: raw.webhook_ca_file,
             trusted_proxies: trusted_proxies(raw.trusted_proxies)?,
             redis_url: raw.redis_url,
+            redis_tls,
             redis_prefix: raw.redis_prefix,
             apps,
             dev_app,
@@ -301,20 +305,12 @@ fn all_apps(raw: &RawConfig) -> Result<(Apps, bool), ConfigError> {
 /// The Redis URL's form and the key prefix.
 fn check_redis(raw: &RawConfig) -> Result<(), ConfigError> {
     if let Some(url) = &raw.redis_url
-        && url.starts_with("rediss://")
-    {
-        return Err(err(
-            "redis_url",
-            "TLS connections to Redis (rediss://) are not built in yet; use redis:// on a private network or a TLS sidecar",
-        ));
-    }
-    if let Some(url) = &raw.redis_url
-        && !(url.starts_with("redis://") || url.starts_with("unix://"))
+        && let Err(why) = herald_redis::check_url(url)
     {
         return Err(err(
             "redis_url",
             format!(
-                "expected redis://HOST:PORT/DB, got '{}'",
+                "{why}: expected redis://[USER:PASSWORD@]HOST:PORT[/DB], rediss://… (TLS), redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB] or rediss+sentinel://…; got '{}'",
                 herald_core::redact::mask_url(url)
             ),
         ));
@@ -358,6 +354,47 @@ fn tls_files(raw: &RawConfig) -> Result<Option<TlsFiles>, ConfigError> {
             "tls_cert and tls_key must be given together",
         )),
     }
+}
+
+/// The `redis_tls_*_file` PEMs: only with a TLS `redis_url`, certificate and key together.
+fn redis_tls(raw: &RawConfig) -> Result<herald_redis::RedisTls, ConfigError> {
+    let files = [
+        ("redis_tls_ca_file", &raw.redis_tls_ca_file),
+        ("redis_tls_cert_file", &raw.redis_tls_cert_file),
+        ("redis_tls_key_file", &raw.redis_tls_key_file),
+    ];
+    let tls_url = raw
+        .redis_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("rediss://") || u.starts_with("rediss+sentinel://"));
+    if let Some((key, _)) = files.iter().find(|(_, f)| f.is_some())
+        && !tls_url
+    {
+        return Err(err(
+            *key,
+            "applies to a TLS redis_url only (rediss:// or rediss+sentinel://)",
+        ));
+    }
+    if raw.redis_tls_cert_file.is_some() != raw.redis_tls_key_file.is_some() {
+        return Err(err(
+            "redis_tls_cert_file",
+            "redis_tls_cert_file and redis_tls_key_file must be given together",
+        ));
+    }
+    let read = |key: &str, path: &Option<PathBuf>| -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(path) = path else { return Ok(None) };
+        let pem = std::fs::read(path)
+            .map_err(|e| err(key, format!("cannot read {}: {e}", path.display())))?;
+        if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
+            return Err(err(key, format!("{} holds no PEM block", path.display())));
+        }
+        Ok(Some(pem))
+    };
+    Ok(herald_redis::RedisTls {
+        ca: read("redis_tls_ca_file", &raw.redis_tls_ca_file)?,
+        cert: read("redis_tls_cert_file", &raw.redis_tls_cert_file)?,
+        key: read("redis_tls_key_file", &raw.redis_tls_key_file)?,
+    })
 }
 
 fn webhook_delivery(raw: &RawConfig) -> Result<crate::webhook::WebhookConfig, ConfigError> {

@@ -95,6 +95,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
         Some(url) => {
             let redis = RedisConfig {
                 url: url.clone(),
+                tls: config.redis_tls.clone(),
                 prefix: config.redis_prefix.clone(),
                 heartbeat: config.heartbeat_interval,
                 node_timeout: config.node_timeout,

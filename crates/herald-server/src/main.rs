@@ -134,6 +134,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "ignoring environment variable {name}: not a configuration key (see README)"
         );
     }
+    if let Some(url) = &config.redis_url {
+        check_redis(url, &config.redis_tls).await?;
+    }
     let pid_file = config.pid_file.clone();
     let state = build_state(config)?;
     announce(&state.config, &public, api.as_ref(), &admin)?;
@@ -142,6 +145,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// One connection to Redis before serving: credentials or a certificate that can never work
+/// stop the node with a message naming the key to fix; a Redis that is not up yet does not
+/// (the node waits for it, not ready).
+async fn check_redis(url: &str, tls: &herald_redis::RedisTls) -> anyhow::Result<()> {
+    match herald_redis::probe(url, tls).await {
+        Ok(()) => Ok(()),
+        Err(herald_redis::ProbeError::Fatal(why)) => Err(anyhow::anyhow!(why)),
+        Err(herald_redis::ProbeError::Unreachable(why)) => {
+            tracing::warn!(
+                redis = %herald_core::redact::mask_url(url),
+                error = %why,
+                "Redis does not answer yet; this node keeps trying and is not ready until it does"
+            );
+            Ok(())
+        }
+    }
 }
 
 fn announce(

@@ -22,6 +22,11 @@ pub(super) struct RawConfig {
     pub metrics_bind: String,
     /// The cluster backplane; absent = a single node in memory.
     pub redis_url: Option<String>,
+    /// TLS to Redis (`rediss://`, `rediss+sentinel://`): a PEM CA trusted beside Mozilla's
+    /// roots, and a PEM client certificate and key for mutual TLS.
+    pub redis_tls_ca_file: Option<PathBuf>,
+    pub redis_tls_cert_file: Option<PathBuf>,
+    pub redis_tls_key_file: Option<PathBuf>,
     /// Key prefix, so several clusters can share one Redis.
     pub redis_prefix: String,
     /// Each node writes a heartbeat this often.
@@ -100,6 +105,9 @@ impl Default for RawConfig {
             api_bind: None,
             metrics_bind: "0.0.0.0:9601".into(),
             redis_url: None,
+            redis_tls_ca_file: None,
+            redis_tls_cert_file: None,
+            redis_tls_key_file: None,
             redis_prefix: "herald".into(),
             heartbeat_interval_secs: 5,
             node_timeout_secs: 15,

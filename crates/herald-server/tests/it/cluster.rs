@@ -1,13 +1,50 @@
-//! Three nodes on one real redis-server: every behaviour holds whichever node a client or an
-//! API call lands on (PROTOCOL.md §9.2).
+//! Nodes on one real Redis: every behaviour holds whichever node a client or an API call
+//! lands on (PROTOCOL.md §9.2). Each scenario runs as its own test on a fresh plain
+//! redis-server, and all of them run in turn on a TLS Redis with a password and on a Sentinel
+//! set (`redis_topologies.rs`, through `all`).
 
 use serde_json::json;
 
 use crate::support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_publish_on_any_node_reaches_subscribers_on_every_node() {
-    let cluster = TestCluster::start(3).await;
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        /// Each scenario on its own plain `redis-server`.
+        mod plain {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let redis = herald_redis::test_support::RedisServer::start();
+                    super::$name(&crate::support::Topology::plain(&redis)).await;
+                }
+            )*
+        }
+
+        /// Every scenario, one after another, on one shared Redis topology.
+        pub async fn all(t: &Topology) {
+            $(
+                eprintln!("cluster scenario {} on {}", stringify!($name), t.name);
+                $name(t).await;
+            )*
+        }
+    };
+}
+
+scenarios!(
+    a_publish_on_any_node_reaches_subscribers_on_every_node,
+    socket_id_exclusion_works_across_nodes,
+    client_events_cross_nodes_with_user_id_and_no_echo,
+    presence_lists_and_counts_agree_on_every_node,
+    same_user_joining_on_two_nodes_at_once_is_announced_once,
+    channels_are_occupied_once_and_vacated_when_the_last_node_leaves,
+    terminate_send_to_user_and_watchlist_work_across_nodes,
+    the_app_connection_quota_counts_every_node,
+    cache_channels_share_the_last_event,
+    members_joining_at_once_on_three_nodes_all_end_with_the_exact_list,
+);
+
+async fn a_publish_on_any_node_reaches_subscribers_on_every_node(t: &Topology) {
+    let cluster = Nodes::start(t, 3, DEFAULT_TOML).await;
     let mut clients = Vec::new();
     for node in &cluster.nodes {
         let mut c = node.connect().await;
@@ -38,9 +75,8 @@ async fn a_publish_on_any_node_reaches_subscribers_on_every_node() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_id_exclusion_works_across_nodes() {
-    let cluster = TestCluster::start(2).await;
+async fn socket_id_exclusion_works_across_nodes(t: &Topology) {
+    let cluster = Nodes::start(t, 2, DEFAULT_TOML).await;
     let mut a = cluster.nodes[0].connect().await;
     let mut b = cluster.nodes[1].connect().await;
     a.subscribe("room").await;
@@ -60,9 +96,8 @@ async fn socket_id_exclusion_works_across_nodes() {
     b.expect_nothing_queued().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_events_cross_nodes_with_user_id_and_no_echo() {
-    let cluster = TestCluster::start(2).await;
+async fn client_events_cross_nodes_with_user_id_and_no_echo(t: &Topology) {
+    let cluster = Nodes::start(t, 2, DEFAULT_TOML).await;
     let mut a = cluster.nodes[0].connect().await;
     let mut b = cluster.nodes[1].connect().await;
     a.subscribe_signed("presence-chat", Some(r#"{"user_id":"ann"}"#))
@@ -79,9 +114,8 @@ async fn client_events_cross_nodes_with_user_id_and_no_echo() {
     a.expect_nothing_queued().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presence_lists_and_counts_agree_on_every_node() {
-    let cluster = TestCluster::start(3).await;
+async fn presence_lists_and_counts_agree_on_every_node(t: &Topology) {
+    let cluster = Nodes::start(t, 3, DEFAULT_TOML).await;
     let mut a = cluster.nodes[0].connect().await;
     a.subscribe_signed(
         "presence-room",
@@ -136,9 +170,8 @@ async fn presence_lists_and_counts_agree_on_every_node() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_user_joining_on_two_nodes_at_once_is_announced_once() {
-    let cluster = TestCluster::start(3).await;
+async fn same_user_joining_on_two_nodes_at_once_is_announced_once(t: &Topology) {
+    let cluster = Nodes::start(t, 3, DEFAULT_TOML).await;
     let mut watcher = cluster.nodes[2].connect().await;
     watcher
         .subscribe_signed("presence-race", Some(r#"{"user_id":"w"}"#))
@@ -163,9 +196,8 @@ async fn same_user_joining_on_two_nodes_at_once_is_announced_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn channels_are_occupied_once_and_vacated_when_the_last_node_leaves() {
-    let cluster = TestCluster::start(3).await;
+async fn channels_are_occupied_once_and_vacated_when_the_last_node_leaves(t: &Topology) {
+    let cluster = Nodes::start(t, 3, DEFAULT_TOML).await;
     let mut a = cluster.nodes[0].connect().await;
     let mut b = cluster.nodes[1].connect().await;
     a.subscribe("shared").await;
@@ -189,9 +221,8 @@ async fn channels_are_occupied_once_and_vacated_when_the_last_node_leaves() {
     poll_until(|| async { api.get("/channels", &[]).await.body == json!({"channels": {}}) }).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn terminate_send_to_user_and_watchlist_work_across_nodes() {
-    let cluster = TestCluster::start(3).await;
+async fn terminate_send_to_user_and_watchlist_work_across_nodes(t: &Topology) {
+    let cluster = Nodes::start(t, 3, DEFAULT_TOML).await;
     let mut watcher = cluster.nodes[2].connect().await;
     watcher.signin(r#"{"id":"w","watchlist":["u1"]}"#).await;
     let v = watcher.expect("pusher_internal:watchlist_events").await;
@@ -230,11 +261,10 @@ async fn terminate_send_to_user_and_watchlist_work_across_nodes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_app_connection_quota_counts_every_node() {
+async fn the_app_connection_quota_counts_every_node(t: &Topology) {
     let apps =
         "[[apps]]\nid=\"app-1\"\nkey=\"app-key\"\nsecret=\"app-secret\"\nmax_connections = 2";
-    let cluster = TestCluster::with_apps(3, apps).await;
+    let cluster = Nodes::start(t, 3, apps).await;
     let _a = cluster.nodes[0].connect().await;
     let _b = cluster.nodes[1].connect().await;
     let mut c = Client::connect_raw(&cluster.nodes[2].ws_url(KEY)).await;
@@ -242,9 +272,8 @@ async fn the_app_connection_quota_counts_every_node() {
     assert_eq!(c.ended().await, Ended::Closed(4004));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cache_channels_share_the_last_event() {
-    let cluster = TestCluster::start(2).await;
+async fn cache_channels_share_the_last_event(t: &Topology) {
+    let cluster = Nodes::start(t, 2, DEFAULT_TOML).await;
     cluster.nodes[0]
         .api()
         .trigger(&["cache-x"], "price", "42")
@@ -278,10 +307,9 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_joining_at_once_on_three_nodes_all_end_with_the_exact_list() {
+async fn members_joining_at_once_on_three_nodes_all_end_with_the_exact_list(t: &Topology) {
     const N: usize = 30;
-    let cluster = TestCluster::start(3).await;
+    let cluster = Nodes::start(t, 3, DEFAULT_TOML).await;
     let mut clients = Vec::new();
     for i in 0..N {
         clients.push(cluster.nodes[i % 3].connect().await);

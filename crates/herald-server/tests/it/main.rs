@@ -16,6 +16,7 @@ mod console;
 mod floods;
 mod http_api;
 mod mixed_versions;
+mod redis_topologies;
 mod secrets;
 mod shutdown;
 mod tls;

@@ -165,6 +165,84 @@ impl TestCluster {
     }
 }
 
+/// A Redis the cluster scenarios run on. Several scenarios share one (each `Nodes::start`
+/// takes a fresh key prefix), so a TLS server or a Sentinel set is started once.
+pub struct Topology {
+    pub name: &'static str,
+    pub url: String,
+    /// Extra top-level keys (the TLS files).
+    pub toml: String,
+}
+
+static PREFIXES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Topology {
+    pub fn plain(redis: &herald_redis::test_support::RedisServer) -> Topology {
+        Topology {
+            name: "a plain redis-server",
+            url: redis.url(),
+            toml: String::new(),
+        }
+    }
+
+    /// A TLS `RedisServer` whose certificate `ca` signed.
+    pub fn tls(
+        redis: &herald_redis::test_support::RedisServer,
+        ca: &herald_redis::test_support::TestCa,
+    ) -> Topology {
+        Topology {
+            name: "a TLS redis-server with a password",
+            url: redis.url(),
+            toml: format!(
+                "redis_tls_ca_file = {}\n",
+                herald_redis::test_support::toml_path(&ca.ca)
+            ),
+        }
+    }
+
+    pub fn sentinel(set: &herald_redis::test_support::SentinelSet) -> Topology {
+        Topology {
+            name: "a Sentinel set",
+            url: set.url(),
+            toml: String::new(),
+        }
+    }
+
+    /// Node settings on this topology under a key prefix of their own.
+    pub fn node_toml(&self, prefix: &str, apps: &str) -> String {
+        format!(
+            "redis_url = \"{}\"\nredis_prefix = \"{prefix}\"\nheartbeat_interval_secs = 1\nnode_timeout_secs = 3\n{}{apps}",
+            self.url, self.toml
+        )
+    }
+
+    pub fn fresh_prefix(&self) -> String {
+        format!(
+            "s{}",
+            PREFIXES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )
+    }
+}
+
+/// `n` in-process nodes on a `Topology`, ready.
+pub struct Nodes {
+    pub nodes: Vec<TestServer>,
+}
+
+impl Nodes {
+    pub async fn start(t: &Topology, n: usize, apps: &str) -> Nodes {
+        let toml = t.node_toml(&t.fresh_prefix(), apps);
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            nodes.push(TestServer::with_config(&toml).await);
+        }
+        for node in &nodes {
+            node.wait_ready(true).await;
+        }
+        Nodes { nodes }
+    }
+}
+
 /// Node settings for tests: short heartbeats so dead nodes are found within seconds.
 pub fn cluster_toml(redis_url: &str, apps: &str) -> String {
     format!(
@@ -388,6 +466,45 @@ impl Drop for NodeProcess {
         self.kill9();
         let _ = std::fs::remove_file(&self.config_path);
     }
+}
+
+/// Runs the `herald` binary on `toml` until it exits by itself (start-up failures); its exit
+/// code and stderr. Fails if it is still running after 20 s.
+pub async fn run_to_exit(toml: &str) -> (Option<i32>, String) {
+    let config_path = std::env::temp_dir().join(format!(
+        "herald-exit-{}-{}.toml",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::write(&config_path, toml).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("--config")
+        .arg(&config_path)
+        .args(["--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0"])
+        .env("HERALD_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the herald binary");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(&config_path);
+            let mut stderr = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
+            panic!("herald kept running; expected it to stop at start-up. stderr:\n{stderr}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let _ = std::fs::remove_file(&config_path);
+    (status.code(), stderr)
 }
 
 /// A raw WebSocket client that checks frames exactly.

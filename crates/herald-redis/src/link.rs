@@ -1,0 +1,638 @@
+//! Where this node's Redis is and how to reach it: one server (`redis://`, `rediss://`,
+//! `unix://`) or the master of a Sentinel set (`redis+sentinel://`, `rediss+sentinel://`).
+//! Every connection the node opens (the command pool, the pub/sub connection) comes from here,
+//! with the URL's credentials and TLS trust.
+//!
+//! Behind Sentinel the master moves. `refresh` asks the sentinels again; when the master
+//! changed it swaps in a pool for the new one and bumps `generation`, which the pub/sub
+//! listener watches to move its subscriptions. A refresh is asked for whenever something
+//! suggests a move: a connection that cannot be had, a failed heartbeat (a demoted master
+//! answers writes with `READONLY`), and the sentinels' own `+switch-master` announcement.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use deadpool_redis::{Pool, Runtime};
+use futures_util::StreamExt;
+use herald_core::backplane::BackplaneError;
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo,
+    IntoConnectionInfo, TlsCertificates, TlsMode,
+};
+use tokio::sync::watch;
+
+use crate::{COMMAND_TIMEOUT, Unavailable};
+
+/// PEM material for TLS to Redis (`redis_tls_ca_file`, `redis_tls_cert_file`,
+/// `redis_tls_key_file`). Trust is Mozilla's roots plus `ca`.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    pub ca: Option<Vec<u8>>,
+    pub cert: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca.is_some())
+            .field("cert", &self.cert.is_some())
+            .field("key", &self.key.is_some())
+            .finish()
+    }
+}
+
+/// A `redis_url` taken apart.
+enum Endpoint {
+    Direct(ConnectionInfo),
+    Sentinel(SentinelSpec),
+}
+
+/// `redis+sentinel://[user:password@]h1:p1,h2:p2/MASTER[/DB][?sentinel_username=…&sentinel_password=…]`
+#[derive(Debug, PartialEq)]
+struct SentinelSpec {
+    tls: bool,
+    sentinels: Vec<(String, u16)>,
+    master: String,
+    db: i64,
+    username: Option<String>,
+    password: Option<String>,
+    sentinel_username: Option<String>,
+    sentinel_password: Option<String>,
+}
+
+/// Sentinel's port when a host names none.
+const SENTINEL_PORT: u16 = 26379;
+
+fn parse(url: &str) -> Result<Endpoint, String> {
+    let tls = if url.starts_with("redis+sentinel://") {
+        false
+    } else if url.starts_with("rediss+sentinel://") {
+        true
+    } else if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("unix://")
+    {
+        let info = url
+            .into_connection_info()
+            .map_err(|e| format!("cannot parse it: {e}"))?;
+        return Ok(Endpoint::Direct(info));
+    } else {
+        return Err(
+            "expected redis://, rediss://, redis+sentinel:// or rediss+sentinel://".to_owned(),
+        );
+    };
+    parse_sentinel(url, tls).map(Endpoint::Sentinel)
+}
+
+/// Whether `redis_url` has a form the node can use (what is wrong, if not).
+pub fn check_url(url: &str) -> Result<(), String> {
+    parse(url).map(|_| ())
+}
+
+fn parse_sentinel(url: &str, tls: bool) -> Result<SentinelSpec, String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = head.split_once('/').unwrap_or((head, ""));
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(u) => {
+            let (user, pass) = u.split_once(':').map_or((u, None), |(a, b)| (a, Some(b)));
+            (non_empty(decode(user)?), pass.map(decode).transpose()?)
+        }
+    };
+    let mut sentinels = Vec::new();
+    for h in hosts.split(',').filter(|h| !h.is_empty()) {
+        sentinels.push(host_port(h)?);
+    }
+    if sentinels.is_empty() {
+        return Err(
+            "names no sentinel: expected HOST:PORT[,HOST:PORT…] before the master name".to_owned(),
+        );
+    }
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let master = parts
+        .next()
+        .map(decode)
+        .transpose()?
+        .ok_or("names no master: expected …/MASTER_NAME[/DB] after the sentinels")?;
+    let db = match parts.next() {
+        None => 0,
+        Some(d) => d
+            .parse()
+            .map_err(|_| format!("the database must be a number, got '{d}'"))?,
+    };
+    if parts.next().is_some() {
+        return Err("too many path segments: expected …/MASTER_NAME[/DB]".to_owned());
+    }
+    let mut spec = SentinelSpec {
+        tls,
+        sentinels,
+        master,
+        db,
+        username,
+        password,
+        sentinel_username: None,
+        sentinel_password: None,
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "sentinel_username" => spec.sentinel_username = non_empty(decode(v)?),
+            "sentinel_password" => spec.sentinel_password = Some(decode(v)?),
+            other => {
+                return Err(format!(
+                    "unknown parameter '{other}' (known: sentinel_username, sentinel_password)"
+                ));
+            }
+        }
+    }
+    Ok(spec)
+}
+
+fn decode(s: &str) -> Result<String, String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| "a percent-encoded part is not UTF-8".to_owned())
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn host_port(h: &str) -> Result<(String, u16), String> {
+    let bad = || format!("'{h}' is not HOST:PORT");
+    let (host, port) = if let Some(v6) = h.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match h.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (h, None),
+        }
+    };
+    let port = match port {
+        None => SENTINEL_PORT,
+        Some(p) => p.parse().map_err(|_| bad())?,
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// Mozilla's roots (as PEM, the form the redis crate takes) followed by the configured CA.
+fn certificates(tls: &RedisTls) -> TlsCertificates {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut roots = String::new();
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        roots.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = engine.encode(cert.as_ref());
+        for line in b64.as_bytes().chunks(64) {
+            roots.push_str(&String::from_utf8_lossy(line));
+            roots.push('\n');
+        }
+        roots.push_str("-----END CERTIFICATE-----\n");
+    }
+    let mut root_cert = roots.into_bytes();
+    if let Some(ca) = &tls.ca {
+        root_cert.push(b'\n');
+        root_cert.extend_from_slice(ca);
+    }
+    let client_tls = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.clone(),
+        }),
+        _ => None,
+    };
+    TlsCertificates {
+        client_tls,
+        root_cert: Some(root_cert),
+    }
+}
+
+/// The Redis the node talks to right now.
+#[derive(Clone)]
+pub(crate) struct Current {
+    pub client: Client,
+    pub pool: Pool,
+    /// `host:port`, for logs.
+    pub addr: String,
+}
+
+enum Source {
+    Direct,
+    Sentinel {
+        client: Box<tokio::sync::Mutex<SentinelClient>>,
+        master: String,
+        /// When the sentinels were last asked.
+        asked: tokio::sync::Mutex<Option<Instant>>,
+    },
+}
+
+pub(crate) struct Link {
+    source: Source,
+    connection: AsyncConnectionConfig,
+    current: RwLock<Option<Current>>,
+    /// Bumped each time the master moved.
+    generation: watch::Sender<u64>,
+}
+
+/// The sentinels are asked at most this often (many callers notice one failover at once).
+const ASK_INTERVAL: Duration = Duration::from_millis(250);
+
+impl Link {
+    pub fn new(url: &str, tls: &RedisTls) -> Result<Link, String> {
+        // A command unanswered for COMMAND_TIMEOUT fails (an HTTP 503, a retried heartbeat)
+        // instead of hanging a caller while Redis is cut off without a reset. It is far above
+        // any script's run time and above the longest XREADGROUP block the dispatcher asks
+        // for (half a second). The pool's waits bound getting a connection.
+        let connection = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        let (source, current) = match parse(url)? {
+            Endpoint::Direct(info) => {
+                let client = match info.addr() {
+                    ConnectionAddr::TcpTls { .. } => {
+                        Client::build_with_tls(info, certificates(tls))
+                    }
+                    _ => Client::open(info),
+                }
+                .map_err(|e| e.to_string())?;
+                let current = current_for(client, &connection).map_err(|e| e.to_string())?;
+                (Source::Direct, Some(current))
+            }
+            Endpoint::Sentinel(spec) => {
+                let master = spec.master.clone();
+                let client = sentinel_client(spec, tls).map_err(|e| e.to_string())?;
+                let source = Source::Sentinel {
+                    client: Box::new(tokio::sync::Mutex::new(client)),
+                    master,
+                    asked: tokio::sync::Mutex::new(None),
+                };
+                (source, None)
+            }
+        };
+        Ok(Link {
+            source,
+            connection,
+            current: RwLock::new(current),
+            generation: watch::channel(0).0,
+        })
+    }
+
+    pub fn is_sentinel(&self) -> bool {
+        matches!(self.source, Source::Sentinel { .. })
+    }
+
+    /// The Redis to talk to; behind Sentinel, asks the sentinels first if none is known yet.
+    pub async fn current(&self) -> Result<Current, BackplaneError> {
+        if let Some(c) = herald_core::sync::read(&self.current).clone() {
+            return Ok(c);
+        }
+        self.refresh().await;
+        herald_core::sync::read(&self.current)
+            .clone()
+            .ok_or_else(|| {
+                BackplaneError(Box::new(Unavailable(
+                    "no Redis master known yet (the sentinels did not name one)".into(),
+                )))
+            })
+    }
+
+    pub async fn pool(&self) -> Result<Pool, BackplaneError> {
+        Ok(self.current().await?.pool)
+    }
+
+    /// Watches master moves (the listener resubscribes on the new master).
+    pub fn generation(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Something suggests the master moved: ask the sentinels, in the background. Nothing to
+    /// do for a single server.
+    pub fn suspect(self: &Arc<Self>) {
+        if self.is_sentinel() {
+            let link = self.clone();
+            tokio::spawn(async move { link.refresh().await });
+        }
+    }
+
+    /// Asks the sentinels for the master and moves there if it changed. Returns the error of
+    /// the lookup, if it failed.
+    pub async fn refresh(&self) -> Option<redis::RedisError> {
+        let Source::Sentinel {
+            client,
+            master,
+            asked,
+        } = &self.source
+        else {
+            return None;
+        };
+        let mut asked = asked.lock().await;
+        let known = herald_core::sync::read(&self.current).is_some();
+        if known && asked.is_some_and(|t| t.elapsed() < ASK_INTERVAL) {
+            return None;
+        }
+        *asked = Some(Instant::now());
+        let found = {
+            let mut sentinels = client.lock().await;
+            tokio::time::timeout(COMMAND_TIMEOUT, sentinels.async_get_client()).await
+        };
+        let found = match found {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => {
+                tracing::warn!(master = %master, error = %e, "the sentinels named no usable Redis master");
+                return Some(e);
+            }
+            Err(_) => {
+                tracing::warn!(master = %master, "the sentinels did not answer in time");
+                return Some(redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the sentinels did not answer in time",
+                )));
+            }
+        };
+        let addr = found.get_connection_info().addr().to_string();
+        let moved = herald_core::sync::read(&self.current)
+            .as_ref()
+            .is_none_or(|c| c.addr != addr);
+        if moved {
+            match current_for(found, &self.connection) {
+                Ok(current) => {
+                    let first = !known;
+                    *herald_core::sync::write(&self.current) = Some(current);
+                    self.generation.send_modify(|g| *g += 1);
+                    if first {
+                        tracing::info!(master = %master, addr = %addr, "Sentinel names the Redis master");
+                    } else {
+                        tracing::warn!(master = %master, addr = %addr, "the Redis master moved; following it");
+                    }
+                }
+                Err(e) => return Some(e),
+            }
+        }
+        None
+    }
+
+    /// Listens to the sentinels' `+switch-master` announcements and follows a move at once,
+    /// without waiting for a failed command. Runs for the life of the node.
+    pub async fn watch_switches(self: Arc<Self>) {
+        let Source::Sentinel { client, master, .. } = &self.source else {
+            return;
+        };
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let sentinel = {
+                let mut sentinels = client.lock().await;
+                tokio::time::timeout(COMMAND_TIMEOUT, sentinels.async_get_sentinel_client()).await
+            };
+            if let Ok(Ok(sentinel)) = sentinel
+                && let Ok(Ok(mut pubsub)) =
+                    tokio::time::timeout(COMMAND_TIMEOUT, sentinel.get_async_pubsub()).await
+                && let Ok(Ok(())) =
+                    tokio::time::timeout(COMMAND_TIMEOUT, pubsub.subscribe("+switch-master")).await
+            {
+                backoff = Duration::from_millis(500);
+                let mut messages = pubsub.on_message();
+                while let Some(msg) = messages.next().await {
+                    // "<master name> <old ip> <old port> <new ip> <new port>"
+                    let payload: String = msg.get_payload().unwrap_or_default();
+                    if payload.split(' ').next() == Some(master.as_str()) {
+                        tracing::info!(master = %master, "the sentinels announced a new master");
+                        self.refresh().await;
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+fn current_for(
+    client: Client,
+    connection: &AsyncConnectionConfig,
+) -> Result<Current, redis::RedisError> {
+    let info = client.get_connection_info().clone();
+    let addr = info.addr().to_string();
+    let manager = deadpool_redis::Manager::new_with_config(info, connection.clone())?;
+    let pool = Pool::builder(manager)
+        .max_size(16)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(2)))
+        .create_timeout(Some(Duration::from_secs(2)))
+        .recycle_timeout(Some(Duration::from_secs(2)))
+        .build()
+        .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+    Ok(Current { client, pool, addr })
+}
+
+fn sentinel_client(spec: SentinelSpec, tls: &RedisTls) -> redis::RedisResult<SentinelClient> {
+    let addrs = spec.sentinels.iter().map(|(host, port)| {
+        if spec.tls {
+            ConnectionAddr::TcpTls {
+                host: host.clone(),
+                port: *port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host.clone(), *port)
+        }
+    });
+    let mut b = SentinelClientBuilder::new(addrs, &spec.master, SentinelServerType::Master)?
+        .set_client_to_redis_db(spec.db);
+    if let Some(u) = &spec.username {
+        b = b.set_client_to_redis_username(u);
+    }
+    if let Some(p) = &spec.password {
+        b = b.set_client_to_redis_password(p);
+    }
+    if let Some(u) = &spec.sentinel_username {
+        b = b.set_client_to_sentinel_username(u);
+    }
+    if let Some(p) = &spec.sentinel_password {
+        b = b.set_client_to_sentinel_password(p);
+    }
+    if spec.tls {
+        b = b
+            .set_client_to_redis_tls_mode(TlsMode::Secure)
+            .set_client_to_redis_certificates(certificates(tls))
+            .set_client_to_sentinel_tls_mode(TlsMode::Secure)
+            .set_client_to_sentinel_certificates(certificates(tls));
+    }
+    b.build()
+}
+
+/// Why a first connection failed, for start-up: a configuration that can never work stops
+/// the node; a Redis that is not up yet does not (the node waits for it, not ready).
+#[derive(Debug)]
+pub enum ProbeError {
+    /// Names the key to fix.
+    Fatal(String),
+    Unreachable(String),
+}
+
+/// Connects once (asking the sentinels first, behind Sentinel) and PINGs.
+pub async fn probe(url: &str, tls: &RedisTls) -> Result<(), ProbeError> {
+    let link = Link::new(url, tls).map_err(ProbeError::Fatal)?;
+    if let Some(e) = link.refresh().await {
+        return Err(classify(&e, true));
+    }
+    let current = link
+        .current()
+        .await
+        .map_err(|e| ProbeError::Unreachable(e.to_string()))?;
+    let attempt = async {
+        let mut c = current
+            .client
+            .get_multiplexed_async_connection_with_config(&link.connection)
+            .await?;
+        redis::cmd("PING").query_async::<()>(&mut c).await
+    };
+    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(classify(&e, false)),
+        Err(_) => Err(ProbeError::Unreachable(format!(
+            "{} did not answer within 5 s",
+            current.addr
+        ))),
+    }
+}
+
+fn classify(e: &redis::RedisError, sentinel: bool) -> ProbeError {
+    let who = if sentinel { "a sentinel" } else { "Redis" };
+    if let Some(tls) = rustls_error(e) {
+        return ProbeError::Fatal(match tls {
+            rustls::Error::InvalidCertificate(why) => format!(
+                "redis_tls_ca_file: the certificate {who} presented does not verify ({why:?}); set redis_tls_ca_file to the PEM of the CA that signed it"
+            ),
+            rustls::Error::AlertReceived(alert) => format!(
+                "redis_tls_cert_file: {who} ended the TLS handshake ({alert:?}); it may require a client certificate (redis_tls_cert_file and redis_tls_key_file)"
+            ),
+            other => format!("redis_url: TLS to {who} failed: {other}"),
+        });
+    }
+    let code = e.code().unwrap_or_default();
+    if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM")
+        || e.to_string().contains("without any password configured")
+    {
+        let fix = if sentinel {
+            "the sentinels' own credentials are ?sentinel_username=…&sentinel_password=… in redis_url"
+        } else {
+            "check the user name and password in redis_url"
+        };
+        return ProbeError::Fatal(format!(
+            "redis_url: {who} refused the credentials ({e}); {fix}"
+        ));
+    }
+    if e.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel {
+        return ProbeError::Fatal(format!(
+            "redis_url: the sentinels know no master of that name: {e}"
+        ));
+    }
+    ProbeError::Unreachable(e.to_string())
+}
+
+/// The rustls error inside a connection error, if TLS is what failed. The redis crate keeps
+/// the I/O error behind an `Arc<dyn Error>`, and tokio-rustls the rustls error inside the
+/// I/O error, where `source()` does not reach: each wrapper is opened by hand.
+fn rustls_error(e: &redis::RedisError) -> Option<&rustls::Error> {
+    type Shared = Arc<dyn std::error::Error + Send + Sync>;
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
+    pending.extend(std::error::Error::source(e));
+    while let Some(c) = pending.pop() {
+        if let Some(r) = c.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(shared) = c.downcast_ref::<Shared>() {
+            pending.push(&**shared);
+        }
+        if let Some(inner) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            pending.push(inner);
+        }
+        pending.extend(c.source());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_urls_parse() {
+        let s = parse_sentinel(
+            "rediss+sentinel://app:p%40ss@10.0.0.1:26379,[::1]:26380,sent-3/main/2?sentinel_username=s&sentinel_password=sp",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            SentinelSpec {
+                tls: true,
+                sentinels: vec![
+                    ("10.0.0.1".into(), 26379),
+                    ("::1".into(), 26380),
+                    ("sent-3".into(), SENTINEL_PORT)
+                ],
+                master: "main".into(),
+                db: 2,
+                username: Some("app".into()),
+                password: Some("p@ss".into()),
+                sentinel_username: Some("s".into()),
+                sentinel_password: Some("sp".into()),
+            }
+        );
+        let s = parse_sentinel("redis+sentinel://:pw@h:1/m", false).unwrap();
+        assert_eq!((s.username, s.password, s.db), (None, Some("pw".into()), 0));
+    }
+
+    #[test]
+    fn bad_sentinel_urls_say_what_is_wrong() {
+        for (url, says) in [
+            ("redis+sentinel:///main", "names no sentinel"),
+            ("redis+sentinel://h:1", "names no master"),
+            ("redis+sentinel://h:1/m/x", "must be a number"),
+            ("redis+sentinel://h:x/m", "is not HOST:PORT"),
+            (
+                "redis+sentinel://h:1/m?password=x",
+                "unknown parameter 'password'",
+            ),
+        ] {
+            let e = parse_sentinel(url, false).unwrap_err();
+            assert!(e.contains(says), "{url}: {e}");
+            assert!(!e.contains("x@"), "{e}");
+        }
+        assert!(parse("http://h").is_err());
+    }
+
+    #[test]
+    fn the_web_roots_and_a_ca_make_one_bundle() {
+        let c = certificates(&RedisTls::default());
+        let pem = c.root_cert.unwrap();
+        let n = String::from_utf8(pem)
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count();
+        assert_eq!(n, webpki_root_certs::TLS_SERVER_ROOT_CERTS.len());
+        assert!(n > 100);
+        // The crate parses the bundle into a trust store (a bad PEM fails here, not later).
+        let info = "rediss://127.0.0.1:1/".into_connection_info().unwrap();
+        Client::build_with_tls(info, certificates(&RedisTls::default())).unwrap();
+    }
+}

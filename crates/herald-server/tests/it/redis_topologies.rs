@@ -1,0 +1,264 @@
+//! The Redis that production teams run: TLS with a password (and mutual TLS), and a Sentinel
+//! set whose master dies under traffic. Real servers on free ports, started here.
+
+use std::time::Duration;
+
+use herald_redis::test_support::{
+    RedisOptions, RedisServer, SentinelSet, TestCa, TlsFiles, toml_path,
+};
+use serde_json::json;
+
+use crate::support::*;
+
+fn tls_redis(ca: &TestCa, password: &str, client_certs: bool) -> RedisServer {
+    RedisServer::start_with(RedisOptions {
+        password: Some(password.to_owned()),
+        tls: Some(TlsFiles::of(ca)),
+        client_certs,
+        ..RedisOptions::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_behaviour_holds_on_a_tls_redis_with_a_password() {
+    let ca = TestCa::new();
+    let redis = tls_redis(&ca, "tls-pass-7", false);
+    crate::cluster::all(&Topology::tls(&redis, &ca)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_nodes_present_their_client_certificate() {
+    let ca = TestCa::new();
+    let redis = tls_redis(&ca, "mtls-pass", true);
+    let t = Topology {
+        name: "a mutual-TLS redis-server",
+        url: redis.url(),
+        toml: format!(
+            "redis_tls_ca_file = {}\nredis_tls_cert_file = {}\nredis_tls_key_file = {}\n",
+            toml_path(&ca.ca),
+            toml_path(&ca.client_cert),
+            toml_path(&ca.client_key)
+        ),
+    };
+    let cluster = Nodes::start(&t, 2, DEFAULT_TOML).await;
+    let mut b = cluster.nodes[1].connect().await;
+    b.subscribe("news").await;
+    let r = cluster.nodes[0].api().trigger(&["news"], "e", "hi").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(b.expect("e").await["data"], "hi");
+}
+
+/// What a node prints when it cannot start; the password must not be in it.
+async fn start_failure(toml: &str, secret: &str) -> String {
+    let (code, stderr) = run_to_exit(toml).await;
+    assert_eq!(code, Some(1), "herald should exit 1; stderr:\n{stderr}");
+    assert!(!stderr.contains(secret), "the password leaked:\n{stderr}");
+    eprintln!(
+        "start-up refused: {}",
+        stderr.trim_end().lines().last().unwrap_or_default()
+    );
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_or_password_that_cannot_work_stops_start_up_naming_the_key() {
+    let ca = TestCa::new();
+    let other_ca = TestCa::new();
+    let password = "right-pass-93";
+    let redis = tls_redis(&ca, password, false);
+    let mtls = tls_redis(&ca, password, true);
+    let node = |url: &str, extra: &str| {
+        format!("redis_url = \"{url}\"\nredis_prefix = \"t\"\n{extra}{DEFAULT_TOML}")
+    };
+    let ca_line = format!("redis_tls_ca_file = {}\n", toml_path(&ca.ca));
+
+    // No CA: the test CA is not among the web roots.
+    let out = start_failure(&node(&redis.url(), ""), password).await;
+    assert!(
+        out.contains("redis_tls_ca_file") && out.contains("does not verify"),
+        "{out}"
+    );
+    // The wrong CA.
+    let wrong = format!("redis_tls_ca_file = {}\n", toml_path(&other_ca.ca));
+    let out = start_failure(&node(&redis.url(), &wrong), password).await;
+    assert!(out.contains("redis_tls_ca_file"), "{out}");
+    // The wrong password, then no password at all.
+    let bad_pass = redis.url().replace(password, "wrong-pass-41");
+    let out = start_failure(&node(&bad_pass, &ca_line), "wrong-pass-41").await;
+    assert!(
+        out.contains("redis_url") && out.contains("refused the credentials"),
+        "{out}"
+    );
+    let no_pass = redis.url().replace(&format!(":{password}@"), "");
+    let out = start_failure(&node(&no_pass, &ca_line), password).await;
+    assert!(out.contains("refused the credentials"), "{out}");
+    // A server that wants a client certificate, and none configured.
+    let out = start_failure(&node(&mtls.url(), &ca_line), password).await;
+    assert!(out.contains("redis_tls_cert_file"), "{out}");
+    // TLS files with a plain URL: a configuration error before any connection.
+    let plain = format!("redis://127.0.0.1:{}/", redis.port);
+    let out = start_failure(&node(&plain, &ca_line), password).await;
+    assert!(
+        out.contains("redis_tls_ca_file") && out.contains("TLS redis_url only"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_behaviour_holds_on_a_sentinel_set() {
+    let set = SentinelSet::start();
+    crate::cluster::all(&Topology::sentinel(&set)).await;
+}
+
+/// A publish on `from` of `seq`, and its status (200 or 503; anything else fails).
+async fn publish(from: &TestServer, seq: u32) -> u16 {
+    let r = from
+        .api()
+        .trigger(&["ticks"], "tick", &seq.to_string())
+        .await;
+    assert!(
+        r.status == 200 || r.status == 503,
+        "publish {seq}: {} {}",
+        r.status,
+        r.body
+    );
+    r.status
+}
+
+/// Every `tick` a client has received so far (stops at 300 ms of quiet).
+async fn ticks(c: &mut Client) -> Vec<u32> {
+    let mut seen = Vec::new();
+    while let Ok(Some(v)) = tokio::time::timeout(Duration::from_millis(300), c.next_event()).await {
+        assert_ne!(
+            v["event"], "pusher_internal:member_removed",
+            "a member was removed by the failover: {v}"
+        );
+        if v["event"] == "tick" {
+            seen.push(v["data"].as_str().unwrap().parse().unwrap());
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_follow_a_sentinel_failover_under_traffic() {
+    let mut set = SentinelSet::start();
+    let t = Topology::sentinel(&set);
+    let cluster = Nodes::start(&t, 2, DEFAULT_TOML).await;
+    let (n0, n1) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let mut subs = Vec::new();
+    let mut members = Vec::new();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let mut s = node.connect().await;
+        s.subscribe("ticks").await;
+        subs.push(s);
+        for u in 0..3 {
+            let mut m = node.connect().await;
+            let data = format!(r#"{{"user_id":"u{i}{u}"}}"#);
+            m.subscribe_signed("presence-room", Some(&data)).await;
+            members.push(m);
+        }
+    }
+    let everyone = json!({"users": [
+        {"id": "u00"}, {"id": "u01"}, {"id": "u02"}, {"id": "u10"}, {"id": "u11"}, {"id": "u12"}
+    ]});
+    for node in &cluster.nodes {
+        let users = node.api().get("/channels/presence-room/users", &[]).await;
+        assert_eq!(users.body, everyone);
+    }
+
+    // One sentinel dies (the first the URL names): nothing changes.
+    set.sentinels[0].kill();
+    for seq in 0..10 {
+        let from = if seq % 2 == 0 { n0 } else { n1 };
+        assert_eq!(
+            publish(from, seq).await,
+            200,
+            "publish {seq} with a sentinel down"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for s in &mut subs {
+        assert_eq!(ticks(s).await, (0..10).collect::<Vec<_>>());
+    }
+    assert_eq!(raw_http(n0.admin, "GET", "/ready", "").await.status, 200);
+
+    // The master dies under traffic.
+    let old = set.master_port().expect("the sentinels name a master");
+    set.master.kill();
+    let killed = tokio::time::Instant::now();
+    let mut seq = 100;
+    let (mut refused, mut not_ready, mut promoted_at) = (0, 0, None);
+    // Deliveries resume: a publish accepted on each node reaches the subscriber on the other.
+    let resumed_at = loop {
+        let elapsed = killed.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(40),
+            "deliveries did not resume within 40 s of the kill"
+        );
+        if promoted_at.is_none() && set.master_port().is_some_and(|p| p != old) {
+            promoted_at = Some(tokio::time::Instant::now());
+        }
+        for node in [n0, n1] {
+            if raw_http(node.admin, "GET", "/ready", "").await.status == 503 {
+                not_ready += 1;
+            }
+        }
+        let (a, b) = (publish(n0, seq).await, publish(n1, seq + 1).await);
+        refused += usize::from(a == 503) + usize::from(b == 503);
+        if a == 200 && b == 200 && promoted_at.is_some() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (got1, got0) = (ticks(&mut subs[1]).await, ticks(&mut subs[0]).await);
+            if got1.contains(&seq) && got0.contains(&(seq + 1)) {
+                break tokio::time::Instant::now();
+            }
+        }
+        seq += 2;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let promoted_at = promoted_at.expect("promotion seen");
+    eprintln!(
+        "failover: promoted {:?} after the kill, deliveries resumed {:?} after the promotion; {refused} publishes answered 503, /ready 503 seen {not_ready} times",
+        promoted_at - killed,
+        resumed_at.saturating_duration_since(promoted_at)
+    );
+    assert!(
+        resumed_at.saturating_duration_since(promoted_at) < Duration::from_secs(10),
+        "deliveries resumed more than 10 s after the promotion"
+    );
+    assert!(
+        refused > 0,
+        "no publish was refused while there was no master"
+    );
+    assert!(
+        not_ready > 0,
+        "/ready never answered 503 while there was no master"
+    );
+
+    // Both nodes ready, every publish from now on delivered everywhere.
+    n0.wait_ready(true).await;
+    n1.wait_ready(true).await;
+    for s in &mut subs {
+        ticks(s).await;
+    }
+    for seq in 1000..1010 {
+        let from = if seq % 2 == 0 { n0 } else { n1 };
+        assert_eq!(publish(from, seq).await, 200);
+    }
+    for s in &mut subs {
+        assert_eq!(ticks(s).await, (1000..1010).collect::<Vec<_>>());
+    }
+    // Presence intact on both nodes, and no member saw anyone leave.
+    for node in &cluster.nodes {
+        let users = node.api().get("/channels/presence-room/users", &[]).await;
+        assert_eq!(users.body, everyone);
+        let info = node
+            .api()
+            .get("/channels/presence-room", &[("info", "user_count")])
+            .await;
+        assert_eq!(info.body["user_count"], 6);
+    }
+    for m in &mut members {
+        ticks(m).await;
+    }
+}
