@@ -387,6 +387,18 @@ impl SentinelSet {
         )
     }
 
+    /// `SENTINEL FAILOVER`: the sentinels promote the replica although the master is fine
+    /// (the old master stays up and becomes a replica).
+    pub fn failover(&self) {
+        let s = self
+            .sentinels
+            .iter()
+            .find(|s| s.child.is_some())
+            .expect("a live sentinel");
+        let out = s.cli(&["SENTINEL", "FAILOVER", &self.name]);
+        assert!(out.contains("OK"), "SENTINEL FAILOVER: {out}");
+    }
+
     /// The port the live sentinels name as master now.
     pub fn master_port(&self) -> Option<u16> {
         let s = self.sentinels.iter().find(|s| s.child.is_some())?;

@@ -262,3 +262,55 @@ async fn nodes_follow_a_sentinel_failover_under_traffic() {
         ticks(m).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_follow_a_switch_while_the_old_master_stays_up() {
+    let set = SentinelSet::start();
+    let t = Topology::sentinel(&set);
+    let cluster = Nodes::start(&t, 2, DEFAULT_TOML).await;
+    let (n0, n1) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let mut sub = n1.connect().await;
+    sub.subscribe("ticks").await;
+    let mut member = n0.connect().await;
+    member
+        .subscribe_signed("presence-room", Some(r#"{"user_id":"ann"}"#))
+        .await;
+    let old = set.master_port().expect("a master");
+    set.failover();
+    let switched = tokio::time::Instant::now();
+    let mut seq = 0;
+    loop {
+        assert!(
+            switched.elapsed() < Duration::from_secs(30),
+            "deliveries did not resume on the new master"
+        );
+        let moved = set.master_port().is_some_and(|p| p != old);
+        if publish(n0, seq).await == 200 && moved {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if ticks(&mut sub).await.contains(&seq) {
+                break;
+            }
+        }
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "switch: deliveries resumed {:?} after SENTINEL FAILOVER",
+        switched.elapsed()
+    );
+    // The old master is up, a replica now: it refuses writes (the nodes no longer send any).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !set.master.cli(&["SET", "probe", "1"]).contains("READONLY") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old master never became a replica"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in [n0, n1] {
+        node.wait_ready(true).await;
+        let users = node.api().get("/channels/presence-room/users", &[]).await;
+        assert_eq!(users.body, json!({"users": [{"id": "ann"}]}));
+    }
+    ticks(&mut member).await;
+}
