@@ -130,7 +130,7 @@ for set in "${VALUES_SETS[@]}"; do
     external=""
     if [ "$name" = existing-secrets-values ]; then
         # That values set names Secrets the user creates.
-        external=$("$PY" -c 'import sys, yaml; v = yaml.safe_load(open(sys.argv[1])); print(",".join([v["existingSecret"], v["redis"]["existingSecret"]]))' "$set")
+        external=$("$PY" -c 'import sys, yaml; v = yaml.safe_load(open(sys.argv[1])); print(",".join([v["existingSecret"], v["redis"]["existingSecret"], v["redis"]["tls"]["existingSecret"]]))' "$set")
     fi
     EXTERNAL_SECRETS=$external "${CHECKS[@]}" manifests README.md "helm $name" "$out"
     "${CHECKS[@]}" extract-toml "$TMP" "$out" >/dev/null
@@ -145,6 +145,12 @@ terminationGracePeriodSeconds: 15
 EOF
 cat >"$TMP/refuse-unknown-value.yaml" <<'EOF'
 replicas: 3
+EOF
+cat >"$TMP/refuse-ca-without-secret.yaml" <<'EOF'
+existingSecret: herald-config
+redis:
+  tls:
+    ca: "-----BEGIN CERTIFICATE-----"
 EOF
 for bad in "$TMP"/refuse-*.yaml; do
     if render -f "$bad" >/dev/null 2>"$TMP/refused.txt"; then
@@ -165,7 +171,8 @@ if PY312=$(find_python 12); then
     fi
     if [ -x "$HELM_VENV/bin/python" ]; then
         HOME="$TMP" "$HELM_VENV/bin/python" deploy/tools/helm_lint.py "$CHART" "$CHART"/ci/*.yaml \
-            --expect-fail "$TMP/refuse-no-redis.yaml" --expect-fail "$TMP/refuse-short-grace.yaml"
+            --expect-fail "$TMP/refuse-no-redis.yaml" --expect-fail "$TMP/refuse-short-grace.yaml" \
+            --expect-fail "$TMP/refuse-ca-without-secret.yaml"
         # Unknown values: Helm's schema validation must refuse them (an error, not a guard).
         if HOME="$TMP" "$HELM_VENV/bin/python" deploy/tools/helm_lint.py "$CHART" "$TMP/refuse-unknown-value.yaml" >/dev/null 2>&1; then
             echo "  FAIL helm lint accepted an unknown value (values.schema.json not applied?)"; exit 1

@@ -297,8 +297,16 @@ def check_herald_container(d, c, pod, volumes, secrets, external, keys, cw) -> N
         fail(f"{cw}: terminationGracePeriodSeconds {grace} < preStop {sleep} + drain_secs "
              f"{drain} + 10")
     names = {e["name"] for e in c.get("env", [])}
-    if any(n.startswith("HERALD_") and n not in ("HERALD_REDIS_URL", "HERALD_LOG") for n in names):
+    tls_files = ("HERALD_REDIS_TLS_CA_FILE", "HERALD_REDIS_TLS_CERT_FILE", "HERALD_REDIS_TLS_KEY_FILE")
+    if any(n.startswith("HERALD_") and n not in ("HERALD_REDIS_URL", "HERALD_LOG") + tls_files
+           for n in names):
         fail(f"{cw}: unexpected HERALD_ variables {sorted(names)}")
+    # The Redis TLS files must be where a volume is mounted.
+    mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+    for e in c.get("env", []):
+        if e["name"] in tls_files and not any(
+                e.get("value", "").startswith(m.rstrip("/") + "/") for m in mounts):
+            fail(f"{cw}: {e['name']}={e.get('value')} is not under a mounted volume {mounts}")
     if pod.get("enableServiceLinks") is not False:
         fail(f"{cw}: enableServiceLinks must be false (service links inject HERALD_* variables)")
 
