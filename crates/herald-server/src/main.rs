@@ -28,7 +28,9 @@ struct Cli {
     /// /metrics, /health, /ready listen address [default 0.0.0.0:9601].
     #[arg(long, value_name = "ADDR")]
     metrics_bind: Option<String>,
-    /// Redis backplane URL for a cluster (absent: single node, in memory).
+    /// Redis backplane URL for a cluster (absent: single node, in memory):
+    /// redis://[USER:PASSWORD@]HOST:PORT/DB, rediss://… for TLS (redis_tls_ca_file for a
+    /// private CA), redis+sentinel://[USER:PASSWORD@]HOST:PORT,…/MASTER[/DB] for a Sentinel set.
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
     /// Write the process id to this file.
