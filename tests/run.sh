@@ -10,6 +10,7 @@ need cargo "Install Rust from https://rustup.rs"
 need node "Install Node.js 20 or newer (Debian: apt-get install nodejs npm)"
 need npm "Install npm (Debian: apt-get install npm)"
 need redis-server "The cluster tests start their own redis-server (Debian: apt-get install redis-server)"
+need openssl "The TLS Redis of the compatibility tests gets its certificates from openssl (Debian: apt-get install openssl)"
 [ -x /usr/bin/chromium ] || {
     echo "error: /usr/bin/chromium is missing. The console test drives it headless (Debian: apt-get install chromium)" >&2
     exit 1
@@ -40,7 +41,7 @@ fi
 node python/venv.mjs
 npm test
 
-echo "== compatibility tests in cluster mode (3 herald nodes on a private redis-server)"
+echo "== compatibility tests in cluster mode (3 herald nodes on a private TLS redis-server with a password)"
 npm run test:cluster
 
 echo "== compatibility tests behind a load balancer (haproxy in front of 3 nodes; drain under traffic)"

@@ -17,13 +17,14 @@
 // to wait for a condition. The only fixed-length waits are `observe()` windows used
 // to prove that something does NOT happen, and those are kept short and explicit.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { after, afterEach, before } from 'node:test';
 
@@ -83,6 +84,19 @@ export const CLUSTER = (() => {
     throw new Error(`HERALD_COMPAT_CLUSTER must be a node count between 1 and 16, got '${v}'`);
   }
   return n;
+})();
+
+/**
+ * The Redis of cluster mode: HERALD_COMPAT_REDIS=tls starts it TLS-only (`--port 0
+ * --tls-port …`) with `requirepass`, a CA and server certificate made with `openssl` for the run,
+ * and the nodes connect with `rediss://:PASSWORD@…` and `redis_tls_ca_file`; unset or `plain`
+ * starts a plain one.
+ */
+export const REDIS_TLS = (() => {
+  const v = (process.env.HERALD_COMPAT_REDIS || '').trim();
+  if (v === '' || v === 'plain') return false;
+  if (v !== 'tls') throw new Error(`HERALD_COMPAT_REDIS must be tls, plain or unset, got '${v}'`);
+  return true;
 })();
 
 /** Default deadline for any single awaited condition. */
@@ -426,7 +440,7 @@ export function startHerald(opts = {}) {
   return retryOnPortClash(() => startHeraldOnce(opts));
 }
 
-async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, label, ports = null } = {}) {
+async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, redisToml = '', label, ports = null } = {}) {
   if (!fs.existsSync(HERALD_BIN)) {
     throw new Error(
       `herald binary not found at ${HERALD_BIN}: build it with \`cargo build -p herald-server\` ` +
@@ -436,7 +450,7 @@ async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, label, p
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-'));
   const configPath = path.join(dir, 'herald.toml');
   // top-level keys must come before the first [[apps]] table
-  const text = redisUrl ? clusterHeader(redisUrl) + config : config;
+  const text = redisUrl ? clusterHeader(redisUrl, redisToml) + config : config;
   fs.writeFileSync(configPath, text);
 
   // a restart passes the ports it had: haproxy's configuration names them
@@ -466,7 +480,7 @@ async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, label, p
     /** Sends `signal` (SIGKILL, SIGTERM, SIGSTOP, SIGCONT, ...) to the process. */
     signal: (signal) => process.kill(proc.pid, signal),
     /** Starts the same node again (same config, ports and label) once this process has exited. */
-    restart: () => startHeraldOnce({ config, redisUrl, label, ports: [port, metricsPort] }),
+    restart: () => startHeraldOnce({ config, redisUrl, redisToml, label, ports: [port, metricsPort] }),
   };
 
   const probe = redisUrl ? '/ready' : '/health';
@@ -490,10 +504,11 @@ async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, label, p
   return server;
 }
 
-function clusterHeader(redisUrl) {
+function clusterHeader(redisUrl, redisToml = '') {
   return (
     `# cluster mode (HERALD_COMPAT_CLUSTER)\n` +
     `redis_url = "${redisUrl}"\n` +
+    redisToml +
     `redis_prefix = "compat"\n` +
     `heartbeat_interval_secs = 1\n` +
     `node_timeout_secs = 3\n` +
@@ -515,21 +530,30 @@ function which(name) {
   return null;
 }
 
-/** Resolves true when a TCP connection to the port answers +PONG to PING. */
-function redisPing(port, timeoutMs) {
+/**
+ * Resolves true when a connection to the port answers +PONG to PING (over TLS with `auth`'s CA
+ * and password when given).
+ */
+function redisPing(port, timeoutMs, auth = null) {
   return new Promise((resolve) => {
     let buf = '';
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = auth
+      ? tls.connect({ host: '127.0.0.1', port, ca: auth.ca })
+      : net.connect({ host: '127.0.0.1', port });
     const done = (ok) => {
       sock.destroy();
       resolve(ok);
     };
     sock.setTimeout(timeoutMs, () => done(false));
     sock.on('error', () => done(false));
-    sock.on('connect', () => sock.write('PING\r\n'));
+    const hello = auth ? `AUTH ${auth.password}\r\nPING\r\n` : 'PING\r\n';
+    sock.on(auth ? 'secureConnect' : 'connect', () => sock.write(hello));
+    // AUTH answers +OK first; the PING's answer is the last line
+    const lines = auth ? 2 : 1;
     sock.on('data', (d) => {
       buf += d.toString('latin1');
-      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
+      const got = buf.split('\r\n').filter(Boolean);
+      if (got.length >= lines) done(got[lines - 1].startsWith('+PONG'));
     });
   });
 }
@@ -548,12 +572,25 @@ async function startRedisOnce(fixedPort = null) {
   }
   const [port] = fixedPort ? [fixedPort] : await freePorts(1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const auth = REDIS_TLS ? redisTlsMaterial() : null;
+  if (auth) {
+    args.push('--port', '0', '--tls-port', String(port), '--tls-auth-clients', 'no');
+    args.push('--tls-ca-cert-file', auth.caFile, '--tls-cert-file', auth.certFile, '--tls-key-file', auth.keyFile);
+    args.push('--requirepass', auth.password);
+  } else {
+    args.push('--port', String(port));
+  }
   const proc = spawnManaged(bin, args, { label: 'redis', cleanupDir: dir });
+  /** The URL of this Redis as reached on `p` (its own port, or a proxy's in front of it). */
+  const urlAt = (p) => (auth ? `rediss://:${auth.password}@127.0.0.1:${p}/` : `redis://127.0.0.1:${p}/`);
   const redis = {
     port,
     pid: proc.pid,
-    url: `redis://127.0.0.1:${port}/`,
+    url: urlAt(port),
+    urlAt,
+    /** Top-level keys a node needs beside redis_url (the CA, in TLS mode). */
+    toml: auth ? `redis_tls_ca_file = ${JSON.stringify(auth.caFile)}\n` : '',
     logs: proc.logs,
     stop: () => proc.stop(),
     /** Kills this redis-server (SIGKILL) and starts an empty one on the same port. */
@@ -576,9 +613,40 @@ async function startRedisOnce(fixedPort = null) {
       await redis.stop();
       throw new Error(`redis-server ${why}\ncommand: ${bin} ${args.join(' ')}\n----- output -----\n${proc.logs()}`);
     }
-    if (await redisPing(port, 500)) return redis;
+    if (await redisPing(port, 500, auth)) return redis;
     await observe(50);
   }
+}
+
+let tlsMaterial = null;
+
+/**
+ * A CA, a server certificate for 127.0.0.1 signed by it and a password, made once per run with
+ * `openssl` in a directory removed at exit.
+ */
+function redisTlsMaterial() {
+  if (tlsMaterial) return tlsMaterial;
+  if (!which('openssl')) {
+    throw new Error('HERALD_COMPAT_REDIS=tls needs openssl, which is not on PATH: install it: sudo apt-get install -y openssl');
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-tls-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const f = (name) => path.join(dir, name);
+  const ssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-subj', '/CN=herald compat CA', '-days', '2');
+  ssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
+  fs.writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial',
+    '-out', f('server.pem'), '-days', '2', '-extfile', f('san.ext'));
+  tlsMaterial = {
+    caFile: f('ca.pem'),
+    certFile: f('server.pem'),
+    keyFile: f('server.key'),
+    ca: fs.readFileSync(f('ca.pem')),
+    password: crypto.randomBytes(12).toString('hex'),
+  };
+  return tlsMaterial;
 }
 
 /**
@@ -660,7 +728,12 @@ export async function startCluster(n, { config = CONFIG_TOML, proxied = false } 
   const proxies = proxied ? await Promise.all(Array.from({ length: n }, () => startTcpProxy(redis.port))) : [];
   const started = await Promise.allSettled(
     Array.from({ length: n }, (_, i) =>
-      startHerald({ config, redisUrl: proxied ? proxies[i].url : redis.url, label: `node${i}` }),
+      startHerald({
+        config,
+        redisUrl: proxied ? redis.urlAt(proxies[i].port) : redis.url,
+        redisToml: redis.toml,
+        label: `node${i}`,
+      }),
     ),
   );
   const servers = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
