@@ -314,3 +314,49 @@ async fn nodes_follow_a_switch_while_the_old_master_stays_up() {
     }
     ticks(&mut member).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_password_never_leaves_the_node() {
+    let password = "redis-pw-5be71c";
+    let ca = TestCa::new();
+    let mut redis = tls_redis(&ca, password, false);
+    let log = std::env::temp_dir().join(format!("herald-redis-pw-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let toml = format!(
+        "redis_url = \"{}\"\nredis_tls_ca_file = {}\nredis_prefix = \"t\"\nheartbeat_interval_secs = 1\nnode_timeout_secs = 3\nverbose = true\nadmin_token = \"{ADMIN_TOKEN}\"\n{DEFAULT_TOML}",
+        redis.url(),
+        toml_path(&ca.ca)
+    );
+    let mut node = NodeProcess::start_logging(&toml, &log).await;
+    let mut seen = Vec::new();
+    // Redis goes away and comes back: the errors and reconnections are logged.
+    redis.kill();
+    node.wait_ready(false).await;
+    for path in ["/metrics", "/usage", "/ready", "/console"] {
+        seen.push(raw_http(node.admin, "GET", path, "").await.body.to_string());
+    }
+    let r = node.api().trigger(&["a"], "e", "1").await;
+    assert_eq!(r.status, 503);
+    seen.push(r.body.to_string());
+    redis.restart();
+    node.wait_ready(true).await;
+    for path in ["/metrics", "/usage"] {
+        seen.push(raw_http(node.admin, "GET", path, "").await.body.to_string());
+    }
+    node.signal("TERM");
+    assert_eq!(node.wait_exit(15).await, Some(0));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(logged.contains("rediss://:***@127.0.0.1"), "{logged}");
+    assert!(logged.contains("Redis pub/sub lost"), "{logged}");
+    assert!(
+        !logged.contains(password),
+        "the password is in the log:\n{logged}"
+    );
+    for body in seen {
+        assert!(
+            !body.contains(password),
+            "the password is in a reply: {body}"
+        );
+    }
+}
