@@ -75,6 +75,9 @@ fn parse(url: &str) -> Result<Endpoint, String> {
         || url.starts_with("rediss://")
         || url.starts_with("unix://")
     {
+        if url.contains('#') {
+            return Err("a #fragment (such as #insecure, which skips the certificate check) is not supported: give the CA in redis_tls_ca_file".to_owned());
+        }
         let info = url
             .into_connection_info()
             .map_err(|e| format!("cannot parse it: {e}"))?;
@@ -384,6 +387,18 @@ impl Link {
         None
     }
 
+    /// Whether a sentinel accepts a connection (with the sentinels' credentials and TLS).
+    async fn sentinels_answer(&self) -> bool {
+        let Source::Sentinel { client, .. } = &self.source else {
+            return false;
+        };
+        let mut sentinels = client.lock().await;
+        matches!(
+            tokio::time::timeout(COMMAND_TIMEOUT, sentinels.async_get_sentinel_client()).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Listens to the sentinels' `+switch-master` announcements and follows a move at once,
     /// without waiting for a failed command. Runs for the life of the node.
     pub async fn watch_switches(self: Arc<Self>) {
@@ -487,7 +502,9 @@ pub enum ProbeError {
 pub async fn probe(url: &str, tls: &RedisTls) -> Result<(), ProbeError> {
     let link = Link::new(url, tls).map_err(ProbeError::Fatal)?;
     if let Some(e) = link.refresh().await {
-        return Err(classify(&e, true));
+        // The lookup also checks the master it found: whose refusal was it?
+        let sentinels_fine = link.sentinels_answer().await;
+        return Err(classify(&e, !sentinels_fine));
     }
     let current = link
         .current()
@@ -619,6 +636,7 @@ mod tests {
             assert!(!e.contains("x@"), "{e}");
         }
         assert!(parse("http://h").is_err());
+        assert!(parse("rediss://h:6380/#insecure").is_err());
     }
 
     #[test]

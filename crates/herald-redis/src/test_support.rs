@@ -248,12 +248,19 @@ impl Drop for RedisServer {
 /// One `redis-server --sentinel`, its config file in its own directory (sentinels rewrite it).
 pub struct Sentinel {
     pub port: u16,
+    /// `requirepass` of the sentinel itself.
+    password: Option<String>,
     dir: PathBuf,
     child: Option<Child>,
 }
 
 impl Sentinel {
-    fn start(master_name: &str, master_port: u16, password: Option<&str>) -> Sentinel {
+    fn start(
+        master_name: &str,
+        master_port: u16,
+        password: Option<&str>,
+        own_password: Option<&str>,
+    ) -> Sentinel {
         let port = free_port();
         let dir = temp_dir("sentinel");
         let mut conf = format!(
@@ -267,6 +274,10 @@ impl Sentinel {
         if let Some(pw) = password {
             conf.push_str(&format!("sentinel auth-pass {master_name} {pw}\n"));
         }
+        if let Some(pw) = own_password {
+            // Clients and the other sentinels need it.
+            conf.push_str(&format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n"));
+        }
         let path = dir.join("sentinel.conf");
         std::fs::write(&path, conf).expect("sentinel.conf");
         let child = spawn(
@@ -276,6 +287,7 @@ impl Sentinel {
         wait_for_port(port, "redis-server --sentinel");
         Sentinel {
             port,
+            password: own_password.map(str::to_owned),
             dir,
             child: Some(child),
         }
@@ -289,11 +301,12 @@ impl Sentinel {
     }
 
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli runs");
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(pw) = &self.password {
+            cmd.args(["--no-auth-warning", "-a", pw]);
+        }
+        let out = cmd.args(args).output().expect("redis-cli runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -311,6 +324,8 @@ impl Drop for Sentinel {
 pub struct SentinelSet {
     pub name: String,
     pub password: String,
+    /// The sentinels' own password, if they have one.
+    pub sentinel_password: Option<String>,
     pub master: RedisServer,
     pub replica: RedisServer,
     pub sentinels: Vec<Sentinel>,
@@ -318,6 +333,11 @@ pub struct SentinelSet {
 
 impl SentinelSet {
     pub fn start() -> SentinelSet {
+        SentinelSet::start_with(None)
+    }
+
+    /// With `sentinel_password`, the sentinels require it (`requirepass`) too.
+    pub fn start_with(sentinel_password: Option<&str>) -> SentinelSet {
         let name = "herald-test".to_owned();
         let password = format!("pw{:08x}", rand::random::<u32>());
         let data = RedisOptions {
@@ -338,11 +358,12 @@ impl SentinelSet {
             std::thread::sleep(Duration::from_millis(50));
         }
         let sentinels: Vec<Sentinel> = (0..3)
-            .map(|_| Sentinel::start(&name, master.port, Some(&password)))
+            .map(|_| Sentinel::start(&name, master.port, Some(&password), sentinel_password))
             .collect();
         let set = SentinelSet {
             name,
             password,
+            sentinel_password: sentinel_password.map(str::to_owned),
             master,
             replica,
             sentinels,
@@ -379,8 +400,13 @@ impl SentinelSet {
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
+        let query = self
+            .sentinel_password
+            .as_ref()
+            .map(|pw| format!("?sentinel_password={pw}"))
+            .unwrap_or_default();
         format!(
-            "redis+sentinel://:{}@{}/{}",
+            "redis+sentinel://:{}@{}/{}{query}",
             self.password,
             hosts.join(","),
             self.name

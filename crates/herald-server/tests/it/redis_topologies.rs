@@ -104,10 +104,31 @@ async fn a_certificate_or_password_that_cannot_work_stops_start_up_naming_the_ke
     );
 }
 
+/// On sentinels with a password of their own (`?sentinel_password=`); the failover tests below
+/// use sentinels without one, the common setup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_behaviour_holds_on_a_sentinel_set() {
-    let set = SentinelSet::start();
+    let sentinel_pw = "sentinel-pw-19d";
+    let set = SentinelSet::start_with(Some(sentinel_pw));
     crate::cluster::all(&Topology::sentinel(&set)).await;
+
+    // What cannot work stops start-up, naming what to fix.
+    let node = |url: &str| format!("redis_url = \"{url}\"\nredis_prefix = \"t\"\n{DEFAULT_TOML}");
+    let url = set.url();
+    let out = start_failure(
+        &node(&url.replace("/herald-test?", "/no-such-master?")),
+        sentinel_pw,
+    )
+    .await;
+    assert!(out.contains("know no master"), "{out}");
+    let out = start_failure(&node(&url.replace(&set.password, "wrong-pw")), sentinel_pw).await;
+    assert!(out.contains("Redis refused the credentials"), "{out}");
+    let out = start_failure(
+        &node(&url.replace(sentinel_pw, "wrong-sentinel-pw")),
+        sentinel_pw,
+    )
+    .await;
+    assert!(out.contains("a sentinel refused the credentials"), "{out}");
 }
 
 /// A publish on `from` of `seq`, and its status (200 or 503; anything else fails).
