@@ -435,6 +435,10 @@ impl Health for RedisBackplane {
         self.inner.reconnects.load(Ordering::Relaxed)
     }
 
+    fn primary_changes(&self) -> u64 {
+        self.inner.link.moves()
+    }
+
     fn cluster_version(&self) -> Option<u32> {
         Some(self.inner.cluster_version.load(Ordering::Relaxed))
     }

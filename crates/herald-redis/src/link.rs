@@ -246,7 +246,7 @@ pub(crate) struct Link {
     source: Source,
     connection: AsyncConnectionConfig,
     current: RwLock<Option<Current>>,
-    /// Bumped each time the master moved.
+    /// Bumped each time the master moved (the first lookup counts as a move).
     generation: watch::Sender<u64>,
 }
 
@@ -314,6 +314,17 @@ impl Link {
 
     pub async fn pool(&self) -> Result<Pool, BackplaneError> {
         Ok(self.current().await?.pool)
+    }
+
+    /// How often the node followed the master to another server (not counting the first
+    /// lookup).
+    pub fn moves(&self) -> u64 {
+        let g = *self.generation.borrow();
+        if self.is_sentinel() {
+            g.saturating_sub(1)
+        } else {
+            0
+        }
     }
 
     /// Watches master moves (the listener resubscribes on the new master).

@@ -251,6 +251,7 @@ struct BackplaneStats {
     latency: HistogramVec,
     errors: IntCounterVec,
     reconnects: IntCounter,
+    primary_changes: IntCounter,
 }
 
 impl BackplaneStats {
@@ -286,6 +287,14 @@ impl BackplaneStats {
                 IntCounter::new(
                     "herald_backplane_reconnects_total",
                     "Times this node re-established its Redis pub/sub connection after losing it",
+                )
+                .expect("valid metric"),
+            ),
+            primary_changes: register(
+                r,
+                IntCounter::new(
+                    "herald_backplane_primary_changes_total",
+                    "Times this node followed the Redis master to another server (Sentinel failovers)",
                 )
                 .expect("valid metric"),
             ),
@@ -397,6 +406,10 @@ impl Metrics {
         self.backplane
             .reconnects
             .inc_by(reconnects.saturating_sub(self.backplane.reconnects.get()));
+        let moves = hub.backplane().health.primary_changes();
+        self.backplane
+            .primary_changes
+            .inc_by(moves.saturating_sub(self.backplane.primary_changes.get()));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

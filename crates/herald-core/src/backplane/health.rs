@@ -16,6 +16,12 @@ pub trait Health: Send + Sync + 'static {
         0
     }
 
+    /// How often this node followed the shared store's primary to another server (a Redis
+    /// Sentinel failover; a counter).
+    fn primary_changes(&self) -> u64 {
+        0
+    }
+
     /// The cluster format version the nodes agreed on (the lowest any live node speaks); None
     /// for a single node, which shares no format with anyone.
     fn cluster_version(&self) -> Option<u32> {

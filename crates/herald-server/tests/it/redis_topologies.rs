@@ -259,6 +259,10 @@ async fn nodes_follow_a_sentinel_failover_under_traffic() {
     // Both nodes ready, every publish from now on delivered everywhere.
     n0.wait_ready(true).await;
     n1.wait_ready(true).await;
+    for node in [n0, n1] {
+        let moves = node.metric("herald_backplane_primary_changes_total").await;
+        assert_eq!(moves, Some(1.0), "one move to the new master");
+    }
     for s in &mut subs {
         ticks(s).await;
     }
