@@ -227,10 +227,13 @@ impl RedisServer {
         }
     }
 
-    /// Runs `redis-cli` against this server (plain servers only) and returns its output.
+    /// Runs `redis-cli` against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("redis-cli");
         cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(t) = &self.options.tls {
+            cmd.arg("--tls").arg("--cacert").arg(&t.ca);
+        }
         if let Some(pw) = &self.options.password {
             cmd.args(["--no-auth-warning", "-a", pw]);
         }
@@ -250,6 +253,7 @@ pub struct Sentinel {
     pub port: u16,
     /// `requirepass` of the sentinel itself.
     password: Option<String>,
+    tls: Option<TlsFiles>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -259,12 +263,23 @@ impl Sentinel {
         master_name: &str,
         master_port: u16,
         password: Option<&str>,
-        own_password: Option<&str>,
+        options: &SentinelOptions,
     ) -> Sentinel {
+        let own_password = options.sentinel_password.as_deref();
         let port = free_port();
         let dir = temp_dir("sentinel");
+        let listen = match &options.tls {
+            None => format!("port {port}\n"),
+            // TLS only, to clients, other sentinels and the data nodes.
+            Some(t) => format!(
+                "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                t.cert.display(),
+                t.key.display(),
+                t.ca.display()
+            ),
+        };
         let mut conf = format!(
-            "port {port}\nbind 127.0.0.1\ndir {}\n\
+            "{listen}bind 127.0.0.1\ndir {}\n\
              sentinel monitor {master_name} 127.0.0.1 {master_port} 2\n\
              sentinel down-after-milliseconds {master_name} 1000\n\
              sentinel failover-timeout {master_name} 4000\n\
@@ -288,6 +303,7 @@ impl Sentinel {
         Sentinel {
             port,
             password: own_password.map(str::to_owned),
+            tls: options.tls.clone(),
             dir,
             child: Some(child),
         }
@@ -303,6 +319,9 @@ impl Sentinel {
     fn cli(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("redis-cli");
         cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(t) = &self.tls {
+            cmd.arg("--tls").arg("--cacert").arg(&t.ca);
+        }
         if let Some(pw) = &self.password {
             cmd.args(["--no-auth-warning", "-a", pw]);
         }
@@ -318,14 +337,22 @@ impl Drop for Sentinel {
     }
 }
 
+/// How a `SentinelSet` is set up.
+#[derive(Clone, Default)]
+pub struct SentinelOptions {
+    /// The sentinels require this password (`requirepass`) too.
+    pub sentinel_password: Option<String>,
+    /// TLS only, everywhere: clients, replication, sentinels.
+    pub tls: Option<TlsFiles>,
+}
+
 /// A master and a replica (with a password) watched by three sentinels (quorum 2, a master
 /// silent for one second is down). Starts only once the replica is in sync and every
 /// sentinel knows the replica and the other sentinels, so a failover can happen.
 pub struct SentinelSet {
     pub name: String,
     pub password: String,
-    /// The sentinels' own password, if they have one.
-    pub sentinel_password: Option<String>,
+    pub options: SentinelOptions,
     pub master: RedisServer,
     pub replica: RedisServer,
     pub sentinels: Vec<Sentinel>,
@@ -333,15 +360,15 @@ pub struct SentinelSet {
 
 impl SentinelSet {
     pub fn start() -> SentinelSet {
-        SentinelSet::start_with(None)
+        SentinelSet::start_with(SentinelOptions::default())
     }
 
-    /// With `sentinel_password`, the sentinels require it (`requirepass`) too.
-    pub fn start_with(sentinel_password: Option<&str>) -> SentinelSet {
+    pub fn start_with(options: SentinelOptions) -> SentinelSet {
         let name = "herald-test".to_owned();
         let password = format!("pw{:08x}", rand::random::<u32>());
         let data = RedisOptions {
             password: Some(password.clone()),
+            tls: options.tls.clone(),
             ..RedisOptions::default()
         };
         let master = RedisServer::start_with(data.clone());
@@ -358,12 +385,12 @@ impl SentinelSet {
             std::thread::sleep(Duration::from_millis(50));
         }
         let sentinels: Vec<Sentinel> = (0..3)
-            .map(|_| Sentinel::start(&name, master.port, Some(&password), sentinel_password))
+            .map(|_| Sentinel::start(&name, master.port, Some(&password), &options))
             .collect();
         let set = SentinelSet {
             name,
             password,
-            sentinel_password: sentinel_password.map(str::to_owned),
+            options,
             master,
             replica,
             sentinels,
@@ -393,7 +420,7 @@ impl SentinelSet {
         }
     }
 
-    /// `redis+sentinel://:PASSWORD@127.0.0.1:S1,…/herald-test`.
+    /// `redis+sentinel://:PASSWORD@127.0.0.1:S1,…/herald-test` (`rediss+sentinel` with TLS).
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
             .sentinels
@@ -401,12 +428,18 @@ impl SentinelSet {
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
         let query = self
+            .options
             .sentinel_password
             .as_ref()
             .map(|pw| format!("?sentinel_password={pw}"))
             .unwrap_or_default();
+        let scheme = if self.options.tls.is_some() {
+            "rediss+sentinel"
+        } else {
+            "redis+sentinel"
+        };
         format!(
-            "redis+sentinel://:{}@{}/{}{query}",
+            "{scheme}://:{}@{}/{}{query}",
             self.password,
             hosts.join(","),
             self.name

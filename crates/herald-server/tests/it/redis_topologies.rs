@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use herald_redis::test_support::{
-    RedisOptions, RedisServer, SentinelSet, TestCa, TlsFiles, toml_path,
+    RedisOptions, RedisServer, SentinelOptions, SentinelSet, TestCa, TlsFiles, toml_path,
 };
 use serde_json::json;
 
@@ -109,7 +109,10 @@ async fn a_certificate_or_password_that_cannot_work_stops_start_up_naming_the_ke
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_behaviour_holds_on_a_sentinel_set() {
     let sentinel_pw = "sentinel-pw-19d";
-    let set = SentinelSet::start_with(Some(sentinel_pw));
+    let set = SentinelSet::start_with(SentinelOptions {
+        sentinel_password: Some(sentinel_pw.to_owned()),
+        tls: None,
+    });
     crate::cluster::all(&Topology::sentinel(&set)).await;
 
     // What cannot work stops start-up, naming what to fix.
@@ -129,6 +132,17 @@ async fn the_cluster_behaviour_holds_on_a_sentinel_set() {
     )
     .await;
     assert!(out.contains("a sentinel refused the credentials"), "{out}");
+}
+
+/// `rediss+sentinel://`: TLS to the sentinels and to the data nodes they name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_behaviour_holds_on_a_tls_sentinel_set() {
+    let ca = TestCa::new();
+    let set = SentinelSet::start_with(SentinelOptions {
+        sentinel_password: None,
+        tls: Some(TlsFiles::of(&ca)),
+    });
+    crate::cluster::all(&Topology::sentinel(&set)).await;
 }
 
 /// A publish on `from` of `seq`, and its status (200 or 503; anything else fails).

@@ -201,10 +201,20 @@ impl Topology {
     }
 
     pub fn sentinel(set: &herald_redis::test_support::SentinelSet) -> Topology {
-        Topology {
-            name: "a Sentinel set",
-            url: set.url(),
-            toml: String::new(),
+        match &set.options.tls {
+            None => Topology {
+                name: "a Sentinel set",
+                url: set.url(),
+                toml: String::new(),
+            },
+            Some(t) => Topology {
+                name: "a TLS Sentinel set",
+                url: set.url(),
+                toml: format!(
+                    "redis_tls_ca_file = {}\n",
+                    herald_redis::test_support::toml_path(&t.ca)
+                ),
+            },
         }
     }
 
