@@ -29,7 +29,7 @@ impl Cache for RedisBackplane {
             .arg(value)
             .arg("PX")
             .arg(event.ttl.as_millis().max(1) as u64)
-            .query_async::<()>(&mut *c)
+            .query_async::<()>(&mut c)
             .await
             .map_err(err)
     }
@@ -48,7 +48,7 @@ impl Cache for RedisBackplane {
             .arg(&key)
             .cmd("PTTL")
             .arg(&key)
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         let Some(value) = value else { return Ok(None) };

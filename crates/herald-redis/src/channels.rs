@@ -84,7 +84,7 @@ impl Channels for RedisBackplane {
                 .arg(cursor)
                 .arg("COUNT")
                 .arg(1000)
-                .query_async(&mut *c)
+                .query_async(&mut c)
                 .await
                 .map_err(err)?;
             found.extend(
@@ -112,7 +112,7 @@ impl Channels for RedisBackplane {
         let user_counts: Vec<u64> = if presence.is_empty() {
             Vec::new()
         } else {
-            pipe.query_async(&mut *c).await.map_err(err)?
+            pipe.query_async(&mut c).await.map_err(err)?
         };
         let users: HashMap<&String, u64> = presence.into_iter().zip(user_counts).collect();
         Ok(found
@@ -139,7 +139,7 @@ impl Channels for RedisBackplane {
             .arg(channel.as_str())
             .cmd("HLEN")
             .arg(i.keys.presence_users(app, channel.as_str()))
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         Ok(ChannelCount {

@@ -1,19 +1,34 @@
 //! Every Redis key and channel name Herald uses. Nothing else formats a key.
 //!
-//! State keys of one app share the hash tag `{app}`, so each Lua transition touches one slot
-//! (Redis Cluster ready); pub/sub channels are tagged `{app/channel}` so sharded pub/sub can
-//! spread channels over shards later.
+//! State keys of one app share the hash tag `{app}`, so each Lua transition touches one slot;
+//! pub/sub channels are tagged `{app/channel}`, so on a Redis Cluster sharded pub/sub spreads
+//! them over the shards. The cluster-wide keys (node list, versions, epoch, reap marks and
+//! locks, the webhook streams) are `{prefix}:name` on one server; on a Redis Cluster they carry
+//! the hash tag `{prefix}` (`herald:{herald}:nodes`) so the heartbeat script, which touches
+//! several of them, stays on one slot. (No release before this one could use a Redis Cluster,
+//! so the cluster form needs no version negotiation.)
 
 /// Key builder for one prefix (default `herald`).
 #[derive(Clone, Debug)]
 pub struct Keys {
     prefix: String,
+    /// What cluster-wide keys start with: the prefix, or on a Redis Cluster `prefix:{prefix}`.
+    global: String,
 }
 
 impl Keys {
     pub fn new(prefix: &str) -> Keys {
         Keys {
             prefix: prefix.to_owned(),
+            global: prefix.to_owned(),
+        }
+    }
+
+    /// Keys for a Redis Cluster: the cluster-wide ones share one slot.
+    pub fn clustered(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+            global: format!("{prefix}:{{{prefix}}}"),
         }
     }
 
@@ -73,41 +88,41 @@ impl Keys {
 
     /// node id → last heartbeat (ms).
     pub fn nodes(&self) -> String {
-        format!("{}:nodes", self.prefix)
+        format!("{}:nodes", self.global)
     }
 
     /// The webhook stream (global: entries of every app) and its dead-letter stream.
     pub fn webhooks(&self) -> String {
-        format!("{}:webhooks", self.prefix)
+        format!("{}:webhooks", self.global)
     }
 
     pub fn webhooks_dead(&self) -> String {
-        format!("{}:webhooks:dead", self.prefix)
+        format!("{}:webhooks:dead", self.global)
     }
 
     /// node id → the highest cluster format version the node speaks (`wire::VERSION`). Nodes of
     /// releases before version negotiation write nothing here: absent means version 1.
     pub fn versions(&self) -> String {
-        format!("{}:versions", self.prefix)
+        format!("{}:versions", self.global)
     }
 
     /// A random id set once by the first node to find it missing: it changes only when Redis
     /// loses its data, which tells a node that finds itself missing from the node list whether
     /// it was reaped (same epoch: fence) or Redis restarted empty (new epoch: restore quietly).
     pub fn epoch(&self) -> String {
-        format!("{}:epoch", self.prefix)
+        format!("{}:epoch", self.global)
     }
 
     /// Set by the survivor that reaps `node`, for an hour: a heartbeat of that node delivered
     /// late (sent before a partition, arriving after it healed) must not list it again. The node,
     /// finding the mark, fences itself and clears it. Version 1 nodes neither set nor read it.
     pub fn reaped(&self, node: &str) -> String {
-        format!("{}:reaped:{node}", self.prefix)
+        format!("{}:reaped:{node}", self.global)
     }
 
     /// Reaping lock for a dead node.
     pub fn reap_lock(&self, node: &str) -> String {
-        format!("{}:reap:{node}", self.prefix)
+        format!("{}:reap:{node}", self.global)
     }
 
     /// Pub/sub channel of one Pusher channel.
@@ -199,6 +214,22 @@ mod tests {
             "herald:{app-1/presence-room}:ch"
         );
         assert_eq!(k.control_topic("app-1"), "herald:{app-1}:ctl");
+    }
+
+    #[test]
+    fn cluster_wide_keys_share_a_slot_on_a_redis_cluster() {
+        let k = Keys::clustered("herald");
+        assert_eq!(k.nodes(), "herald:{herald}:nodes");
+        assert_eq!(k.versions(), "herald:{herald}:versions");
+        assert_eq!(k.epoch(), "herald:{herald}:epoch");
+        assert_eq!(k.reaped("n1"), "herald:{herald}:reaped:n1");
+        assert_eq!(k.webhooks_dead(), "herald:{herald}:webhooks:dead");
+        // App keys and topics are as on one server.
+        assert_eq!(k.channels("a"), "herald:{a}:channels");
+        assert_eq!(k.channel_topic("a", "c"), "herald:{a/c}:ch");
+        let single = Keys::new("herald");
+        assert_eq!(single.nodes(), "herald:nodes");
+        assert_eq!(single.reap_lock("n1"), "herald:reap:n1");
     }
 
     #[test]

@@ -132,7 +132,11 @@ impl RedisBackplane {
         let (inbound, inbound_rx) = mpsc::channel(4096);
         let node = format!("{:016x}", rand::random::<u64>());
         let inner = Arc::new(Inner {
-            keys: Keys::new(&config.prefix),
+            keys: if link.is_cluster() {
+                Keys::clustered(&config.prefix)
+            } else {
+                Keys::new(&config.prefix)
+            },
             node,
             link: link.clone(),
             apps: config.apps.clone(),
@@ -169,13 +173,23 @@ impl RedisBackplane {
 }
 
 impl Inner {
-    async fn conn(&self) -> Result<deadpool_redis::Connection, BackplaneError> {
-        let pool = self.link.pool().await?;
-        pool.get().await.map_err(|e| {
-            // Behind Sentinel, a connection that cannot be had may mean the master moved.
-            self.link.suspect();
-            err(e)
-        })
+    async fn conn(&self) -> Result<link::Conn, BackplaneError> {
+        self.link.conn().await
+    }
+
+    /// For XREADGROUP … BLOCK (its own connection on a Redis Cluster).
+    async fn blocking_conn(&self) -> Result<link::Conn, BackplaneError> {
+        self.link.blocking_conn().await
+    }
+
+    /// PUBLISH, or SPUBLISH on a Redis Cluster (sharded pub/sub: the message stays on the
+    /// shard that owns the topic's slot).
+    fn publish_cmd(&self) -> &'static str {
+        if self.link.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
     }
 
     async fn listen(&self, topic: String) -> Result<(), BackplaneError> {
@@ -234,7 +248,7 @@ impl Inner {
                 .arg(key)
                 .arg(due_ms);
         }
-        let (count, transition): (u64, u8) = invocation.invoke_async(&mut *c).await.map_err(err)?;
+        let (count, transition): (u64, u8) = invocation.invoke_async(&mut c).await.map_err(err)?;
         Ok(Occupancy {
             count,
             transition: transition == 1,
@@ -262,7 +276,7 @@ impl Inner {
             .arg(member.user_info.as_deref().unwrap_or("null"))
             .arg(max)
             .arg(channel)
-            .invoke_async(&mut *c)
+            .invoke_async(&mut c)
             .await
             .map_err(err)?;
         let int = |v: Option<&redis::Value>| match v {
@@ -351,7 +365,7 @@ impl Inner {
         if let Some((prefix, due_ms)) = check {
             script.key(self.keys.scheduled(app)).arg(prefix).arg(due_ms);
         }
-        let gone: Option<(String, u64)> = script.invoke_async(&mut *c).await.map_err(err)?;
+        let gone: Option<(String, u64)> = script.invoke_async(&mut c).await.map_err(err)?;
         Ok(gone.and_then(|(u, version)| {
             Some(Left {
                 user: UserId::parse(&u, usize::MAX)?,
@@ -379,7 +393,7 @@ impl Inner {
             .key(self.keys.node(app, node))
             .arg(socket)
             .arg(user)
-            .invoke_async(&mut *c)
+            .invoke_async(&mut c)
             .await
             .map_err(err)?;
         Ok(changed == 1)
@@ -397,7 +411,7 @@ impl Inner {
         for a in op {
             inv.arg(a);
         }
-        let total: i64 = inv.invoke_async(&mut *c).await.map_err(err)?;
+        let total: i64 = inv.invoke_async(&mut c).await.map_err(err)?;
         Ok(total.max(0) as u64)
     }
 }

@@ -16,6 +16,8 @@ use base64::Engine;
 use deadpool_redis::{Pool, Runtime};
 use futures_util::StreamExt;
 use herald_core::backplane::BackplaneError;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo,
@@ -48,6 +50,16 @@ impl std::fmt::Debug for RedisTls {
 enum Endpoint {
     Direct(ConnectionInfo),
     Sentinel(SentinelSpec),
+    Cluster(ClusterSpec),
+}
+
+/// `redis+cluster://[user:password@]h1:p1,h2:p2[/]`: seed nodes of a Redis Cluster.
+#[derive(Debug, PartialEq)]
+struct ClusterSpec {
+    tls: bool,
+    nodes: Vec<(String, u16)>,
+    username: Option<String>,
+    password: Option<String>,
 }
 
 /// `redis+sentinel://[user:password@]h1:p1,h2:p2/MASTER[/DB][?sentinel_username=…&sentinel_password=…]`
@@ -67,6 +79,12 @@ struct SentinelSpec {
 const SENTINEL_PORT: u16 = 26379;
 
 fn parse(url: &str) -> Result<Endpoint, String> {
+    if let Some(tls) = ["redis+cluster://", "rediss+cluster://"]
+        .iter()
+        .position(|p| url.starts_with(p))
+    {
+        return parse_cluster(url, tls == 1).map(Endpoint::Cluster);
+    }
     let tls = if url.starts_with("redis+sentinel://") {
         false
     } else if url.starts_with("rediss+sentinel://") {
@@ -84,7 +102,8 @@ fn parse(url: &str) -> Result<Endpoint, String> {
         return Ok(Endpoint::Direct(info));
     } else {
         return Err(
-            "expected redis://, rediss://, redis+sentinel:// or rediss+sentinel://".to_owned(),
+            "expected redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://"
+                .to_owned(),
         );
     };
     parse_sentinel(url, tls).map(Endpoint::Sentinel)
@@ -95,7 +114,16 @@ pub fn check_url(url: &str) -> Result<(), String> {
     parse(url).map(|_| ())
 }
 
-fn parse_sentinel(url: &str, tls: bool) -> Result<SentinelSpec, String> {
+/// The parts of a multi-host URL: user, password, hosts, path, query.
+struct MultiHost<'a> {
+    username: Option<String>,
+    password: Option<String>,
+    hosts: Vec<(String, u16)>,
+    path: &'a str,
+    query: &'a str,
+}
+
+fn parse_multi_host(url: &str, default_port: u16) -> Result<MultiHost<'_>, String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, path) = head.split_once('/').unwrap_or((head, ""));
@@ -110,10 +138,46 @@ fn parse_sentinel(url: &str, tls: bool) -> Result<SentinelSpec, String> {
             (non_empty(decode(user)?), pass.map(decode).transpose()?)
         }
     };
-    let mut sentinels = Vec::new();
+    let mut parsed = Vec::new();
     for h in hosts.split(',').filter(|h| !h.is_empty()) {
-        sentinels.push(host_port(h)?);
+        parsed.push(host_port(h, default_port)?);
     }
+    Ok(MultiHost {
+        username,
+        password,
+        hosts: parsed,
+        path,
+        query,
+    })
+}
+
+fn parse_cluster(url: &str, tls: bool) -> Result<ClusterSpec, String> {
+    let m = parse_multi_host(url, 6379)?;
+    if m.hosts.is_empty() {
+        return Err("names no node: expected HOST:PORT[,HOST:PORT…]".to_owned());
+    }
+    if !m.path.is_empty() {
+        return Err("a Redis Cluster has only database 0: no path after the nodes".to_owned());
+    }
+    if !m.query.is_empty() {
+        return Err("takes no parameters".to_owned());
+    }
+    Ok(ClusterSpec {
+        tls,
+        nodes: m.hosts,
+        username: m.username,
+        password: m.password,
+    })
+}
+
+fn parse_sentinel(url: &str, tls: bool) -> Result<SentinelSpec, String> {
+    let MultiHost {
+        username,
+        password,
+        hosts: sentinels,
+        path,
+        query,
+    } = parse_multi_host(url, SENTINEL_PORT)?;
     if sentinels.is_empty() {
         return Err(
             "names no sentinel: expected HOST:PORT[,HOST:PORT…] before the master name".to_owned(),
@@ -171,7 +235,7 @@ fn non_empty(s: String) -> Option<String> {
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn host_port(h: &str) -> Result<(String, u16), String> {
+fn host_port(h: &str, default_port: u16) -> Result<(String, u16), String> {
     let bad = || format!("'{h}' is not HOST:PORT");
     let (host, port) = if let Some(v6) = h.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or_else(bad)?;
@@ -183,7 +247,7 @@ fn host_port(h: &str) -> Result<(String, u16), String> {
         }
     };
     let port = match port {
-        None => SENTINEL_PORT,
+        None => default_port,
         Some(p) => p.parse().map_err(|_| bad())?,
     };
     if host.is_empty() {
@@ -234,12 +298,99 @@ pub(crate) struct Current {
 
 enum Source {
     Direct,
+    Cluster(Box<ClusterSource>),
     Sentinel {
         client: Box<tokio::sync::Mutex<SentinelClient>>,
         master: String,
         /// When the sentinels were last asked.
         asked: tokio::sync::Mutex<Option<Instant>>,
     },
+}
+
+/// A Redis Cluster: one shared multiplexed connection for commands (it follows MOVED and ASK
+/// and routes each command to its slot's master), another for blocking reads (a blocked
+/// XREADGROUP would hold up every command queued behind it), each opened on first use.
+struct ClusterSource {
+    spec: ClusterSpec,
+    tls: RedisTls,
+    shared: tokio::sync::OnceCell<ClusterConnection>,
+    blocking: tokio::sync::OnceCell<ClusterConnection>,
+}
+
+impl ClusterSource {
+    fn builder(&self) -> ClusterClientBuilder {
+        let scheme = if self.spec.tls { "rediss" } else { "redis" };
+        let nodes: Vec<String> = self
+            .spec
+            .nodes
+            .iter()
+            .map(|(h, p)| {
+                let h = if h.contains(':') {
+                    format!("[{h}]")
+                } else {
+                    h.clone()
+                };
+                format!("{scheme}://{h}:{p}/")
+            })
+            .collect();
+        let mut b = ClusterClientBuilder::new(nodes)
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(COMMAND_TIMEOUT)
+            .overall_response_timeout(Some(COMMAND_TIMEOUT))
+            .retries(3);
+        if let Some(u) = &self.spec.username {
+            b = b.username(u);
+        }
+        if let Some(p) = &self.spec.password {
+            b = b.password(p);
+        }
+        if self.spec.tls {
+            b = b.tls(TlsMode::Secure).certs(certificates(&self.tls));
+        }
+        b
+    }
+
+    async fn connect(&self) -> redis::RedisResult<ClusterConnection> {
+        self.builder().build()?.get_async_connection().await
+    }
+}
+
+/// A connection for commands: from the pool (one server, Sentinel's master) or the cluster's
+/// shared connection.
+pub(crate) enum Conn {
+    Pooled(deadpool_redis::Connection),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Pooled(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Pooled(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Pooled(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 pub(crate) struct Link {
@@ -274,6 +425,15 @@ impl Link {
                 let current = current_for(client, &connection).map_err(|e| e.to_string())?;
                 (Source::Direct, Some(current))
             }
+            Endpoint::Cluster(spec) => {
+                let source = Source::Cluster(Box::new(ClusterSource {
+                    spec,
+                    tls: tls.clone(),
+                    shared: tokio::sync::OnceCell::new(),
+                    blocking: tokio::sync::OnceCell::new(),
+                }));
+                (source, None)
+            }
             Endpoint::Sentinel(spec) => {
                 let master = spec.master.clone();
                 let client = sentinel_client(spec, tls).map_err(|e| e.to_string())?;
@@ -297,7 +457,55 @@ impl Link {
         matches!(self.source, Source::Sentinel { .. })
     }
 
+    /// A Redis Cluster: sharded pub/sub, commands routed by slot.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.source, Source::Cluster(_))
+    }
+
+    /// A connection for commands.
+    pub async fn conn(self: &Arc<Self>) -> Result<Conn, BackplaneError> {
+        if let Source::Cluster(c) = &self.source {
+            let shared = c.shared.get_or_try_init(|| c.connect()).await;
+            return shared.cloned().map(Conn::Cluster).map_err(crate::err);
+        }
+        let pool = self.pool().await?;
+        pool.get().await.map(Conn::Pooled).map_err(|e| {
+            // Behind Sentinel, a connection that cannot be had may mean the master moved.
+            self.suspect();
+            crate::err(e)
+        })
+    }
+
+    /// A connection for a blocking read (XREADGROUP … BLOCK): never the cluster's shared one.
+    pub async fn blocking_conn(self: &Arc<Self>) -> Result<Conn, BackplaneError> {
+        if let Source::Cluster(c) = &self.source {
+            let own = c.blocking.get_or_try_init(|| c.connect()).await;
+            return own.cloned().map(Conn::Cluster).map_err(crate::err);
+        }
+        self.conn().await
+    }
+
+    /// A new cluster connection speaking RESP3 whose pushes (sharded messages, disconnections)
+    /// go to `push`: the listener's.
+    pub async fn cluster_pubsub(
+        &self,
+        push: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+    ) -> redis::RedisResult<ClusterConnection> {
+        let Source::Cluster(c) = &self.source else {
+            return Err(redis::RedisError::from(std::io::Error::other(
+                "not a Redis Cluster",
+            )));
+        };
+        c.builder()
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(push)
+            .build()?
+            .get_async_connection()
+            .await
+    }
+
     /// The Redis to talk to; behind Sentinel, asks the sentinels first if none is known yet.
+    /// (Not for a Redis Cluster: `conn` and `cluster_pubsub`.)
     pub async fn current(&self) -> Result<Current, BackplaneError> {
         if let Some(c) = herald_core::sync::read(&self.current).clone() {
             return Ok(c);
@@ -512,6 +720,19 @@ pub enum ProbeError {
 /// Connects once (asking the sentinels first, behind Sentinel) and PINGs.
 pub async fn probe(url: &str, tls: &RedisTls) -> Result<(), ProbeError> {
     let link = Link::new(url, tls).map_err(ProbeError::Fatal)?;
+    if let Source::Cluster(c) = &link.source {
+        let attempt = async {
+            let mut conn = c.connect().await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await
+        };
+        return match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(classify(&e, false)),
+            Err(_) => Err(ProbeError::Unreachable(
+                "the cluster's nodes did not answer within 5 s".into(),
+            )),
+        };
+    }
     if let Some(e) = link.refresh().await {
         // The lookup also checks the master it found: whose refusal was it?
         let sentinels_fine = link.sentinels_answer().await;
@@ -647,6 +868,17 @@ mod tests {
             assert!(!e.contains("x@"), "{e}");
         }
         assert!(parse("http://h").is_err());
+        let c = parse_cluster("rediss+cluster://u:p@a:7000,b", true).unwrap();
+        assert_eq!(
+            c,
+            ClusterSpec {
+                tls: true,
+                nodes: vec![("a".into(), 7000), ("b".into(), 6379)],
+                username: Some("u".into()),
+                password: Some("p".into()),
+            }
+        );
+        assert!(parse_cluster("redis+cluster://a:1/2", false).is_err());
         assert!(parse("rediss://h:6380/#insecure").is_err());
     }
 

@@ -26,6 +26,9 @@ pub enum ListenCmd {
 const BATCH: usize = 512;
 
 pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>) {
+    if inner.link.is_cluster() {
+        return run_sharded(inner, cmds).await;
+    }
     // topic → local references; a topic is subscribed while its count is above zero.
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut backoff = Duration::from_millis(100);
@@ -124,7 +127,7 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
                     }
                 }
                 msg = stream.next() => match msg {
-                    Some(msg) => dispatch(&inner, msg).await,
+                    Some(msg) => dispatch(&inner, msg.get_channel_name(), msg.get_payload_bytes()).await,
                     None => {
                         mark_down(&inner, "pub/sub connection closed");
                         inner.link.suspect();
@@ -134,6 +137,179 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
             }
         }
     }
+}
+
+/// On a Redis Cluster: sharded pub/sub (SSUBSCRIBE on the shard that owns each topic's slot,
+/// one topic per command since a command's channels must share a slot), messages and
+/// disconnections arriving as RESP3 pushes. Any lost node connection, or a PING to the masters
+/// unanswered, rebuilds the connection and resubscribes everything, as on one server; a topic
+/// Redis unsubscribed by itself (its slot moved to another shard) is subscribed again at once.
+async fn run_sharded(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>) {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        let (push, mut pushes) = mpsc::unbounded_channel();
+        let mut conn = match answered(inner.link.cluster_pubsub(push)).await {
+            Ok(c) => c,
+            Err(e) => {
+                mark_down(&inner, &e);
+                fail_pending(&mut cmds, &mut counts, "Redis unreachable");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let mut topics: Vec<String> = inner
+            .apps
+            .iter()
+            .map(|a| inner.keys.control_topic(a))
+            .collect();
+        topics.extend(
+            counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(t, _)| t.clone()),
+        );
+        if let Err(e) = shard_subscribe(&conn, topics.clone()).await {
+            mark_down(&inner, &e);
+            fail_pending(&mut cmds, &mut counts, "Redis unreachable");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
+        }
+        backoff = Duration::from_millis(100);
+        if !first {
+            inner.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                topics = topics.len(),
+                "Redis Cluster pub/sub reconnected; re-asserting this node's state"
+            );
+            let _ = inner.inbound.send(Inbound::Resubscribed).await;
+            inner.clone().recover().await;
+        }
+        first = false;
+        inner.pubsub_up.store(true, Ordering::SeqCst);
+
+        let mut ping = tokio::time::interval(inner.config.heartbeat);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.reset();
+        loop {
+            tokio::select! {
+                _ = ping.tick() => {
+                    // Routed to every master: one that is gone is noticed here.
+                    let ping_cmd = redis::cmd("PING");
+                    if let Err(e) = answered(ping_cmd.query_async::<redis::Value>(&mut conn)).await {
+                        mark_down(&inner, &format!("PING to the cluster's masters unanswered: {e}"));
+                        break;
+                    }
+                }
+                cmd = cmds.recv() => {
+                    let Some(cmd) = cmd else { return };
+                    let mut batch = vec![cmd];
+                    while batch.len() < BATCH {
+                        match cmds.try_recv() {
+                            Ok(c) => batch.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = apply_sharded(&conn, &mut counts, batch).await {
+                        mark_down(&inner, &e);
+                        break;
+                    }
+                }
+                push = pushes.recv() => match push {
+                    None => {
+                        mark_down(&inner, "pub/sub connection closed");
+                        break;
+                    }
+                    Some(p) => match (p.kind, p.data.as_slice()) {
+                        (redis::PushKind::SMessage, [topic, payload]) => {
+                            if let (Some(topic), Some(payload)) = (bytes(topic), bytes(payload)) {
+                                dispatch(&inner, &String::from_utf8_lossy(topic), payload).await;
+                            }
+                        }
+                        (redis::PushKind::Disconnection, _) => {
+                            mark_down(&inner, "a Redis Cluster node closed its connection");
+                            break;
+                        }
+                        // Redis drops the subscriptions of a slot that moved to another shard.
+                        (redis::PushKind::SUnsubscribe, [topic, ..]) => {
+                            let topic = bytes(topic).map(|t| String::from_utf8_lossy(t).into_owned());
+                            let wanted = topic.as_ref().is_some_and(|t| {
+                                counts.get(t).is_some_and(|n| *n > 0) || inner.keys.parse_topic(t).is_some_and(|p| matches!(p, Topic::Control { .. }))
+                            });
+                            if let (true, Some(topic)) = (wanted, topic) {
+                                tracing::info!(topic, "Redis dropped a shard subscription (its slot moved); subscribing again");
+                                if let Err(e) = shard_subscribe(&conn, vec![topic]).await {
+                                    mark_down(&inner, &e);
+                                    break;
+                                }
+                            }
+                        }
+                        _ => {}
+                    },
+                },
+            }
+        }
+    }
+}
+
+fn bytes(v: &redis::Value) -> Option<&[u8]> {
+    match v {
+        redis::Value::BulkString(b) => Some(b),
+        redis::Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+/// SSUBSCRIBE each topic (a command's channels must share a slot), many at once.
+async fn shard_subscribe(
+    conn: &redis::cluster_async::ClusterConnection,
+    topics: Vec<String>,
+) -> Result<(), String> {
+    let mut pending = futures_util::stream::iter(topics.into_iter().map(|t| {
+        let mut c = conn.clone();
+        async move { answered(c.ssubscribe(t)).await }
+    }))
+    .buffer_unordered(64);
+    while let Some(r) = pending.next().await {
+        r?;
+    }
+    Ok(())
+}
+
+async fn shard_unsubscribe(
+    conn: &redis::cluster_async::ClusterConnection,
+    topics: Vec<String>,
+) -> Result<(), String> {
+    let mut pending = futures_util::stream::iter(topics.into_iter().map(|t| {
+        let mut c = conn.clone();
+        async move { answered(c.sunsubscribe(t)).await }
+    }))
+    .buffer_unordered(64);
+    while let Some(r) = pending.next().await {
+        r?;
+    }
+    Ok(())
+}
+
+/// `apply` for sharded pub/sub.
+async fn apply_sharded(
+    conn: &redis::cluster_async::ClusterConnection,
+    counts: &mut HashMap<String, usize>,
+    batch: Vec<ListenCmd>,
+) -> Result<(), String> {
+    let (subscribe, unsubscribe, waiters) = plan(counts, batch);
+    let result = async {
+        shard_subscribe(conn, subscribe).await?;
+        shard_unsubscribe(conn, unsubscribe).await
+    }
+    .await;
+    for w in waiters {
+        let _ = w.send(result.clone());
+    }
+    result
 }
 
 /// Waits out a backoff, cut short when the master moves (behind Sentinel: the new one is
@@ -197,13 +373,16 @@ fn release(counts: &mut HashMap<String, usize>, topic: &str) -> bool {
     }
 }
 
-async fn apply(
-    sink: &mut redis::aio::PubSubSink,
+/// What a batch of listen requests changes: topics to subscribe, to unsubscribe, and the
+/// callers waiting for the subscriptions.
+type Waiters = Vec<oneshot::Sender<Result<(), String>>>;
+
+fn plan(
     counts: &mut HashMap<String, usize>,
     batch: Vec<ListenCmd>,
-) -> Result<(), String> {
+) -> (Vec<String>, Vec<String>, Waiters) {
     let mut subscribe = Vec::new();
-    let mut unsubscribe = Vec::new();
+    let mut unsubscribe: Vec<String> = Vec::new();
     let mut waiters = Vec::new();
     for cmd in batch {
         match cmd {
@@ -224,6 +403,15 @@ async fn apply(
             }
         }
     }
+    (subscribe, unsubscribe, waiters)
+}
+
+async fn apply(
+    sink: &mut redis::aio::PubSubSink,
+    counts: &mut HashMap<String, usize>,
+    batch: Vec<ListenCmd>,
+) -> Result<(), String> {
+    let (subscribe, unsubscribe, waiters) = plan(counts, batch);
     let result = async {
         if !subscribe.is_empty() {
             answered(sink.subscribe(&subscribe)).await?;
@@ -240,10 +428,8 @@ async fn apply(
     result
 }
 
-async fn dispatch(inner: &Inner, msg: redis::Msg) {
-    let topic = msg.get_channel_name().to_owned();
-    let payload = msg.get_payload_bytes();
-    let inbound = match inner.keys.parse_topic(&topic) {
+async fn dispatch(inner: &Inner, topic: &str, payload: &[u8]) {
+    let inbound = match inner.keys.parse_topic(topic) {
         Some(Topic::Channel { app, channel }) => match wire::decode_envelope(channel, payload) {
             Some((origin, envelope)) if origin != inner.node => Inbound::Envelope {
                 app: herald_core::AppId::new(app),

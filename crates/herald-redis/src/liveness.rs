@@ -81,7 +81,7 @@ async fn beat_and_reap(inner: &Inner, may_reap: bool) -> Result<Beat, BackplaneE
         .arg(&inner.node)
         .arg(crate::wire::VERSION)
         .arg(&fresh)
-        .invoke_async(&mut *c)
+        .invoke_async(&mut c)
         .await
         .map_err(err)?;
     let same_epoch = {
@@ -95,7 +95,7 @@ async fn beat_and_reap(inner: &Inner, may_reap: bool) -> Result<Beat, BackplaneE
         .arg(inner.keys.nodes())
         .arg("-inf")
         .arg(deadline)
-        .query_async(&mut *c)
+        .query_async(&mut c)
         .await
         .map_err(err)?;
     for node in dead.into_iter().filter(|n| may_reap && *n != inner.node) {
@@ -107,7 +107,7 @@ async fn beat_and_reap(inner: &Inner, may_reap: bool) -> Result<Beat, BackplaneE
             .arg("NX")
             .arg("PX")
             .arg(inner.reap_lock_ms())
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         if won.is_some() {
@@ -117,7 +117,7 @@ async fn beat_and_reap(inner: &Inner, may_reap: bool) -> Result<Beat, BackplaneE
                 .arg(&inner.node)
                 .arg("PX")
                 .arg(REAPED_MARK_MS)
-                .query_async::<()>(&mut *c)
+                .query_async::<()>(&mut c)
                 .await
                 .map_err(err)?;
             let undone = reap(inner, &node).await?;
@@ -128,7 +128,7 @@ async fn beat_and_reap(inner: &Inner, may_reap: bool) -> Result<Beat, BackplaneE
                 .cmd("HDEL")
                 .arg(inner.keys.versions())
                 .arg(&node)
-                .query_async::<()>(&mut *c)
+                .query_async::<()>(&mut c)
                 .await
                 .map_err(err)?;
             tracing::warn!(dead_node = %node, contributions = undone, "reaped a dead node");
@@ -149,14 +149,14 @@ const REAPED_MARK_MS: u64 = 3_600_000;
 /// before negotiation advertises nothing and speaks version 1). Logged when it changes.
 async fn negotiate(
     inner: &Inner,
-    c: &mut deadpool_redis::Connection,
+    c: &mut crate::link::Conn,
     deadline: u64,
 ) -> Result<(), BackplaneError> {
     let live: Vec<String> = redis::cmd("ZRANGEBYSCORE")
         .arg(inner.keys.nodes())
         .arg(format!("({deadline}"))
         .arg("+inf")
-        .query_async(&mut **c)
+        .query_async(&mut *c)
         .await
         .map_err(err)?;
     let advertised: Vec<Option<u32>> = if live.is_empty() {
@@ -165,7 +165,7 @@ async fn negotiate(
         redis::cmd("HMGET")
             .arg(inner.keys.versions())
             .arg(&live)
-            .query_async(&mut **c)
+            .query_async(&mut *c)
             .await
             .map_err(err)?
     };
@@ -209,7 +209,7 @@ async fn reap(inner: &Inner, node: &str) -> Result<usize, BackplaneError> {
         let mut c = inner.conn().await?;
         let entries: Vec<String> = redis::cmd("SMEMBERS")
             .arg(inner.keys.node(app, node))
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         let entries: Vec<Contribution> = entries
@@ -345,7 +345,7 @@ impl Inner {
             .arg(self.keys.epoch())
             .cmd("EXISTS")
             .arg(self.keys.reaped(&self.node))
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         let reaped = marked || (score.is_none() && epoch.is_some() && epoch == seen);
@@ -391,7 +391,7 @@ impl Inner {
                 .arg("GT")
                 .arg(now_ms())
                 .arg(&self.node)
-                .query_async(&mut *c)
+                .query_async(&mut c)
                 .await;
         }
         let _ = self.inbound.send(Inbound::Fenced).await;
@@ -409,7 +409,7 @@ impl Inner {
             let _: Result<(), _> = redis::cmd("PEXPIRE")
                 .arg(self.keys.reap_lock(node))
                 .arg(self.reap_lock_ms())
-                .query_async(&mut *c)
+                .query_async(&mut c)
                 .await;
         }
     }
@@ -441,7 +441,7 @@ impl Inner {
             let mut c = self.conn().await?;
             let remote: HashSet<String> = redis::cmd("SMEMBERS")
                 .arg(self.keys.node(app, &self.node))
-                .query_async(&mut *c)
+                .query_async(&mut c)
                 .await
                 .map_err(err)?;
             let stale: Vec<Contribution> = remote
@@ -487,7 +487,7 @@ impl Inner {
                 let mut c = self.conn().await?;
                 let entries: Vec<String> = redis::cmd("SMEMBERS")
                     .arg(self.keys.node(app, &self.node))
-                    .query_async(&mut *c)
+                    .query_async(&mut c)
                     .await
                     .map_err(err)?;
                 let entries = entries
@@ -507,7 +507,7 @@ impl Inner {
                 .cmd("HDEL")
                 .arg(self.keys.versions())
                 .arg(&self.node)
-                .query_async::<()>(&mut *c)
+                .query_async::<()>(&mut c)
                 .await
                 .map_err(err)
         }

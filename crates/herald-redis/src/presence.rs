@@ -66,7 +66,7 @@ impl Presence for RedisBackplane {
         let mut c = i.conn().await?;
         let flat: Vec<redis::Value> = redis::cmd("HGETALL")
             .arg(i.keys.presence_info(app, channel.as_str()))
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         Ok(members_from(&flat))

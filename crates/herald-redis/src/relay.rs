@@ -14,10 +14,10 @@ impl Relay for RedisBackplane {
         let topic = i
             .keys
             .channel_topic(app.as_str(), envelope.channel.as_str());
-        redis::cmd("PUBLISH")
+        redis::cmd(i.publish_cmd())
             .arg(topic)
             .arg(wire::encode_envelope(&i.node, envelope))
-            .query_async::<()>(&mut *c)
+            .query_async::<()>(&mut c)
             .await
             .map_err(err)
     }
@@ -25,10 +25,10 @@ impl Relay for RedisBackplane {
     async fn control(&self, app: &AppId, control: &Control) -> Result<(), BackplaneError> {
         let i = &self.inner;
         let mut c = i.conn().await?;
-        redis::cmd("PUBLISH")
+        redis::cmd(i.publish_cmd())
             .arg(i.keys.control_topic(app.as_str()))
             .arg(wire::encode_control(&i.node, control))
-            .query_async::<()>(&mut *c)
+            .query_async::<()>(&mut c)
             .await
             .map_err(err)
     }

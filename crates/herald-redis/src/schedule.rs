@@ -23,7 +23,7 @@ impl Schedule for RedisBackplane {
             .arg(i.keys.scheduled(app.as_str()))
             .arg(due_ms)
             .arg(check.key())
-            .query_async::<()>(&mut *c)
+            .query_async::<()>(&mut c)
             .await
             .map_err(err)
     }
@@ -34,7 +34,7 @@ impl Schedule for RedisBackplane {
         let removed: u32 = redis::cmd("ZREM")
             .arg(i.keys.scheduled(app.as_str()))
             .arg(check.key())
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         Ok(removed == 1)
@@ -52,7 +52,7 @@ impl Schedule for RedisBackplane {
             .key(i.keys.scheduled(app.as_str()))
             .arg(now_ms)
             .arg(max)
-            .invoke_async(&mut *c)
+            .invoke_async(&mut c)
             .await
             .map_err(err)?;
         Ok(parse_claimed(app, keys))
@@ -67,7 +67,7 @@ impl Schedule for RedisBackplane {
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64)
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         Ok(set.is_some())

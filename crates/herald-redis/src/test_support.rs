@@ -124,6 +124,8 @@ pub struct RedisOptions {
     pub client_certs: bool,
     /// `--replicaof 127.0.0.1 PORT`.
     pub replica_of: Option<u16>,
+    /// More arguments for `redis-server`.
+    pub extra: Vec<String>,
 }
 
 /// The CA and server certificate a TLS `RedisServer` uses.
@@ -215,6 +217,7 @@ impl RedisServer {
         if let Some(master) = self.options.replica_of {
             args.extend(["--replicaof".into(), "127.0.0.1".into(), master.to_string()]);
         }
+        args.extend(self.options.extra.iter().cloned());
         self.child = Some(spawn("redis-server", &args));
         wait_for_port(self.port, "redis-server");
     }
@@ -469,4 +472,131 @@ impl SentinelSet {
 /// Where a path is, for a TOML string.
 pub fn toml_path(p: &Path) -> String {
     format!("{:?}", p.display().to_string())
+}
+
+/// A Redis Cluster of three masters and three replicas (`--cluster-enabled yes` ×6, then
+/// `redis-cli --cluster create … --cluster-replicas 1`), ready once every node reports the
+/// cluster ok and every replica is in sync. A node silent for 2 s is failed over.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let dir = temp_dir("cluster");
+        let mut nodes = Vec::new();
+        for i in 0..6 {
+            let node_dir = dir.join(format!("n{i}"));
+            std::fs::create_dir_all(&node_dir).expect("a node directory");
+            let conf = node_dir.join("nodes.conf");
+            nodes.push(RedisServer::start_with(RedisOptions {
+                extra: vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    conf.display().to_string(),
+                    "--cluster-node-timeout".into(),
+                    "2000".into(),
+                    "--dir".into(),
+                    node_dir.display().to_string(),
+                ],
+                ..RedisOptions::default()
+            }));
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for n in &nodes {
+            create.arg(format!("127.0.0.1:{}", n.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes, dir };
+        cluster.wait_until_healthy();
+        cluster
+    }
+
+    /// Until every live node says `cluster_state:ok` and every live replica is in sync.
+    pub fn wait_until_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for n in self.nodes.iter().filter(|n| n.child.is_some()) {
+            loop {
+                let info = n.cli(&["CLUSTER", "INFO"]);
+                let repl = n.cli(&["INFO", "replication"]);
+                let synced = repl.contains("role:master") || repl.contains("master_link_status:up");
+                if info.contains("cluster_state:ok") && synced {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "cluster node {} never became healthy:\n{info}\n{repl}",
+                    n.port
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// `redis+cluster://127.0.0.1:P1,…` naming every node as a seed.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// The node that is master of `slot` now.
+    pub fn master_of(&self, slot: u16) -> Option<&RedisServer> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .find(|n| n.cli(&["INFO", "replication"]).contains("role:master") && owns(n, slot))
+    }
+
+    /// The slot a key or channel hashes to.
+    pub fn slot(&self, key: &str) -> u16 {
+        let n = self
+            .nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .expect("a live node");
+        n.cli(&["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .expect("a slot number")
+    }
+}
+
+/// Whether `n` serves `slot` as master (its own line of CLUSTER NODES lists the range).
+fn owns(n: &RedisServer, slot: u16) -> bool {
+    let nodes = n.cli(&["CLUSTER", "NODES"]);
+    let Some(me) = nodes.lines().find(|l| l.contains("myself")) else {
+        return false;
+    };
+    me.split_whitespace().skip(8).any(|range| {
+        let (a, b) = range.split_once('-').unwrap_or((range, range));
+        match (a.parse::<u16>(), b.parse::<u16>()) {
+            (Ok(a), Ok(b)) => (a..=b).contains(&slot),
+            _ => false,
+        }
+    })
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -79,7 +79,7 @@ impl Users for RedisBackplane {
         for u in users {
             pipe.cmd("SCARD").arg(i.keys.user(app, u.as_str()));
         }
-        let counts: Vec<u64> = pipe.query_async(&mut *c).await.map_err(err)?;
+        let counts: Vec<u64> = pipe.query_async(&mut c).await.map_err(err)?;
         Ok(counts.into_iter().map(|n| n > 0).collect())
     }
 }

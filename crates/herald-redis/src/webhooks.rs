@@ -40,7 +40,7 @@ impl RedisWebhookQueue {
             .arg(GROUP)
             .arg("0")
             .arg("MKSTREAM")
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await;
         match created {
             Ok(()) => Ok(()),
@@ -59,7 +59,7 @@ impl RedisWebhookQueue {
             .arg(i.keys.nodes())
             .arg(cutoff)
             .arg("+inf")
-            .query_async::<Vec<String>>(&mut *c)
+            .query_async::<Vec<String>>(&mut c)
             .await
             .map_err(err)?
             .into_iter()
@@ -68,7 +68,7 @@ impl RedisWebhookQueue {
             .arg("CONSUMERS")
             .arg(i.keys.webhooks())
             .arg(GROUP)
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         let mut claimed = Vec::new();
@@ -98,7 +98,7 @@ impl RedisWebhookQueue {
                     .arg("+")
                     .arg(max)
                     .arg(&name)
-                    .query_async(&mut *c)
+                    .query_async(&mut c)
                     .await
                     .map_err(err)?;
                 if !rows.is_empty() {
@@ -109,7 +109,7 @@ impl RedisWebhookQueue {
                         .arg(&i.node)
                         .arg(0)
                         .arg(&ids)
-                        .query_async(&mut *c)
+                        .query_async(&mut c)
                         .await
                         .map_err(err)?;
                     tracing::warn!(dead_consumer = %name, entries = reply.ids.len(), "took over webhook entries of a dead node");
@@ -121,7 +121,7 @@ impl RedisWebhookQueue {
                     .arg(i.keys.webhooks())
                     .arg(GROUP)
                     .arg(&name)
-                    .query_async(&mut *c)
+                    .query_async(&mut c)
                     .await;
             }
             if claimed.len() >= max {
@@ -165,7 +165,7 @@ impl WebhookQueue for RedisWebhookQueue {
             .arg(event.to_json())
             .arg("t")
             .arg(herald_core::webhook::now_ms())
-            .query_async::<String>(&mut *c)
+            .query_async::<String>(&mut c)
             .await
             .map_err(err)?;
         Ok(())
@@ -193,7 +193,7 @@ impl WebhookQueue for RedisWebhookQueue {
         if ids.is_empty() {
             let i = &self.inner;
             let read = {
-                let mut c = i.conn().await?;
+                let mut c = i.blocking_conn().await?;
                 redis::cmd("XREADGROUP")
                     .arg("GROUP")
                     .arg(GROUP)
@@ -206,7 +206,7 @@ impl WebhookQueue for RedisWebhookQueue {
                     .arg("STREAMS")
                     .arg(i.keys.webhooks())
                     .arg(">")
-                    .query_async::<Option<StreamReadReply>>(&mut *c)
+                    .query_async::<Option<StreamReadReply>>(&mut c)
                     .await
             };
             match read {
@@ -252,7 +252,7 @@ impl WebhookQueue for RedisWebhookQueue {
             .arg(i.keys.webhooks())
             .arg(ids)
             .ignore()
-            .query_async::<()>(&mut *c)
+            .query_async::<()>(&mut c)
             .await
             .map_err(err)
     }
@@ -278,7 +278,7 @@ impl WebhookQueue for RedisWebhookQueue {
             .arg(&letter.url)
             .arg("reason")
             .arg(&letter.reason)
-            .query_async::<String>(&mut *c)
+            .query_async::<String>(&mut c)
             .await
             .map_err(err)?;
         Ok(())
@@ -293,7 +293,7 @@ impl WebhookQueue for RedisWebhookQueue {
             .arg("-")
             .arg("COUNT")
             .arg(limit)
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         let mut out: Vec<DeadLetter> = reply
@@ -319,7 +319,7 @@ impl WebhookQueue for RedisWebhookQueue {
         let mut c = i.conn().await?;
         redis::cmd("XLEN")
             .arg(i.keys.webhooks())
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)
     }
@@ -333,7 +333,7 @@ impl WebhookQueue for RedisWebhookQueue {
             .arg("+")
             .arg("COUNT")
             .arg(limit)
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .map_err(err)?;
         let mut replayed = 0;
@@ -361,7 +361,7 @@ impl WebhookQueue for RedisWebhookQueue {
                 .arg(i.keys.webhooks_dead())
                 .arg(&id.id)
                 .ignore()
-                .query_async::<()>(&mut *c)
+                .query_async::<()>(&mut c)
                 .await
                 .map_err(err)?;
             replayed += 1;
@@ -386,7 +386,7 @@ impl WebhookQueue for RedisWebhookQueue {
                 .arg(&i.node);
         }
         let owned: Vec<Vec<(String, String, u64, u64)>> =
-            pipe.query_async(&mut *c).await.map_err(err)?;
+            pipe.query_async(&mut c).await.map_err(err)?;
         Ok(ids
             .iter()
             .zip(owned)
@@ -419,7 +419,7 @@ impl herald_core::webhook::WebhookStreams for crate::RedisBackplane {
             .arg(signature)
             .arg("key")
             .arg(key)
-            .query_async::<String>(&mut *c)
+            .query_async::<String>(&mut c)
             .await
             .map_err(err)?;
         Ok(())

@@ -310,7 +310,7 @@ fn check_redis(raw: &RawConfig) -> Result<(), ConfigError> {
         return Err(err(
             "redis_url",
             format!(
-                "{why}: expected redis://[USER:PASSWORD@]HOST:PORT[/DB], rediss://… (TLS), redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB] or rediss+sentinel://…; got '{}'",
+                "{why}: expected redis://[USER:PASSWORD@]HOST:PORT[/DB], rediss://… (TLS), redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB], redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…] or their rediss+ forms; got '{}'",
                 herald_core::redact::mask_url(url)
             ),
         ));
@@ -363,16 +363,17 @@ fn redis_tls(raw: &RawConfig) -> Result<herald_redis::RedisTls, ConfigError> {
         ("redis_tls_cert_file", &raw.redis_tls_cert_file),
         ("redis_tls_key_file", &raw.redis_tls_key_file),
     ];
-    let tls_url = raw
-        .redis_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("rediss://") || u.starts_with("rediss+sentinel://"));
+    let tls_url = raw.redis_url.as_deref().is_some_and(|u| {
+        ["rediss://", "rediss+sentinel://", "rediss+cluster://"]
+            .iter()
+            .any(|p| u.starts_with(p))
+    });
     if let Some((key, _)) = files.iter().find(|(_, f)| f.is_some())
         && !tls_url
     {
         return Err(err(
             *key,
-            "applies to a TLS redis_url only (rediss:// or rediss+sentinel://)",
+            "applies to a TLS redis_url only (rediss://, rediss+sentinel:// or rediss+cluster://)",
         ));
     }
     if raw.redis_tls_cert_file.is_some() != raw.redis_tls_key_file.is_some() {

@@ -30,7 +30,8 @@ struct Cli {
     metrics_bind: Option<String>,
     /// Redis backplane URL for a cluster (absent: single node, in memory):
     /// redis://[USER:PASSWORD@]HOST:PORT/DB, rediss://… for TLS (redis_tls_ca_file for a
-    /// private CA), redis+sentinel://[USER:PASSWORD@]HOST:PORT,…/MASTER[/DB] for a Sentinel set.
+    /// private CA), redis+sentinel://[USER:PASSWORD@]HOST:PORT,…/MASTER[/DB] for a Sentinel set,
+    /// redis+cluster://[USER:PASSWORD@]HOST:PORT,… for a Redis Cluster (sharded pub/sub).
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
     /// Write the process id to this file.

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use herald_redis::test_support::{
-    RedisOptions, RedisServer, SentinelOptions, SentinelSet, TestCa, TlsFiles, toml_path,
+    RedisCluster, RedisOptions, RedisServer, SentinelOptions, SentinelSet, TestCa, TlsFiles,
+    toml_path,
 };
 use serde_json::json;
 
@@ -396,6 +397,54 @@ async fn the_redis_password_never_leaves_the_node() {
         assert!(
             !body.contains(password),
             "the password is in a reply: {body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_behaviour_holds_on_a_redis_cluster() {
+    let redis = RedisCluster::start();
+    let t = Topology::redis_cluster(&redis);
+    crate::cluster::all(&t).await;
+
+    // Channel traffic is on sharded pub/sub, on the shard that owns the topic's slot, and none
+    // of it on classic pub/sub.
+    let cluster = Nodes::start(&t, 2, DEFAULT_TOML).await;
+    let mut sub = cluster.nodes[1].connect().await;
+    sub.subscribe("sharded-news").await;
+    let r = cluster.nodes[0]
+        .api()
+        .trigger(&["sharded-news"], "e", "x")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(sub.expect("e").await["data"], "x");
+    let shard_channels: Vec<String> = redis
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.cli(&["PUBSUB", "SHARDCHANNELS", "*:{app-1/sharded-news}:ch"])
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(shard_channels.len(), 1, "{shard_channels:?}");
+    let topic = &shard_channels[0];
+    let owner = redis
+        .master_of(redis.slot(topic))
+        .expect("the topic's master");
+    assert!(
+        owner
+            .cli(&["PUBSUB", "SHARDCHANNELS", topic])
+            .contains(topic.as_str())
+    );
+    for n in &redis.nodes {
+        let classic = n.cli(&["PUBSUB", "CHANNELS", "*"]);
+        assert!(
+            classic.trim().is_empty(),
+            "classic pub/sub in use on {}: {classic}",
+            n.port
         );
     }
 }

@@ -218,6 +218,14 @@ impl Topology {
         }
     }
 
+    pub fn redis_cluster(c: &herald_redis::test_support::RedisCluster) -> Topology {
+        Topology {
+            name: "a Redis Cluster (3 masters, 3 replicas)",
+            url: c.url(),
+            toml: String::new(),
+        }
+    }
+
     /// Node settings on this topology under a key prefix of their own.
     pub fn node_toml(&self, prefix: &str, apps: &str) -> String {
         format!(
