@@ -1,15 +1,30 @@
-//! `Relay`: one PUBLISH per frame or command, on the channel's or the app's control topic.
+//! `Relay`: one PUBLISH (SPUBLISH on a Redis Cluster) per frame or command, on the channel's or
+//! the app's control topic. Refused while this node's pub/sub connection is down: the node is
+//! not ready, and a publish it accepted could reach nobody — on a Redis Cluster whose shard
+//! lost its master the client library sends SPUBLISH to the shard's replica, which takes it and
+//! delivers it to no one (the subscriptions were on the master).
 
 use async_trait::async_trait;
 use herald_core::AppId;
 use herald_core::backplane::{BackplaneError, Control, Envelope, Relay};
 
-use crate::{RedisBackplane, err, wire};
+use crate::{Inner, RedisBackplane, Unavailable, err, wire};
+
+fn up(i: &Inner) -> Result<(), BackplaneError> {
+    if i.pubsub_up.load(std::sync::atomic::Ordering::SeqCst) {
+        Ok(())
+    } else {
+        Err(BackplaneError(Box::new(Unavailable(
+            "Redis pub/sub is down on this node (not ready)".into(),
+        ))))
+    }
+}
 
 #[async_trait]
 impl Relay for RedisBackplane {
     async fn publish(&self, app: &AppId, envelope: &Envelope) -> Result<(), BackplaneError> {
         let i = &self.inner;
+        up(i)?;
         let mut c = i.conn().await?;
         let topic = i
             .keys
@@ -24,6 +39,7 @@ impl Relay for RedisBackplane {
 
     async fn control(&self, app: &AppId, control: &Control) -> Result<(), BackplaneError> {
         let i = &self.inner;
+        up(i)?;
         let mut c = i.conn().await?;
         redis::cmd(i.publish_cmd())
             .arg(i.keys.control_topic(app.as_str()))

@@ -577,6 +577,69 @@ impl RedisCluster {
     }
 }
 
+impl RedisCluster {
+    /// The node's cluster id.
+    pub fn id_of(&self, n: &RedisServer) -> String {
+        n.cli(&["CLUSTER", "MYID"]).trim().to_owned()
+    }
+
+    /// How many slots `n` serves as master.
+    pub fn slot_count(&self, n: &RedisServer) -> usize {
+        let nodes = n.cli(&["CLUSTER", "NODES"]);
+        let Some(me) = nodes.lines().find(|l| l.contains("myself")) else {
+            return 0;
+        };
+        me.split_whitespace()
+            .skip(8)
+            .filter_map(|r| {
+                let (a, b) = r.split_once('-').unwrap_or((r, r));
+                Some(b.parse::<usize>().ok()? - a.parse::<usize>().ok()? + 1)
+            })
+            .sum()
+    }
+
+    pub fn node(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .expect("a node on that port")
+    }
+
+    pub fn is_master(&self, n: &RedisServer) -> bool {
+        n.child.is_some() && n.cli(&["INFO", "replication"]).contains("role:master")
+    }
+
+    pub fn node_mut(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node on that port")
+    }
+}
+
+/// `redis-cli --cluster reshard`: moves `slots` slots (keys included) from the node whose id is
+/// `from_id` to the node on `to_port`. A free function, so a test can run it on a blocking
+/// thread while it publishes.
+pub fn reshard(to_port: u16, from_id: &str, slots: usize) {
+    let to_id = Command::new("redis-cli")
+        .args(["-p", &to_port.to_string(), "CLUSTER", "MYID"])
+        .output()
+        .expect("redis-cli runs");
+    let to_id = String::from_utf8_lossy(&to_id.stdout).trim().to_owned();
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "reshard", &format!("127.0.0.1:{to_port}")])
+        .args(["--cluster-from", from_id, "--cluster-to", &to_id])
+        .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster reshard failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Whether `n` serves `slot` as master (its own line of CLUSTER NODES lists the range).
 fn owns(n: &RedisServer, slot: u16) -> bool {
     let nodes = n.cli(&["CLUSTER", "NODES"]);

@@ -448,3 +448,179 @@ async fn the_cluster_behaviour_holds_on_a_redis_cluster() {
         );
     }
 }
+
+/// Publishes `round` on every channel from alternating nodes; the statuses.
+async fn publish_round(nodes: &[TestServer], channels: &[String], round: u32) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for (i, ch) in channels.iter().enumerate() {
+        let r = nodes[i % nodes.len()]
+            .api()
+            .trigger(&[ch.as_str()], "tick", &round.to_string())
+            .await;
+        assert!(
+            r.status == 200 || r.status == 503,
+            "{ch}: {} {}",
+            r.status,
+            r.body
+        );
+        statuses.push(r.status);
+    }
+    statuses
+}
+
+/// Every (channel, round) a client subscribed to several channels received so far.
+async fn rounds(c: &mut Client) -> std::collections::HashSet<(String, u32)> {
+    let mut seen = std::collections::HashSet::new();
+    while let Ok(Some(v)) = tokio::time::timeout(Duration::from_millis(300), c.next_event()).await {
+        assert_ne!(v["event"], "pusher_internal:member_removed", "{v}");
+        if v["event"] == "tick" {
+            seen.insert((
+                v["channel"].as_str().unwrap().to_owned(),
+                v["data"].as_str().unwrap().parse().unwrap(),
+            ));
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_follow_a_shard_failover_and_a_resharding_of_a_redis_cluster() {
+    let mut redis = RedisCluster::start();
+    let t = Topology::redis_cluster(&redis);
+    let cluster = Nodes::start(&t, 2, DEFAULT_TOML).await;
+    let nodes = &cluster.nodes;
+    // Channels spread over the three shards; one subscriber per node holds them all.
+    let channels: Vec<String> = (0..12).map(|i| format!("ch-{i}")).collect();
+    let mut subs = Vec::new();
+    for node in nodes {
+        let mut s = node.connect().await;
+        for ch in &channels {
+            s.subscribe(ch).await;
+        }
+        subs.push(s);
+    }
+    let mut members = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut m = node.connect().await;
+        let data = format!(r#"{{"user_id":"u{i}"}}"#);
+        m.subscribe_signed("presence-room", Some(&data)).await;
+        members.push(m);
+    }
+    let everyone = json!({"users": [{"id": "u0"}, {"id": "u1"}]});
+    let all_delivered = |got: &std::collections::HashSet<(String, u32)>, round: u32| {
+        channels.iter().all(|c| got.contains(&(c.clone(), round)))
+    };
+
+    // The master holding the app's state (presence, counts) dies.
+    let app_slot = redis.slot("{app-1}");
+    let victim = redis.master_of(app_slot).expect("a master").port;
+    redis.node_mut(victim).kill();
+    let killed = tokio::time::Instant::now();
+    let (mut round, mut refused, mut promoted_at) = (100, 0, None);
+    let resumed_at = loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(40),
+            "deliveries did not resume within 40 s of the kill"
+        );
+        if promoted_at.is_none() && redis.master_of(app_slot).is_some_and(|m| m.port != victim) {
+            promoted_at = Some(tokio::time::Instant::now());
+        }
+        let statuses = publish_round(nodes, &channels, round).await;
+        refused += statuses.iter().filter(|s| **s == 503).count();
+        if statuses.iter().all(|s| *s == 200) && promoted_at.is_some() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (a, b) = (rounds(&mut subs[0]).await, rounds(&mut subs[1]).await);
+            if all_delivered(&a, round) && all_delivered(&b, round) {
+                break tokio::time::Instant::now();
+            }
+        }
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let promoted_at = promoted_at.expect("promotion seen");
+    eprintln!(
+        "shard failover: promoted {:?} after the kill, deliveries resumed {:?} after; {refused} publishes answered 503",
+        promoted_at - killed,
+        resumed_at.saturating_duration_since(promoted_at)
+    );
+    assert!(resumed_at.saturating_duration_since(promoted_at) < Duration::from_secs(10));
+    assert!(
+        refused > 0,
+        "no publish was refused while a shard had no master"
+    );
+    for node in nodes {
+        node.wait_ready(true).await;
+        let users = node.api().get("/channels/presence-room/users", &[]).await;
+        assert_eq!(users.body, everyone, "presence after the failover");
+        let info = node
+            .api()
+            .get("/channels/ch-0", &[("info", "subscription_count")])
+            .await;
+        assert_eq!(
+            info.body["subscription_count"], 2,
+            "counts after the failover"
+        );
+    }
+
+    // A resharding while publishing: every slot of the master that owns ch-0's topic moves to
+    // another master.
+    let topic_slot = redis.slot("{app-1/ch-0}");
+    let from = redis.master_of(topic_slot).expect("ch-0's master").port;
+    let to = redis
+        .nodes
+        .iter()
+        .filter(|n| n.port != from && n.port != victim)
+        .find(|n| redis.is_master(n))
+        .expect("another master")
+        .port;
+    let count = redis.slot_count(redis.node(from));
+    let publishing = async {
+        let mut r = 1000;
+        let mut refused = 0;
+        while r < 1000 + 400 {
+            let statuses = publish_round(nodes, &channels[..4], r).await;
+            refused += statuses.iter().filter(|s| **s == 503).count();
+            r += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        refused
+    };
+    let moving = tokio::task::spawn_blocking({
+        let (from_id, to_addr) = (redis.id_of(redis.node(from)), to);
+        move || herald_redis::test_support::reshard(to_addr, &from_id, count)
+    });
+    let (refused, moved) = tokio::join!(publishing, moving);
+    moved.expect("the reshard ran");
+    assert_eq!(redis.slot_count(redis.node(from)), 0, "every slot moved");
+    assert_eq!(redis.master_of(topic_slot).map(|m| m.port), Some(to));
+    eprintln!("resharding: {count} slots moved while publishing; {refused} publishes answered 503");
+    for s in &mut subs {
+        rounds(s).await;
+    }
+    // After the move: nothing lost.
+    for r in 5000..5005 {
+        assert!(
+            publish_round(nodes, &channels, r)
+                .await
+                .iter()
+                .all(|s| *s == 200)
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for s in &mut subs {
+        let got = rounds(s).await;
+        for r in 5000..5005 {
+            assert!(
+                all_delivered(&got, r),
+                "round {r} incomplete after the resharding: {got:?}"
+            );
+        }
+    }
+    for node in nodes {
+        let users = node.api().get("/channels/presence-room/users", &[]).await;
+        assert_eq!(users.body, everyone, "presence after the resharding");
+    }
+    for m in &mut members {
+        rounds(m).await;
+    }
+}
