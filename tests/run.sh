@@ -44,6 +44,9 @@ npm test
 echo "== compatibility tests in cluster mode (3 herald nodes on a private TLS redis-server with a password)"
 npm run test:cluster
 
+echo "== compatibility tests on a Redis Cluster (2 herald nodes, 3 masters + 3 replicas, sharded pub/sub)"
+npm run test:redis-cluster
+
 echo "== compatibility tests behind a load balancer (haproxy in front of 3 nodes; drain under traffic)"
 npm run test:lb
 

@@ -87,17 +87,21 @@ export const CLUSTER = (() => {
 })();
 
 /**
- * The Redis of cluster mode: HERALD_COMPAT_REDIS=tls starts it TLS-only (`--port 0
+ * The Redis of cluster mode (HERALD_COMPAT_REDIS): `tls` starts it TLS-only (`--port 0
  * --tls-port …`) with `requirepass`, a CA and server certificate made with `openssl` for the run,
- * and the nodes connect with `rediss://:PASSWORD@…` and `redis_tls_ca_file`; unset or `plain`
- * starts a plain one.
+ * and the nodes connect with `rediss://:PASSWORD@…` and `redis_tls_ca_file`; `cluster` starts a
+ * Redis Cluster of 3 masters and 3 replicas and the nodes use `redis+cluster://…` (sharded
+ * pub/sub); unset or `plain` starts one plain redis-server.
  */
-export const REDIS_TLS = (() => {
+export const REDIS_MODE = (() => {
   const v = (process.env.HERALD_COMPAT_REDIS || '').trim();
-  if (v === '' || v === 'plain') return false;
-  if (v !== 'tls') throw new Error(`HERALD_COMPAT_REDIS must be tls, plain or unset, got '${v}'`);
-  return true;
+  if (v === '') return 'plain';
+  if (!['plain', 'tls', 'cluster'].includes(v)) {
+    throw new Error(`HERALD_COMPAT_REDIS must be plain, tls, cluster or unset, got '${v}'`);
+  }
+  return v;
 })();
+const REDIS_TLS = REDIS_MODE === 'tls';
 
 /** Default deadline for any single awaited condition. */
 export const WAIT_MS = Number(process.env.HERALD_COMPAT_WAIT_MS || 5000);
@@ -441,6 +445,7 @@ export function startHerald(opts = {}) {
 }
 
 async function startHeraldOnce({ config = CONFIG_TOML, redisUrl = null, redisToml = '', label, ports = null } = {}) {
+  // redisToml: top-level keys for the Redis (TLS CA, key prefix), before the first [[apps]]
   if (!fs.existsSync(HERALD_BIN)) {
     throw new Error(
       `herald binary not found at ${HERALD_BIN}: build it with \`cargo build -p herald-server\` ` +
@@ -509,7 +514,7 @@ function clusterHeader(redisUrl, redisToml = '') {
     `# cluster mode (HERALD_COMPAT_CLUSTER)\n` +
     `redis_url = "${redisUrl}"\n` +
     redisToml +
-    `redis_prefix = "compat"\n` +
+    (redisToml.includes('redis_prefix') ? '' : `redis_prefix = "compat"\n`) +
     `heartbeat_interval_secs = 1\n` +
     `node_timeout_secs = 3\n` +
     (LB ? `drain_secs = 2\n` : '') +
@@ -558,9 +563,102 @@ function redisPing(port, timeoutMs, auth = null) {
   });
 }
 
-/** A private redis-server on a free loopback port (never 6379), without persistence. */
+/**
+ * A private redis-server on a free loopback port (never 6379), without persistence; in
+ * HERALD_COMPAT_REDIS=cluster mode a private Redis Cluster instead.
+ */
 export function startRedis() {
+  if (REDIS_MODE === 'cluster') {
+    // One Redis Cluster for every test file (with-redis-cluster.mjs starts it): each file's
+    // nodes get a key prefix of their own.
+    const shared = (process.env.HERALD_COMPAT_REDIS_URL || '').trim();
+    if (shared) {
+      return Promise.resolve({
+        url: shared,
+        urlAt: () => {
+          throw new Error('HERALD_COMPAT_REDIS=cluster does not put proxies in front of a Redis Cluster');
+        },
+        toml: '',
+        prefix: `compat-${process.pid}`,
+        logs: () => '',
+        stop: async () => {},
+        restart() {
+          throw new Error('HERALD_COMPAT_REDIS=cluster cannot restart a Redis Cluster');
+        },
+      });
+    }
+    return retryOnPortClash(startRedisCluster);
+  }
   return retryOnPortClash(startRedisOnce);
+}
+
+/** Runs redis-cli with `args`; its output (throws with the output if it fails). */
+function redisCli(args) {
+  const bin = which('redis-cli');
+  if (!bin) throw new Error('redis-cli is not on PATH: install it: sudo apt-get install -y redis-tools');
+  return execFileSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/**
+ * Six redis-servers with `--cluster-enabled yes` joined by `redis-cli --cluster create
+ * --cluster-replicas 1` (3 masters, 3 replicas); resolves once every node reports
+ * `cluster_state:ok` and every replica is in sync. No restart (the fault tests use one server).
+ */
+export async function startRedisCluster() {
+  const bin = which('redis-server');
+  if (!bin) {
+    throw new Error(
+      'cluster mode needs redis-server, which is not on PATH: install it: sudo apt-get install -y redis-server',
+    );
+  }
+  const ports = await freePorts(6);
+  const procs = [];
+  const stopAll = () => Promise.all(procs.map((p) => p.stop()));
+  try {
+    for (const port of ports) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-compat-rcluster-'));
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+      args.push('--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'));
+      args.push('--cluster-node-timeout', '2000');
+      procs.push(spawnManaged(bin, args, { label: `redis-${port}`, cleanupDir: dir }));
+    }
+    const deadline = Date.now() + 10000;
+    for (const port of ports) {
+      while (!(await redisPing(port, 500))) {
+        if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not answer PING within 10 s`);
+        await observe(50);
+      }
+    }
+    redisCli(['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes']);
+    const healthy = Date.now() + 60000;
+    for (const port of ports) {
+      for (;;) {
+        const info = redisCli(['-p', String(port), 'CLUSTER', 'INFO']);
+        const repl = redisCli(['-p', String(port), 'INFO', 'replication']);
+        if (info.includes('cluster_state:ok') && (repl.includes('role:master') || repl.includes('master_link_status:up'))) break;
+        if (Date.now() > healthy) throw new Error(`Redis Cluster node ${port} never became healthy:\n${info}\n${repl}`);
+        await observe(100);
+      }
+    }
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+  return {
+    port: ports[0],
+    ports,
+    pid: procs[0].pid,
+    url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
+    urlAt: () => {
+      throw new Error('HERALD_COMPAT_REDIS=cluster does not put proxies in front of a Redis Cluster');
+    },
+    toml: '',
+    logs: () => procs.map((p) => p.logs()).join('\n'),
+    stop: stopAll,
+    restart() {
+      throw new Error('HERALD_COMPAT_REDIS=cluster cannot restart a Redis Cluster');
+    },
+  };
 }
 
 async function startRedisOnce(fixedPort = null) {
@@ -731,7 +829,7 @@ export async function startCluster(n, { config = CONFIG_TOML, proxied = false } 
       startHerald({
         config,
         redisUrl: proxied ? redis.urlAt(proxies[i].port) : redis.url,
-        redisToml: redis.toml,
+        redisToml: redis.toml + (redis.prefix ? `redis_prefix = "${redis.prefix}"\n` : ''),
         label: `node${i}`,
       }),
     ),
