@@ -479,19 +479,30 @@ pub fn toml_path(p: &Path) -> String {
 /// cluster ok and every replica is in sync. A node silent for 2 s is failed over.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
+    /// TLS only (clients, the cluster bus, replication), with these certificates.
+    pub tls: Option<TlsFiles>,
     dir: PathBuf,
 }
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
+        RedisCluster::start_with(None)
+    }
+
+    pub fn start_with(tls: Option<TlsFiles>) -> RedisCluster {
         let dir = temp_dir("cluster");
         let mut nodes = Vec::new();
         for i in 0..6 {
             let node_dir = dir.join(format!("n{i}"));
             std::fs::create_dir_all(&node_dir).expect("a node directory");
             let conf = node_dir.join("nodes.conf");
+            let mut extra: Vec<String> = Vec::new();
+            if tls.is_some() {
+                extra.extend(["--tls-cluster".into(), "yes".into()]);
+            }
             nodes.push(RedisServer::start_with(RedisOptions {
-                extra: vec![
+                tls: tls.clone(),
+                extra: [
                     "--cluster-enabled".into(),
                     "yes".into(),
                     "--cluster-config-file".into(),
@@ -500,11 +511,17 @@ impl RedisCluster {
                     "2000".into(),
                     "--dir".into(),
                     node_dir.display().to_string(),
-                ],
+                ]
+                .into_iter()
+                .chain(extra)
+                .collect(),
                 ..RedisOptions::default()
             }));
         }
         let mut create = Command::new("redis-cli");
+        if let Some(t) = &tls {
+            create.arg("--tls").arg("--cacert").arg(&t.ca);
+        }
         create.arg("--cluster").arg("create");
         for n in &nodes {
             create.arg(format!("127.0.0.1:{}", n.port));
@@ -519,7 +536,7 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let cluster = RedisCluster { nodes, dir };
+        let cluster = RedisCluster { nodes, tls, dir };
         cluster.wait_until_healthy();
         cluster
     }
@@ -552,7 +569,12 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        format!("redis+cluster://{}", hosts.join(","))
+        let scheme = if self.tls.is_some() {
+            "rediss+cluster"
+        } else {
+            "redis+cluster"
+        };
+        format!("{scheme}://{}", hosts.join(","))
     }
 
     /// The node that is master of `slot` now.

@@ -449,6 +449,14 @@ async fn the_cluster_behaviour_holds_on_a_redis_cluster() {
     }
 }
 
+/// `rediss+cluster://`: TLS to every node of the cluster (its bus and replication too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_behaviour_holds_on_a_tls_redis_cluster() {
+    let ca = TestCa::new();
+    let redis = RedisCluster::start_with(Some(TlsFiles::of(&ca)));
+    crate::cluster::all(&Topology::redis_cluster(&redis)).await;
+}
+
 /// Publishes `round` on every channel from alternating nodes; the statuses.
 async fn publish_round(nodes: &[TestServer], channels: &[String], round: u32) -> Vec<u16> {
     let mut statuses = Vec::new();

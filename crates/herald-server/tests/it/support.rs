@@ -219,10 +219,20 @@ impl Topology {
     }
 
     pub fn redis_cluster(c: &herald_redis::test_support::RedisCluster) -> Topology {
-        Topology {
-            name: "a Redis Cluster (3 masters, 3 replicas)",
-            url: c.url(),
-            toml: String::new(),
+        match &c.tls {
+            None => Topology {
+                name: "a Redis Cluster (3 masters, 3 replicas)",
+                url: c.url(),
+                toml: String::new(),
+            },
+            Some(t) => Topology {
+                name: "a TLS Redis Cluster",
+                url: c.url(),
+                toml: format!(
+                    "redis_tls_ca_file = {}\n",
+                    herald_redis::test_support::toml_path(&t.ca)
+                ),
+            },
         }
     }
 
