@@ -411,6 +411,15 @@ function heraldEnv() {
 const handedOut = new Set();
 
 /** `n` free ports, distinct from each other and from earlier ones, never Redis' default 6379. */
+/** Whether a listener can bind 127.0.0.1:`port` right now. */
+function portFree(port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 async function freePorts(n) {
   const ports = [];
   while (ports.length < n) {
@@ -611,7 +620,12 @@ export async function startRedisCluster() {
       'cluster mode needs redis-server, which is not on PATH: install it: sudo apt-get install -y redis-server',
     );
   }
-  const ports = await freePorts(6);
+  // redis-server refuses a cluster port above 55535: its bus listens 10000 higher
+  const ports = [];
+  while (ports.length < 6) {
+    const [p] = await freePorts(1);
+    if (p <= 55535 && (await portFree(p + 10000))) ports.push(p);
+  }
   const procs = [];
   const stopAll = () => Promise.all(procs.map((p) => p.stop()));
   try {

@@ -8,6 +8,7 @@ mod conns;
 mod fanout;
 mod presence;
 mod proc_stat;
+mod redis_ops;
 mod soak;
 mod ws;
 
@@ -42,6 +43,9 @@ enum Scenario {
     /// Bounded churn (connects, subscribes, presence, client events, publishes), then check
     /// the server returned to no channels and about its baseline memory.
     Soak(soak::SoakArgs),
+    /// Redis commands per connect, subscribe, presence join, publish and disconnect (INFO
+    /// commandstats of every --redis node), then publish throughput and Redis CPU per publish.
+    RedisOps(redis_ops::RedisOpsArgs),
 }
 
 /// Where the server is and which app to use (the peers' shared test app by default).
@@ -96,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         Scenario::Clientevents(a) => a.target.clone(),
         Scenario::Presence(a) => a.target.clone(),
         Scenario::Soak(a) => a.target.clone(),
+        Scenario::RedisOps(a) => a.target.clone(),
     };
     // Before any traffic: a non-loopback target needs --allow-remote.
     target.check()?;
@@ -106,6 +111,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Clientevents(a) => tokio::spawn(clientevents::run(a)),
             Scenario::Presence(a) => tokio::spawn(presence::run(a)),
             Scenario::Soak(a) => tokio::spawn(soak::run(a)),
+            Scenario::RedisOps(a) => tokio::spawn(redis_ops::run(a)),
         };
         match tokio::time::timeout(Duration::from_secs(target.deadline_secs), run).await {
             Ok(joined) => joined?,

@@ -15,6 +15,17 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A free port for a Redis Cluster node: at most 55535, with its cluster bus port (+10000)
+/// free too (redis-server refuses a higher port).
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55535 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn temp_dir(what: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "herald-{what}-{}-{:08x}",
@@ -160,8 +171,9 @@ impl RedisServer {
     }
 
     pub fn start_with(options: RedisOptions) -> RedisServer {
+        let cluster = options.extra.iter().any(|a| a == "--cluster-enabled");
         let mut server = RedisServer {
-            port: free_port(),
+            port: if cluster { cluster_port() } else { free_port() },
             options,
             child: None,
         };
