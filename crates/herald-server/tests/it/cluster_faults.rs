@@ -7,9 +7,15 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_is_reaped_and_its_members_removed_once() {
-    let cluster = TestCluster::start(2).await;
-    let mut victim_node =
-        NodeProcess::start(&cluster_toml(&cluster.redis.url(), DEFAULT_TOML)).await;
+    let redis = herald_redis::test_support::RedisServer::start();
+    killed_node_is_reaped(&Topology::plain(&redis)).await;
+}
+
+/// Also run on a Redis Cluster (`redis_topologies.rs`): reaping is scripts on the app's slot
+/// and the node list on the cluster-wide slot.
+pub async fn killed_node_is_reaped(t: &Topology) {
+    let cluster = Nodes::start(t, 2, DEFAULT_TOML).await;
+    let mut victim_node = NodeProcess::start(&cluster.toml).await;
     let mut watcher = cluster.nodes[0].connect().await;
     watcher
         .subscribe_signed("presence-room", Some(r#"{"user_id":"w"}"#))

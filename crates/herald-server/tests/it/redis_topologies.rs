@@ -406,6 +406,7 @@ async fn the_cluster_behaviour_holds_on_a_redis_cluster() {
     let redis = RedisCluster::start();
     let t = Topology::redis_cluster(&redis);
     crate::cluster::all(&t).await;
+    crate::cluster_faults::killed_node_is_reaped(&t).await;
 
     // Channel traffic is on sharded pub/sub, on the shard that owns the topic's slot, and none
     // of it on classic pub/sub.

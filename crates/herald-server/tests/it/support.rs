@@ -255,6 +255,8 @@ impl Topology {
 /// `n` in-process nodes on a `Topology`, ready.
 pub struct Nodes {
     pub nodes: Vec<TestServer>,
+    /// Their configuration, for another node (a `NodeProcess`) in the same cluster.
+    pub toml: String,
 }
 
 impl Nodes {
@@ -267,7 +269,7 @@ impl Nodes {
         for node in &nodes {
             node.wait_ready(true).await;
         }
-        Nodes { nodes }
+        Nodes { nodes, toml }
     }
 }
 
