@@ -1,4 +1,5 @@
-//! Per-connection rate limit for client events (10 per second by default).
+//! Fixed one-second windows: client events per connection (10 per second by default), and
+//! the HTTP API budget of an app on the in-memory backplane.
 
 use tokio::time::{Duration, Instant};
 
@@ -17,6 +18,12 @@ impl RateWindow {
             window_start: Instant::now(),
             used: 0,
         }
+    }
+
+    /// `allow` under a budget that may have changed since the window was made.
+    pub fn allow_at_most(&mut self, per_second: u32, now: Instant) -> bool {
+        self.per_second = per_second;
+        self.allow(now)
     }
 
     /// Takes one slot; false when the window is used up.

@@ -81,6 +81,11 @@ impl Keys {
         format!("{}:{{{app}}}:conns", self.prefix)
     }
 
+    /// The app's HTTP API requests of the current second (`second:count`), cluster-wide.
+    pub fn api_rate(&self, app: &str) -> String {
+        format!("{}:{{{app}}}:api-rate", self.prefix)
+    }
+
     /// What a node contributed to an app's state, so survivors can undo it.
     pub fn node(&self, app: &str, node: &str) -> String {
         format!("{}:{{{app}}}:node:{node}", self.prefix)

@@ -1,8 +1,9 @@
 //! `Relay`: one PUBLISH (SPUBLISH on a Redis Cluster) per frame or command, on the channel's or
-//! the app's control topic. Refused while this node's pub/sub connection is down: the node is
-//! not ready, and a publish it accepted could reach nobody — on a Redis Cluster whose shard
-//! lost its master the client library sends SPUBLISH to the shard's replica, which takes it and
-//! delivers it to no one (the subscriptions were on the master).
+//! the app's control topic. On a Redis Cluster it is refused while this node's pub/sub
+//! connection is down (the node is not ready): when a shard has lost its master the client
+//! library sends SPUBLISH to the shard's replica, which takes it and delivers it to no one (the
+//! subscriptions were on the master), so an accepted publish could reach nobody. On one server
+//! a PUBLISH either reaches it or fails, and other nodes hear it while this one reconnects.
 
 use async_trait::async_trait;
 use herald_core::AppId;
@@ -11,7 +12,7 @@ use herald_core::backplane::{BackplaneError, Control, Envelope, Relay};
 use crate::{Inner, RedisBackplane, Unavailable, err, wire};
 
 fn up(i: &Inner) -> Result<(), BackplaneError> {
-    if i.pubsub_up.load(std::sync::atomic::Ordering::SeqCst) {
+    if !i.link.is_cluster() || i.pubsub_up.load(std::sync::atomic::Ordering::SeqCst) {
         Ok(())
     } else {
         Err(BackplaneError(Box::new(Unavailable(

@@ -11,6 +11,27 @@ use redis::Script;
 /// wire version, a fresh epoch id. Returns {status, epoch}: status 0 listed, 1 was missing (now
 /// listed), 2 reaped (the mark is set: not listed again; the node must fence). The score only
 /// grows, so a beat delivered late never makes a live node look older than it is.
+/// One HTTP API request of an app against its per-second budget, for the whole cluster.
+/// KEYS: the app's rate key. ARGV: requests per second. Redis's own clock decides the second
+/// (nodes' clocks may differ); the key holds `second:count` and expires after two seconds.
+/// Returns 1 when the request fits, 0 when this second's budget is spent.
+pub static API_REQUEST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now = redis.call('TIME')[1]
+local v = redis.call('GET', KEYS[1])
+local n = 0
+if v then
+  local sec, count = string.match(v, '^(%d+):(%d+)$')
+  if sec == now then n = tonumber(count) end
+end
+if n >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], now .. ':' .. (n + 1), 'EX', 2)
+return 1
+",
+    )
+});
+
 pub static BEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

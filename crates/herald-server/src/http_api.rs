@@ -220,22 +220,35 @@ async fn answer(
     }
 }
 
-/// Per-app request budget of this node (`api_requests_per_second`).
+/// Per-app request budget (`api_requests_per_second`): one budget for the whole cluster, kept
+/// by the backplane (one Redis round trip per request; per node on the in-memory backplane).
+/// While the backplane cannot answer, this node keeps the budget by itself.
 #[derive(Default)]
 pub struct ApiRate {
     windows: std::sync::Mutex<std::collections::HashMap<AppId, RateWindow>>,
 }
 
 impl ApiRate {
-    fn allow(&self, app: &App) -> bool {
+    async fn allow(&self, state: &State, app: &App) -> bool {
         let Some(limit) = app.limits.api_requests_per_second else {
             return true;
         };
-        let mut windows = herald_core::sync::lock(&self.windows);
-        windows
-            .entry(app.id.clone())
-            .or_insert_with(|| RateWindow::new(limit))
-            .allow(tokio::time::Instant::now())
+        match state
+            .hub
+            .backplane()
+            .quota
+            .api_request(&app.id, limit)
+            .await
+        {
+            Ok(fits) => fits,
+            Err(_) => {
+                let mut windows = herald_core::sync::lock(&self.windows);
+                windows
+                    .entry(app.id.clone())
+                    .or_insert_with(|| RateWindow::new(limit))
+                    .allow_at_most(limit, tokio::time::Instant::now())
+            }
+        }
     }
 }
 
@@ -331,7 +344,14 @@ async fn serve(
         query: &query,
         body: &body,
     };
-    admit(state, app, &signed)?;
+    admit(app, &signed)?;
+    // Only signed requests of an enabled app count against its budget: strangers cannot
+    // spend it.
+    if !state.api_rate.allow(state, app).await {
+        return Err(Failure::from(ApiError::TooManyRequests(
+            "Too many requests for this app; slow down".into(),
+        )));
+    }
     let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -393,8 +413,8 @@ async fn read_body(
     }
 }
 
-/// A correctly signed request of an enabled app within its rate.
-fn admit(state: &State, app: &App, signed: &SignedRequest<'_>) -> Result<(), Failure> {
+/// A correctly signed request of an enabled app.
+fn admit(app: &App, signed: &SignedRequest<'_>) -> Result<(), Failure> {
     verify_request(
         signed,
         &app.key,
@@ -402,12 +422,6 @@ fn admit(state: &State, app: &App, signed: &SignedRequest<'_>) -> Result<(), Fai
         now_secs(),
         app.limits.max_timestamp_skew_secs,
     )?;
-    // Only signed requests count against the app's budget: strangers cannot spend it.
-    if !state.api_rate.allow(app) {
-        return Err(Failure::from(ApiError::TooManyRequests(
-            "Too many requests for this app; slow down".into(),
-        )));
-    }
     if !app.enabled {
         return Err(Failure::from(ApiError::Forbidden(
             "Application disabled".into(),

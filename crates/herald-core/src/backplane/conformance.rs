@@ -45,6 +45,7 @@ pub async fn run_all<F: std::future::Future<Output = Backplane>>(make: impl Fn()
     users::go_online_and_offline_once(&make().await).await;
     cache::keeps_the_last_event(&make().await).await;
     quota::connection_totals_count_up_and_down(&make().await).await;
+    quota::api_requests_share_one_budget_per_second(&make().await).await;
     schedule::marks_are_set_once_and_expire(&make().await).await;
     schedule::checks_fall_due_once(&make().await).await;
 }

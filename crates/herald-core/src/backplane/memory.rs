@@ -25,6 +25,8 @@ struct AppState {
     users: HashMap<UserId, HashSet<SocketId>>,
     cache: HashMap<String, (Bytes, String, Instant)>,
     connections: u64,
+    /// This second's HTTP API requests (`api_requests_per_second`).
+    api_rate: Option<crate::rate::RateWindow>,
     marks: HashMap<Mark, Instant>,
     scheduled: HashMap<Check, u64>,
 }
@@ -350,6 +352,15 @@ impl Quota for MemoryBackplane {
         Ok(self.with(app, |s| {
             s.connections = s.connections.saturating_add_signed(delta);
             s.connections
+        }))
+    }
+
+    async fn api_request(&self, app: &AppId, per_second: u32) -> Result<bool, BackplaneError> {
+        let now = tokio::time::Instant::now();
+        Ok(self.with(app, |s| {
+            s.api_rate
+                .get_or_insert_with(|| crate::rate::RateWindow::new(per_second))
+                .allow_at_most(per_second, now)
         }))
     }
 }

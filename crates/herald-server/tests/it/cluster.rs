@@ -339,3 +339,48 @@ async fn members_joining_at_once_on_three_nodes_all_end_with_the_exact_list(t: &
         c.expect_nothing_queued().await;
     }
 }
+
+/// `api_requests_per_second` is one budget for the whole cluster: two nodes publishing as fast
+/// as they can accept about the limit together, not twice it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_rate_limit_holds_for_the_whole_cluster() {
+    let redis = herald_redis::test_support::RedisServer::start();
+    let apps = "[[apps]]\nid=\"app-1\"\nkey=\"app-key\"\nsecret=\"app-secret\"\napi_requests_per_second = 50";
+    let cluster = Nodes::start(&Topology::plain(&redis), 2, apps).await;
+    let started = std::time::Instant::now();
+    let until = started + std::time::Duration::from_secs(3);
+    let publish = |node: &TestServer| {
+        let api = node.api();
+        async move {
+            let (mut ok, mut limited) = (0u32, 0u32);
+            while std::time::Instant::now() < until {
+                match api.trigger(&["rated"], "e", "x").await.status {
+                    200 => ok += 1,
+                    429 => limited += 1,
+                    other => panic!("publish answered {other}"),
+                }
+            }
+            (ok, limited)
+        }
+    };
+    let ((ok0, lim0), (ok1, lim1)) =
+        tokio::join!(publish(&cluster.nodes[0]), publish(&cluster.nodes[1]));
+    let seconds = started.elapsed().as_secs_f64();
+    let accepted = ok0 + ok1;
+    eprintln!(
+        "rate limit: {accepted} accepted ({ok0} + {ok1}), {} refused with 429 in {seconds:.2} s",
+        lim0 + lim1
+    );
+    // The window touches at most ceil(seconds) + 1 Redis seconds of 50 each; per-node budgets
+    // would have let through about twice that.
+    let most = 50 * (seconds.ceil() as u32 + 1);
+    assert!(accepted <= most, "{accepted} accepted, more than {most}");
+    assert!(
+        accepted >= 50,
+        "{accepted} accepted: the limit let through less than a second's worth"
+    );
+    assert!(
+        lim0 > 0 && lim1 > 0,
+        "both nodes were refused some: they share the budget"
+    );
+}
