@@ -107,6 +107,9 @@ pub enum Joined {
         new_user: bool,
         members: Vec<Member>,
         version: u64,
+        /// The user's `Check::MemberRemoved` was still waiting out its debounce and this join
+        /// cancelled it in the same step: a re-join, so neither webhook goes out.
+        removal_cancelled: bool,
     },
     /// The channel already holds the maximum number of distinct users.
     Full,

@@ -91,18 +91,17 @@ impl Hooks {
             .then(|| self.debounce_due())
     }
 
-    /// A user joined a presence channel: `member_added`, unless the user's removal is still
-    /// waiting out its debounce (then neither is sent).
-    pub async fn member_added(&self, app: &App, channel: &ChannelName, user: &UserId) {
-        if !app.wants_webhook(WebhookKind::MemberAdded)
-            && !app.wants_webhook(WebhookKind::MemberRemoved)
-        {
-            return;
-        }
-        if self
-            .cancel(app, &Check::MemberRemoved(channel.clone(), user.clone()))
-            .await
-        {
+    /// A user joined a presence channel: `member_added`, unless the join cancelled the user's
+    /// removal still waiting out its debounce (`removal_cancelled`, done by the backplane in
+    /// the join's own step): then neither is sent.
+    pub async fn member_added(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        user: &UserId,
+        removal_cancelled: bool,
+    ) {
+        if removal_cancelled || !app.wants_webhook(WebhookKind::MemberAdded) {
             return;
         }
         let event = WebhookEvent::MemberAdded {
@@ -200,19 +199,17 @@ impl Hooks {
                     .await;
                 }
             }
+            // Taken while still scheduled, so the user had not come back: a re-join cancels
+            // the check in its own step (`Presence::join`). A re-join after this point is a new
+            // arrival with its own `member_added`, after this removal. (Reading the members here
+            // instead raced with that re-join: both webhooks skipped the removal, and the user
+            // was added twice.)
             Check::MemberRemoved(channel, user) => {
-                if bp
-                    .presence
-                    .members(&app.id, &channel)
-                    .await
-                    .is_ok_and(|m| m.iter().all(|m| m.user_id != user))
-                {
-                    let event = WebhookEvent::MemberRemoved {
-                        channel: channel.to_string(),
-                        user_id: user.to_string(),
-                    };
-                    self.event(app, event).await;
-                }
+                let event = WebhookEvent::MemberRemoved {
+                    channel: channel.to_string(),
+                    user_id: user.to_string(),
+                };
+                self.event(app, event).await;
             }
         }
     }

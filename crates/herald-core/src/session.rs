@@ -32,6 +32,7 @@ struct Admitted {
     new_user: bool,
     members: Vec<Member>,
     version: u64,
+    removal_cancelled: bool,
 }
 
 /// What this connection holds on a channel.

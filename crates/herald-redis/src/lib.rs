@@ -255,6 +255,9 @@ impl Inner {
         })
     }
 
+    /// `removal_check`: the user's `member_removed` check key, cancelled in the same step when
+    /// the user arrives (a client's join; never a replay of this node's own state).
+    #[allow(clippy::too_many_arguments)]
     async fn run_join(
         &self,
         app: &str,
@@ -263,9 +266,11 @@ impl Inner {
         socket: &str,
         member: &Member,
         max: usize,
+        removal_check: Option<String>,
     ) -> Result<Joined, BackplaneError> {
         let mut c = self.conn().await?;
-        let reply: Vec<redis::Value> = scripts::PRESENCE_JOIN
+        let mut script = scripts::PRESENCE_JOIN.prepare_invoke();
+        script
             .key(self.keys.presence(app, channel))
             .key(self.keys.presence_users(app, channel))
             .key(self.keys.presence_info(app, channel))
@@ -275,10 +280,11 @@ impl Inner {
             .arg(member.user_id.as_str())
             .arg(member.user_info.as_deref().unwrap_or("null"))
             .arg(max)
-            .arg(channel)
-            .invoke_async(&mut c)
-            .await
-            .map_err(err)?;
+            .arg(channel);
+        if let Some(check) = removal_check {
+            script.key(self.keys.scheduled(app)).arg(check);
+        }
+        let reply: Vec<redis::Value> = script.invoke_async(&mut c).await.map_err(err)?;
         let int = |v: Option<&redis::Value>| match v {
             Some(redis::Value::Int(n)) => *n,
             _ => 0,
@@ -286,13 +292,14 @@ impl Inner {
         if int(reply.first()) == 0 {
             return Ok(Joined::Full);
         }
-        let new_user = int(reply.get(1)) == 1;
+        let arrival = int(reply.get(1));
         let version = int(reply.get(2)).max(0) as u64;
         let members = members_from(&reply[3.min(reply.len())..]);
         Ok(Joined::Admitted {
-            new_user,
+            new_user: arrival >= 1,
             members,
             version,
+            removal_cancelled: arrival == 2,
         })
     }
 

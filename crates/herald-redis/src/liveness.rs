@@ -465,7 +465,7 @@ impl Inner {
                         .await?;
                     }
                     (Some(Contribution::Presence { channel, socket }), Some(member)) => {
-                        self.run_join(app, &node, &channel, &socket, member, usize::MAX)
+                        self.run_join(app, &node, &channel, &socket, member, usize::MAX, None)
                             .await?;
                     }
                     (Some(Contribution::Signin { user, socket }), _) => {

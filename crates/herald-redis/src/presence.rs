@@ -21,6 +21,13 @@ impl Presence for RedisBackplane {
         let app = app.as_str();
         let i = &self.inner;
         let _gate = i.gate.read().await;
+        // Apps whose leaves schedule the debounced member_removed have it cancelled here.
+        let removal_check = i
+            .config
+            .checks
+            .get(app)
+            .is_some_and(|c| c.member_removed)
+            .then(|| Check::MemberRemoved(channel.clone(), member.user_id.clone()).key());
         let joined = i
             .run_join(
                 app,
@@ -29,6 +36,7 @@ impl Presence for RedisBackplane {
                 socket.as_str(),
                 member,
                 max_members,
+                removal_check,
             )
             .await?;
         if matches!(joined, Joined::Admitted { .. }) {

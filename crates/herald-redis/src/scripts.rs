@@ -86,9 +86,12 @@ return {n, 0}
     )
 });
 
-/// KEYS: presence, presence-users, presence-info, node set, version.
-/// ARGV: socket, user id, user_info JSON (`null` when none), max members, channel.
-/// Returns {0} when full, else {1, new_user, version, user1, info1, user2, info2, …}.
+/// KEYS: presence, presence-users, presence-info, node set, version [, scheduled].
+/// ARGV: socket, user id, user_info JSON (`null` when none), max members, channel
+/// [, the user's member_removed check key].
+/// Returns {0} when full, else {1, new_user, version, user1, info1, user2, info2, …}; with the
+/// optional key a new user's pending removal check is cancelled in the same step, and
+/// new_user is then 2 (a re-join within the debounce: neither webhook goes out).
 pub static PRESENCE_JOIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -107,6 +110,7 @@ end
 local version
 if new_user == 1 then version = redis.call('INCR', KEYS[5])
 else version = tonumber(redis.call('GET', KEYS[5]) or '0') end
+if new_user == 1 and KEYS[6] and redis.call('ZREM', KEYS[6], ARGV[6]) == 1 then new_user = 2 end
 local out = {1, new_user, version}
 local info = redis.call('HGETALL', KEYS[3])
 for i = 1, #info do out[#out + 1] = info[i] end

@@ -19,7 +19,17 @@ fn config(url: &str, prefix: &str) -> RedisConfig {
         heartbeat: Duration::from_secs(1),
         node_timeout: Duration::from_secs(3),
         apps: vec!["a".into(), "b".into()],
-        checks: Default::default(),
+        // Leaves schedule removals for these apps, so joins cancel them (checked).
+        checks: ["a", "b"]
+            .map(|a| {
+                let checks = herald_redis::RemovalChecks {
+                    vacated: true,
+                    member_removed: true,
+                };
+                (a.to_owned(), checks)
+            })
+            .into_iter()
+            .collect(),
         debounce: Duration::from_secs(3),
     }
 }

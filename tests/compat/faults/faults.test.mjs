@@ -155,15 +155,23 @@ async function agree(watched, channel, want, ms, why) {
 }
 
 /**
- * Member webhooks of `channel` per user, in arrival order: { user: ['member_added', ...] }: one
+ * Member webhooks of `channel` per user, in decision order: { user: ['member_added', ...] }: one
  * entry per decision. Delivery is at least once (README "Webhooks"): a batch whose POST went out
  * just before its node was cut off from Redis is sent again, identical (same time_ms), by the
- * node that takes it over; that copy is not a second transition.
+ * node that takes it over; that copy is not a second transition. Batches may also arrive out of
+ * order (a node paused between forming a batch and POSTing it; a dead node's batch taken over
+ * later), so decisions are ordered by the batch's time_ms, then by their place in it, as a
+ * consumer following Pusher's advice does.
  */
 function webhooksByUser(channel) {
   const out = {};
   const seen = new Set();
-  for (const e of hooks.items.filter((h) => h.channel === channel)) {
+  const ordered = hooks.items
+    .map((h, k) => ({ h, k }))
+    .filter(({ h }) => h.channel === channel)
+    .sort((a, b) => a.h.batch - b.h.batch || a.k - b.k)
+    .map(({ h }) => h);
+  for (const e of ordered) {
     const decision = `${e.batch}|${e.name}|${e.user_id}`;
     if (seen.has(decision)) continue;
     seen.add(decision);
@@ -187,8 +195,30 @@ async function drainWebhooks(channel, label) {
     `the marker's member_removed webhook (${label})`,
     DEBOUNCE_MS + 10000,
   );
+  // and the cluster's webhook stream is empty: entries a dead node had taken are delivered by
+  // a survivor once the dead node times out, which may be after the marker's
+  await pollUntil(
+    async () => {
+      const depths = [];
+      for (const s of ctx.servers) {
+        const text = await metricsText(s).catch(() => null);
+        if (text === null) continue; // a node down right now
+        const m = text.match(/^herald_webhook_queue_depth (\d+)/m);
+        depths.push(m ? Number(m[1]) : NaN);
+      }
+      return { ok: depths.length > 0 && depths.every((d) => d === 0), value: depths };
+    },
+    `the webhook queue empty on every node (${label})`,
+    20000,
+  );
   await observe(500);
   assert.deepEqual(invalid, [], 'every webhook request is signed with the app secret');
+}
+
+/** A node's Prometheus text (rejects when it does not answer). */
+async function metricsText(server) {
+  const res = await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
+  return res.text();
 }
 
 /** Waits until haproxy reports node `i` UP. */

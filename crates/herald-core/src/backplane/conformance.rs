@@ -42,6 +42,7 @@ pub async fn run_all<F: std::future::Future<Output = Backplane>>(make: impl Fn()
     presence::membership_is_per_user(&make().await).await;
     presence::the_limit_refuses_new_users_only(&make().await).await;
     presence::a_last_leave_schedules_its_check(&make().await).await;
+    presence::a_rejoin_cancels_the_pending_removal_in_its_step(&make().await).await;
     users::go_online_and_offline_once(&make().await).await;
     cache::keeps_the_last_event(&make().await).await;
     quota::connection_totals_count_up_and_down(&make().await).await;

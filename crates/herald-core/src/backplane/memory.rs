@@ -205,6 +205,7 @@ impl super::Presence for MemoryBackplane {
                     new_user: false,
                     members: list(p),
                     version: p.version,
+                    removal_cancelled: false,
                 };
             }
             let new_user = !p.users.contains_key(&member.user_id);
@@ -219,10 +220,19 @@ impl super::Presence for MemoryBackplane {
             if new_user {
                 p.version += 1;
             }
+            let (members, version) = (list(p), p.version);
+            let removal_cancelled = new_user
+                && s.scheduled
+                    .remove(&Check::MemberRemoved(
+                        channel.clone(),
+                        member.user_id.clone(),
+                    ))
+                    .is_some();
             Joined::Admitted {
                 new_user,
-                members: list(p),
-                version: p.version,
+                members,
+                version,
+                removal_cancelled,
             }
         }))
     }

@@ -14,7 +14,11 @@ concern! {
     /// each reported to exactly one caller in the cluster; every arrival and departure bumps the
     /// channel's membership version, which `join` and `leave` return with the change.
     pub trait Presence {
-        /// Adds `socket` as `member`; refuses a new user beyond `max_members`.
+        /// Adds `socket` as `member`; refuses a new user beyond `max_members`. A new user's
+        /// pending `Check::MemberRemoved` (a removal waiting out its debounce) is cancelled in
+        /// the same step (`removal_cancelled`), so the check falling due and the re-join cannot
+        /// interleave: either the removal was taken first (and is sent, then `member_added`) or
+        /// the join cancelled it (and neither is sent).
         fn join(&self, app: &AppId, channel: &ChannelName, socket: &SocketId, member: &Member, max_members: usize) -> Joined = "presence_join";
         /// Removes `socket`; returns the user (and the new version) when it was the user's last
         /// connection in the channel. When `check_at` is given and the user left,

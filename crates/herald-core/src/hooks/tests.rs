@@ -10,7 +10,7 @@ use herald_protocol::webhook::{WebhookEvent, WebhookKind};
 use herald_protocol::{ChannelName, SocketId, UserId};
 
 use super::Hooks;
-use crate::backplane::{Backplane, Check, Member};
+use crate::backplane::{Backplane, Check, Joined, Member};
 use crate::webhook::{MemoryWebhookQueue, WebhookQueue};
 use crate::{App, Apps, WebhookEndpoint, WebhookTarget};
 
@@ -123,6 +123,27 @@ impl Fixture {
     }
 
     /// `user`'s last connection leaves presence `channel`, as a session's leave does.
+    /// Joins `user` on a fresh socket; whether the join cancelled a pending removal.
+    async fn join(&self, channel: &ChannelName, user: &UserId, n: u32) -> bool {
+        let member = Member {
+            user_id: user.clone(),
+            user_info: None,
+        };
+        let socket = SocketId::from_parts(n, n);
+        match self
+            .backplane
+            .presence
+            .join(&self.app.id, channel, &socket, &member, 100)
+            .await
+            .unwrap()
+        {
+            Joined::Admitted {
+                removal_cancelled, ..
+            } => removal_cancelled,
+            Joined::Full => panic!("full"),
+        }
+    }
+
     async fn member_leaves(&self, channel: &str, user: &UserId) {
         let socket = SocketId::from_parts(8, 8);
         let p = &self.backplane.presence;
@@ -186,11 +207,14 @@ async fn a_member_who_returns_within_the_debounce_causes_no_pair() {
     let f = fixture(&WebhookKind::ALL);
     let (c, u) = (ch("presence-room"), user("u1"));
     f.member_leaves("presence-room", &u).await;
-    f.hooks.member_added(&f.app, &c, &u).await;
+    let back = f.join(&c, &u, 2).await;
+    assert!(back, "the join cancelled the pending removal");
+    f.hooks.member_added(&f.app, &c, &u, back).await;
     f.run_due(1_000).await;
     assert_eq!(f.queued().await, []);
     // Another user's arrival is not affected.
-    f.hooks.member_added(&f.app, &c, &user("u2")).await;
+    let other = f.join(&c, &user("u2"), 3).await;
+    f.hooks.member_added(&f.app, &c, &user("u2"), other).await;
     assert_eq!(
         f.queued().await,
         [WebhookEvent::MemberAdded {
@@ -200,36 +224,29 @@ async fn a_member_who_returns_within_the_debounce_causes_no_pair() {
     );
 }
 
+/// The removal falling due and the user coming back cannot both skip the removal: once the
+/// check is taken the removal goes out, and the return is a new `member_added` after it.
 #[tokio::test]
-async fn a_due_removal_is_sent_only_if_the_user_is_still_gone() {
+async fn a_removal_taken_before_the_return_goes_out_before_its_member_added() {
     let f = fixture(&WebhookKind::ALL);
     let (c, u) = (ch("presence-room"), user("u1"));
-    let member = Member {
-        user_id: u.clone(),
-        user_info: None,
-    };
-    let socket = SocketId::from_parts(1, 1);
-    f.backplane
-        .presence
-        .join(&f.app.id, &c, &socket, &member, 100)
-        .await
-        .unwrap();
-    f.hooks
-        .fire(&f.app, Check::MemberRemoved(c.clone(), u.clone()))
-        .await;
-    assert_eq!(f.queued().await, [], "the user is back");
-    f.backplane
-        .presence
-        .leave(&f.app.id, &c, &socket, None)
-        .await
-        .unwrap();
-    f.hooks.fire(&f.app, Check::MemberRemoved(c, u)).await;
+    f.member_leaves("presence-room", &u).await;
+    f.run_due(1_000).await;
+    let back = f.join(&c, &u, 2).await;
+    assert!(!back, "nothing left to cancel");
+    f.hooks.member_added(&f.app, &c, &u, back).await;
     assert_eq!(
         f.queued().await,
-        [WebhookEvent::MemberRemoved {
-            channel: "presence-room".into(),
-            user_id: "u1".into()
-        }]
+        [
+            WebhookEvent::MemberRemoved {
+                channel: "presence-room".into(),
+                user_id: "u1".into()
+            },
+            WebhookEvent::MemberAdded {
+                channel: "presence-room".into(),
+                user_id: "u1".into()
+            }
+        ]
     );
 }
 

@@ -184,7 +184,7 @@ impl Session {
             let env = Envelope::membership(channel.clone(), Bytes::from(frame), except, j.version);
             hub.relay(&app.id, env, "member_added").await;
             hub.hooks()
-                .member_added(&app, &channel, &member.user_id)
+                .member_added(&app, &channel, &member.user_id, j.removal_cancelled)
                 .await;
         }
         hub.count_changed(&app, &channel);
@@ -231,12 +231,14 @@ impl Session {
                 new_user,
                 members,
                 version,
+                removal_cancelled,
             }) => Ok((
                 occupancy,
                 Some(Admitted {
                     new_user,
                     members,
                     version,
+                    removal_cancelled,
                 }),
             )),
             Ok(Joined::Full) => {

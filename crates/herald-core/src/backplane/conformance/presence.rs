@@ -12,6 +12,7 @@ pub async fn membership_is_per_user(bp: &Backplane) {
             new_user: true,
             members: vec![member("u1")],
             version: 1,
+            removal_cancelled: false,
         },
         "membership versions count additions and removals"
     );
@@ -23,11 +24,12 @@ pub async fn membership_is_per_user(bp: &Backplane) {
             new_user: false,
             members: vec![member("u1")],
             version: 1,
+            removal_cancelled: false,
         }
     );
     let j3 = p.join(&a, &c, &sock(3), &member("u2"), 100).await.unwrap();
     assert!(
-        matches!(j3, Joined::Admitted { new_user: true, ref members, version: 2 } if members.len() == 2)
+        matches!(j3, Joined::Admitted { new_user: true, ref members, version: 2, .. } if members.len() == 2)
     );
     assert_eq!(
         p.leave(&a, &c, &sock(1), None).await.unwrap(),
@@ -95,5 +97,49 @@ pub async fn a_last_leave_schedules_its_check(bp: &Backplane) {
     assert_eq!(
         bp.schedule.take_due(&a, 200, 10).await.unwrap(),
         [Check::MemberRemoved(c, user("u"))]
+    );
+}
+
+/// A re-join within the debounce cancels the user's pending removal in the join's own step;
+/// once the removal was taken, a re-join is a new arrival. (On Redis the cancellation is done
+/// for apps whose leaves schedule removals, which the conformance nodes' apps do.)
+pub async fn a_rejoin_cancels_the_pending_removal_in_its_step(bp: &Backplane) {
+    let (a, c) = (app("a"), ch("presence-returning"));
+    let p = &bp.presence;
+    p.join(&a, &c, &sock(1), &member("u"), 100).await.unwrap();
+    p.leave(&a, &c, &sock(1), Some(100)).await.unwrap();
+    let back = p.join(&a, &c, &sock(2), &member("u"), 100).await.unwrap();
+    assert!(
+        matches!(
+            back,
+            Joined::Admitted {
+                new_user: true,
+                removal_cancelled: true,
+                ..
+            }
+        ),
+        "{back:?}"
+    );
+    assert_eq!(
+        bp.schedule.take_due(&a, 200, 10).await.unwrap(),
+        [],
+        "cancelled"
+    );
+    p.leave(&a, &c, &sock(2), Some(100)).await.unwrap();
+    assert_eq!(
+        bp.schedule.take_due(&a, 200, 10).await.unwrap(),
+        [Check::MemberRemoved(c.clone(), user("u"))]
+    );
+    let later = p.join(&a, &c, &sock(3), &member("u"), 100).await.unwrap();
+    assert!(
+        matches!(
+            later,
+            Joined::Admitted {
+                new_user: true,
+                removal_cancelled: false,
+                ..
+            }
+        ),
+        "the removal was taken: {later:?}"
     );
 }
