@@ -95,6 +95,9 @@ pub struct Occupancy {
     pub count: u64,
     /// The count went 0 → 1 (subscribe) or 1 → 0 (unsubscribe): exactly once per cluster.
     pub transition: bool,
+    /// Subscribe only: the channel's `Check::Vacated` was still waiting out its debounce and
+    /// this occupancy cancelled it in the same step (neither webhook goes out).
+    pub vacancy_cancelled: bool,
 }
 
 /// Result of a presence join.

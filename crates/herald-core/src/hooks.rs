@@ -59,14 +59,8 @@ impl Hooks {
 
     /// The channel became occupied cluster-wide. A vacancy still waiting out its debounce is
     /// cancelled instead: to the app the channel never looked empty.
-    pub async fn occupied(&self, app: &App, channel: &ChannelName) {
-        // Apps without these webhooks pay no backplane round trip on every occupancy.
-        if !app.wants_webhook(WebhookKind::ChannelOccupied)
-            && !app.wants_webhook(WebhookKind::ChannelVacated)
-        {
-            return;
-        }
-        if self.cancel(app, &Check::Vacated(channel.clone())).await {
+    pub async fn occupied(&self, app: &App, channel: &ChannelName, vacancy_cancelled: bool) {
+        if vacancy_cancelled || !app.wants_webhook(WebhookKind::ChannelOccupied) {
             return;
         }
         self.event(
@@ -144,16 +138,6 @@ impl Hooks {
         now_ms() + self.debounce.as_millis() as u64
     }
 
-    async fn cancel(&self, app: &App, check: &Check) -> bool {
-        match self.backplane.schedule.cancel(&app.id, check).await {
-            Ok(was_scheduled) => was_scheduled,
-            Err(e) => {
-                tracing::warn!(app = %app.id, error = %e, "debounced webhook not cancelled");
-                false
-            }
-        }
-    }
-
     /// Runs the debounced checks that fall due, for every app, until the process ends.
     pub fn spawn_debouncer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let hooks = self.clone();
@@ -181,23 +165,15 @@ impl Hooks {
 
     /// A debounce ran out without a re-join: send the removal if the cluster still agrees.
     async fn fire(&self, app: &App, check: Check) {
-        let bp = &self.backplane;
         match check {
+            // Taken while still scheduled, so nobody had come back: a re-occupation cancels
+            // the check in its own step (`Channels::subscribe`), and one after this point is a
+            // new `channel_occupied` after this vacancy.
             Check::Vacated(channel) => {
-                if bp
-                    .channels
-                    .channel(&app.id, &channel)
-                    .await
-                    .is_ok_and(|c| c.subscription_count == 0)
-                {
-                    self.event(
-                        app,
-                        WebhookEvent::ChannelVacated {
-                            channel: channel.to_string(),
-                        },
-                    )
-                    .await;
-                }
+                let event = WebhookEvent::ChannelVacated {
+                    channel: channel.to_string(),
+                };
+                self.event(app, event).await;
             }
             // Taken while still scheduled, so the user had not come back: a re-join cancels
             // the check in its own step (`Presence::join`). A re-join after this point is a new

@@ -24,6 +24,13 @@ impl Channels for RedisBackplane {
         // Listen first, so nothing published after the subscription counts is missed.
         i.listen(topic.clone()).await?;
         let _gate = i.gate.read().await;
+        // Apps whose leaves schedule the debounced channel_vacated have it cancelled here.
+        let vacated = i
+            .config
+            .checks
+            .get(app)
+            .is_some_and(|c| c.vacated)
+            .then(|| Check::Vacated(channel.clone()).key());
         match i
             .run_occupancy(
                 &scripts::SUBSCRIBE,
@@ -31,7 +38,7 @@ impl Channels for RedisBackplane {
                 &i.node,
                 channel.as_str(),
                 socket.as_str(),
-                None,
+                vacated.as_deref().map(|k| (k, 0)),
             )
             .await
         {

@@ -226,7 +226,8 @@ impl Inner {
     }
 
     /// Runs `SUBSCRIBE` or `UNSUBSCRIBE` (same keys, same reply) as `node`; `check` (key, due)
-    /// is scheduled by `UNSUBSCRIBE` when it vacates the channel.
+    /// is scheduled by `UNSUBSCRIBE` when it vacates the channel, and cancelled by `SUBSCRIBE`
+    /// when it occupies it (the due time unused).
     async fn run_occupancy(
         &self,
         script: &redis::Script,
@@ -251,7 +252,8 @@ impl Inner {
         let (count, transition): (u64, u8) = invocation.invoke_async(&mut c).await.map_err(err)?;
         Ok(Occupancy {
             count,
-            transition: transition == 1,
+            transition: transition >= 1,
+            vacancy_cancelled: transition == 2,
         })
     }
 

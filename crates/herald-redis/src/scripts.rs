@@ -49,8 +49,10 @@ return {status, redis.call('GET', KEYS[3])}
     )
 });
 
-/// KEYS: channels, node set. ARGV: channel, socket.
-/// Returns {count, 1 if the channel just became occupied}.
+/// KEYS: channels, node set [, scheduled]. ARGV: channel, socket [, vacated check key].
+/// Returns {count, 1 if the channel just became occupied}; with the optional key an occupancy
+/// also cancels the channel's pending vacancy check in the same step and returns 2 instead (a
+/// re-occupation within the debounce: neither webhook goes out).
 pub static SUBSCRIBE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -59,7 +61,10 @@ if redis.call('SADD', KEYS[2], entry) == 0 then
   return {tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), 0}
 end
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-if n == 1 then return {n, 1} end
+if n == 1 then
+  if KEYS[3] and redis.call('ZREM', KEYS[3], ARGV[3]) == 1 then return {n, 2} end
+  return {n, 1}
+end
 return {n, 0}
 ",
     )

@@ -14,7 +14,9 @@ concern! {
     /// nodes.
     pub trait Channels {
         /// One more subscription (a connection) on `channel`. On a cluster the node also starts
-        /// receiving the channel's traffic, before the subscription counts.
+        /// receiving the channel's traffic, before the subscription counts. When it occupies
+        /// the channel, a pending `Check::Vacated` is cancelled in the same step
+        /// (`vacancy_cancelled`), as `Presence::join` does for removals.
         fn subscribe(&self, app: &AppId, channel: &ChannelName, socket: &SocketId) -> Occupancy = "subscribe";
         /// One subscription fewer. When `check_at` is given and the leave vacates the channel,
         /// `Check::Vacated(channel)` is scheduled for that time (ms since the epoch) in the same

@@ -39,6 +39,7 @@ pub async fn run_all<F: std::future::Future<Output = Backplane>>(make: impl Fn()
     channels::transitions_happen_once(&make().await).await;
     channels::queries_read_shared_state(&make().await).await;
     channels::a_vacating_leave_schedules_its_check(&make().await).await;
+    channels::a_reoccupation_cancels_the_pending_vacancy_in_its_step(&make().await).await;
     presence::membership_is_per_user(&make().await).await;
     presence::the_limit_refuses_new_users_only(&make().await).await;
     presence::a_last_leave_schedules_its_check(&make().await).await;

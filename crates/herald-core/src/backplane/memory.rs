@@ -62,6 +62,7 @@ impl AppState {
                 Occupancy {
                     count: *n,
                     transition: false,
+                    vacancy_cancelled: false,
                 }
             }
             Some(_) => {
@@ -69,11 +70,13 @@ impl AppState {
                 Occupancy {
                     count: 0,
                     transition: true,
+                    vacancy_cancelled: false,
                 }
             }
             None => Occupancy {
                 count: 0,
                 transition: false,
+                vacancy_cancelled: false,
             },
         }
     }
@@ -127,9 +130,15 @@ impl Channels for MemoryBackplane {
         Ok(self.with(app, |s| {
             let n = s.channels.entry(channel.as_str().to_owned()).or_default();
             *n += 1;
+            let (count, transition) = (*n, *n == 1);
+            let vacancy_cancelled = transition
+                && s.scheduled
+                    .remove(&Check::Vacated(channel.clone()))
+                    .is_some();
             Occupancy {
-                count: *n,
-                transition: *n == 1,
+                count,
+                transition,
+                vacancy_cancelled,
             }
         }))
     }

@@ -10,7 +10,7 @@ use herald_protocol::webhook::{WebhookEvent, WebhookKind};
 use herald_protocol::{ChannelName, SocketId, UserId};
 
 use super::Hooks;
-use crate::backplane::{Backplane, Check, Joined, Member};
+use crate::backplane::{Backplane, Joined, Member};
 use crate::webhook::{MemoryWebhookQueue, WebhookQueue};
 use crate::{App, Apps, WebhookEndpoint, WebhookTarget};
 
@@ -94,17 +94,19 @@ fn occupied(name: &str) -> WebhookEvent {
 #[tokio::test]
 async fn occupancy_is_queued_only_for_apps_that_take_it() {
     let f = fixture(&[WebhookKind::ChannelOccupied]);
-    f.hooks.occupied(&f.app, &ch("room")).await;
+    f.hooks.occupied(&f.app, &ch("room"), false).await;
     assert_eq!(f.queued().await, [occupied("room")]);
     let none = fixture(&[]);
-    none.hooks.occupied(&none.app, &ch("room")).await;
+    none.hooks.occupied(&none.app, &ch("room"), false).await;
     assert_eq!(none.queued().await, []);
 }
 
 #[tokio::test]
 async fn server_to_user_channels_make_no_webhooks() {
     let f = fixture(&WebhookKind::ALL);
-    f.hooks.occupied(&f.app, &ch("#server-to-user-u1")).await;
+    f.hooks
+        .occupied(&f.app, &ch("#server-to-user-u1"), false)
+        .await;
     assert_eq!(f.queued().await, []);
 }
 
@@ -180,7 +182,17 @@ async fn a_vacancy_is_sent_after_the_debounce_if_the_channel_stays_empty() {
 async fn a_reoccupation_within_the_debounce_cancels_both_webhooks() {
     let f = fixture(&WebhookKind::ALL);
     f.vacate("room").await;
-    f.hooks.occupied(&f.app, &ch("room")).await;
+    let socket = SocketId::from_parts(1, 1);
+    let back = f
+        .backplane
+        .channels
+        .subscribe(&f.app.id, &ch("room"), &socket)
+        .await
+        .unwrap();
+    assert!(back.vacancy_cancelled);
+    f.hooks
+        .occupied(&f.app, &ch("room"), back.vacancy_cancelled)
+        .await;
     f.run_due(1_000).await;
     assert_eq!(
         f.queued().await,
@@ -189,17 +201,33 @@ async fn a_reoccupation_within_the_debounce_cancels_both_webhooks() {
     );
 }
 
+/// Once the vacancy check is taken the vacancy goes out, and a re-occupation is a new
+/// `channel_occupied` after it.
 #[tokio::test]
-async fn a_due_vacancy_of_an_occupied_channel_is_dropped() {
+async fn a_vacancy_taken_before_the_reoccupation_goes_out_before_it() {
     let f = fixture(&WebhookKind::ALL);
+    f.vacate("room").await;
+    f.run_due(1_000).await;
     let socket = SocketId::from_parts(1, 1);
-    f.backplane
+    let back = f
+        .backplane
         .channels
         .subscribe(&f.app.id, &ch("room"), &socket)
         .await
         .unwrap();
-    f.hooks.fire(&f.app, Check::Vacated(ch("room"))).await;
-    assert_eq!(f.queued().await, []);
+    assert!(back.transition && !back.vacancy_cancelled);
+    f.hooks
+        .occupied(&f.app, &ch("room"), back.vacancy_cancelled)
+        .await;
+    assert_eq!(
+        f.queued().await,
+        [
+            WebhookEvent::ChannelVacated {
+                channel: "room".into()
+            },
+            occupied("room")
+        ]
+    );
 }
 
 #[tokio::test]

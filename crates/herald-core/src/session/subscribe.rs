@@ -151,7 +151,9 @@ impl Session {
             }
         };
         if occupancy.transition {
-            hub.hooks().occupied(&app, &channel).await;
+            hub.hooks()
+                .occupied(&app, &channel, occupancy.vacancy_cancelled)
+                .await;
         }
         let presence_user = member.as_ref().map(|m| m.user_id.clone());
         self.subscriptions

@@ -5,7 +5,11 @@ use super::*;
 pub async fn transitions_happen_once(bp: &Backplane) {
     let (a, c) = (app("a"), ch("room"));
     let ch = &bp.channels;
-    let occ = |count, transition| Occupancy { count, transition };
+    let occ = |count, transition| Occupancy {
+        count,
+        transition,
+        vacancy_cancelled: false,
+    };
     assert_eq!(ch.subscribe(&a, &c, &sock(1)).await.unwrap(), occ(1, true));
     assert_eq!(ch.subscribe(&a, &c, &sock(2)).await.unwrap(), occ(2, false));
     assert_eq!(
@@ -94,4 +98,37 @@ pub async fn a_vacating_leave_schedules_its_check(bp: &Backplane) {
         .unwrap();
     assert!(!again.transition, "a repeated leave vacates nothing");
     assert_eq!(bp.schedule.take_due(&a, 200, 10).await.unwrap(), []);
+}
+
+/// Re-occupying a channel within the debounce cancels its pending vacancy in the same step;
+/// once the check was taken, an occupancy is a new one. (On Redis, for apps whose leaves
+/// schedule vacancies, as the conformance nodes' apps do.)
+pub async fn a_reoccupation_cancels_the_pending_vacancy_in_its_step(bp: &Backplane) {
+    let (a, c) = (app("a"), ch("returning"));
+    let chans = &bp.channels;
+    chans.subscribe(&a, &c, &sock(1)).await.unwrap();
+    chans
+        .unsubscribe(&a, &c, &sock(1), Some(100))
+        .await
+        .unwrap();
+    let back = chans.subscribe(&a, &c, &sock(2)).await.unwrap();
+    assert!(back.transition && back.vacancy_cancelled, "{back:?}");
+    assert_eq!(
+        bp.schedule.take_due(&a, 200, 10).await.unwrap(),
+        [],
+        "cancelled"
+    );
+    chans
+        .unsubscribe(&a, &c, &sock(2), Some(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        bp.schedule.take_due(&a, 200, 10).await.unwrap(),
+        [Check::Vacated(c.clone())]
+    );
+    let later = chans.subscribe(&a, &c, &sock(3)).await.unwrap();
+    assert!(
+        later.transition && !later.vacancy_cancelled,
+        "the check was taken: {later:?}"
+    );
 }
