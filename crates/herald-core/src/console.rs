@@ -10,18 +10,18 @@
 //! how many lines it missed).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::AppId;
 use crate::backplane::{Control, Relay};
-use crate::sync::lock;
+use crate::sync::{lock, read, write};
 use crate::webhook::now_ms;
-use crate::{AppId, Apps};
 
 /// How often a node with a viewer re-announces it, and every watched node reports its count.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -245,34 +245,43 @@ impl AppConsole {
 /// The node's console tap: one `AppConsole` per app, and the queue of lines on their way to
 /// the other nodes. Costs one atomic load per entry while nobody watches the app.
 pub struct Console {
-    apps: HashMap<AppId, AppConsole>,
+    /// Made for an app when someone watches it (here or on another node).
+    apps: RwLock<HashMap<AppId, Arc<AppConsole>>>,
     /// Console lines on their way to the other nodes (set by `spawn`).
     out: std::sync::OnceLock<mpsc::Sender<(AppId, Control)>>,
     node_id: String,
 }
 
 impl Console {
-    pub fn new(apps: &Apps, node_id: &str) -> Console {
+    pub fn new(node_id: &str) -> Console {
         Console {
-            apps: apps
-                .iter()
-                .map(|a| (a.id.clone(), AppConsole::default()))
-                .collect(),
+            apps: RwLock::default(),
             out: std::sync::OnceLock::new(),
             node_id: node_id.to_owned(),
         }
     }
 
     /// Logs `entry` for the app's console viewers on every node, if anyone watches.
+    fn get(&self, app: &AppId) -> Option<Arc<AppConsole>> {
+        read(&self.apps).get(app).cloned()
+    }
+
+    fn get_or_insert(&self, app: &AppId) -> Arc<AppConsole> {
+        if let Some(c) = self.get(app) {
+            return c;
+        }
+        write(&self.apps).entry(app.clone()).or_default().clone()
+    }
+
     pub fn log(&self, app: &AppId, entry: LogEntry<'_>) {
-        let Some(c) = self.apps.get(app) else {
+        let Some(c) = self.get(app) else {
             return;
         };
         if !c.watched() {
             return;
         }
         if let Some(line) = c.admit(&self.node_id, &entry) {
-            self.send(app, c, line);
+            self.send(app, &c, line);
         }
     }
 
@@ -284,21 +293,19 @@ impl Console {
         }
     }
 
-    /// A live feed of the app's console log (from every node), or None for an unknown app.
-    /// `connections`: the app's connections on this node.
-    pub fn viewer(&self, app: &AppId, connections: u64) -> Option<broadcast::Receiver<Arc<str>>> {
-        let c = self.apps.get(app)?;
+    /// A live feed of the app's console log (from every node). `connections`: the app's
+    /// connections on this node.
+    pub fn viewer(&self, app: &AppId, connections: u64) -> broadcast::Receiver<Arc<str>> {
+        let c = self.get_or_insert(app);
         let rx = c.viewer();
         c.node_stats(&self.node_id, connections);
-        Some(rx)
+        rx
     }
 
     /// Connections of the app per node that reported within the last seconds (this node,
     /// with `connections`, always included).
     pub fn nodes(&self, app: &AppId, connections: u64) -> Vec<(String, u64)> {
-        let Some(c) = self.apps.get(app) else {
-            return Vec::new();
-        };
+        let c = self.get_or_insert(app);
         c.node_stats(&self.node_id, connections);
         c.nodes()
     }
@@ -306,11 +313,11 @@ impl Console {
     /// Applies a console command from another node; false for commands that are not the
     /// console's.
     pub fn apply(&self, app: &AppId, control: &Control) -> bool {
-        let Some(c) = self.apps.get(app) else {
-            return matches!(
-                control,
-                Control::ConsoleWatch | Control::ConsoleLine(_) | Control::ConsoleStats { .. }
-            );
+        let c = match control {
+            Control::ConsoleWatch | Control::ConsoleLine(_) | Control::ConsoleStats { .. } => {
+                self.get_or_insert(app)
+            }
+            _ => return false,
         };
         match control {
             Control::ConsoleWatch => c.mark_watched(),
@@ -348,7 +355,11 @@ impl Console {
 
     async fn heartbeat(&self, relay: &dyn Relay, connections: &impl Fn(&AppId) -> u64) {
         let node = &self.node_id;
-        for (app, c) in &self.apps {
+        let apps: Vec<(AppId, Arc<AppConsole>)> = read(&self.apps)
+            .iter()
+            .map(|(a, c)| (a.clone(), c.clone()))
+            .collect();
+        for (app, c) in &apps {
             if c.has_viewers() {
                 c.mark_watched();
                 let _ = relay.control(app, &Control::ConsoleWatch).await;

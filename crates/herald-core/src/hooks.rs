@@ -39,6 +39,15 @@ impl Hooks {
         }
     }
 
+    /// Whether the app takes webhooks of this kind, as the app is now: a session holds the app
+    /// as it was when the connection opened, and changed webhooks apply at once.
+    fn wants(&self, app: &App, kind: WebhookKind) -> bool {
+        match self.apps.by_id(app.id.as_str()) {
+            Some(current) => current.wants_webhook(kind),
+            None => app.wants_webhook(kind),
+        }
+    }
+
     /// Where decided events wait for the dispatcher.
     pub fn queue(&self) -> &Arc<dyn WebhookQueue> {
         &self.queue
@@ -48,7 +57,7 @@ impl Hooks {
     /// `#server-to-user-` channels produce no webhooks.
     pub async fn event(&self, app: &App, event: WebhookEvent) {
         if herald_protocol::channel::is_server_to_user(event.channel())
-            || !app.wants_webhook(event.kind())
+            || !self.wants(app, event.kind())
         {
             return;
         }
@@ -60,7 +69,7 @@ impl Hooks {
     /// The channel became occupied cluster-wide. A vacancy still waiting out its debounce is
     /// cancelled instead: to the app the channel never looked empty.
     pub async fn occupied(&self, app: &App, channel: &ChannelName, vacancy_cancelled: bool) {
-        if vacancy_cancelled || !app.wants_webhook(WebhookKind::ChannelOccupied) {
+        if vacancy_cancelled || !self.wants(app, WebhookKind::ChannelOccupied) {
             return;
         }
         self.event(
@@ -75,13 +84,13 @@ impl Hooks {
     /// When a leave that vacates a channel should have its `Check::Vacated` fall due, if the
     /// app takes `channel_vacated`: `Channels::unsubscribe` schedules it in the leave's own step.
     pub fn vacancy_check_at(&self, app: &App) -> Option<u64> {
-        app.wants_webhook(WebhookKind::ChannelVacated)
+        self.wants(app, WebhookKind::ChannelVacated)
             .then(|| self.debounce_due())
     }
 
     /// `vacancy_check_at` for `member_removed` (`Presence::leave`).
     pub fn removal_check_at(&self, app: &App) -> Option<u64> {
-        app.wants_webhook(WebhookKind::MemberRemoved)
+        self.wants(app, WebhookKind::MemberRemoved)
             .then(|| self.debounce_due())
     }
 
@@ -95,7 +104,7 @@ impl Hooks {
         user: &UserId,
         removal_cancelled: bool,
     ) {
-        if removal_cancelled || !app.wants_webhook(WebhookKind::MemberAdded) {
+        if removal_cancelled || !self.wants(app, WebhookKind::MemberAdded) {
             return;
         }
         let event = WebhookEvent::MemberAdded {
@@ -107,7 +116,7 @@ impl Hooks {
 
     /// `cache_miss`, at most once per channel per 10 s across the cluster.
     pub async fn cache_miss(&self, app: &App, channel: &ChannelName) {
-        if !app.wants_webhook(WebhookKind::CacheMiss) {
+        if !self.wants(app, WebhookKind::CacheMiss) {
             return;
         }
         let mark = Mark::CacheMiss(channel.clone());
@@ -156,7 +165,7 @@ impl Hooks {
                         }
                     };
                     for check in due {
-                        hooks.fire(app, check).await;
+                        hooks.fire(&app, check).await;
                     }
                 }
             }

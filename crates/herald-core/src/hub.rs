@@ -22,7 +22,7 @@ use crate::smallmap::SmallMap;
 use crate::subscription_count::SubscriptionCounts;
 use crate::sync::{lock, read, write};
 use crate::webhook::WebhookQueue;
-use crate::{App, AppId, Apps};
+use crate::{App, AppChanges, AppId, Apps};
 
 /// Node-wide settings the hub and its sessions need.
 #[derive(Clone, Debug)]
@@ -152,7 +152,10 @@ struct Inner {
     backplane: Backplane,
     hooks: Arc<Hooks>,
     config: HubConfig,
-    local: HashMap<AppId, AppLocal>,
+    /// Per app: this node's connections, subscriptions, users and watchers. An entry is made
+    /// for an app's first connection (apps come and go at runtime) and kept after the app is
+    /// removed, so its closing connections still find it.
+    local: RwLock<HashMap<AppId, Arc<AppLocal>>>,
     admission: Admission,
     counts: SubscriptionCounts,
 }
@@ -178,11 +181,12 @@ impl Hub {
         webhooks: Arc<dyn WebhookQueue>,
         config: HubConfig,
     ) -> Hub {
-        let local = apps
-            .iter()
-            .map(|a| (a.id.clone(), AppLocal::default()))
-            .collect();
-        let console = Arc::new(Console::new(&apps, &config.node_id));
+        let local = RwLock::new(
+            apps.iter()
+                .map(|a| (a.id.clone(), Arc::default()))
+                .collect(),
+        );
+        let console = Arc::new(Console::new(&config.node_id));
         Hub(Arc::new(Inner {
             metrics: std::sync::OnceLock::new(),
             console,
@@ -197,7 +201,7 @@ impl Hub {
                 config.strict_protocol,
                 config.max_node_connections,
             ),
-            counts: SubscriptionCounts::new(&apps),
+            counts: SubscriptionCounts::default(),
             apps,
             backplane,
             config,
@@ -247,23 +251,74 @@ impl Hub {
 
     /// Connections of one app on this node.
     pub fn app_connection_count(&self, app: &str) -> usize {
-        self.0.local.get(app).map_or(0, |l| read(&l.conns).len())
+        self.local(app).map_or(0, |l| read(&l.conns).len())
     }
 
     /// Channels with local subscribers, per configured app.
     pub fn app_channel_count(&self, app: &str) -> usize {
-        self.0.local.get(app).map_or(0, |l| read(&l.channels).len())
+        self.local(app).map_or(0, |l| read(&l.channels).len())
     }
 
-    fn local(&self, app: &AppId) -> Option<&AppLocal> {
-        self.0.local.get(app)
+    fn local<Q>(&self, app: &Q) -> Option<Arc<AppLocal>>
+    where
+        AppId: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        read(&self.0.local).get(app).cloned()
+    }
+
+    /// The app's local state, made at its first connection on this node.
+    fn local_or_insert(&self, app: &AppId) -> Arc<AppLocal> {
+        if let Some(l) = self.local(app) {
+            return l;
+        }
+        write(&self.0.local).entry(app.clone()).or_default().clone()
+    }
+
+    /// Applies a change of the apps: a removed app's connections are closed with 4001 (the
+    /// app no longer exists), a disabled one's with 4003; admission already refuses both.
+    /// Everything else (limits, webhooks, secrets) applies to new work by itself.
+    pub fn apply_app_changes(&self, changes: &AppChanges) {
+        let disabled = changes
+            .changed
+            .iter()
+            .filter(|(before, after)| before.enabled && !after.enabled)
+            .map(|(_, after)| (after, ErrorCode::AppDisabled, "App disabled"));
+        let removed = changes
+            .removed
+            .iter()
+            .map(|app| (app, ErrorCode::AppNotFound, "App deleted"));
+        for (app, code, message) in disabled.chain(removed) {
+            let conns: Vec<ConnHandle> = self
+                .local(&app.id)
+                .map(|l| read(&l.conns).values().cloned().collect())
+                .unwrap_or_default();
+            if !conns.is_empty() {
+                tracing::info!(app = %app.id, connections = conns.len(), code = code.code(), "{message}: closing its connections");
+            }
+            for conn in conns {
+                conn.close(CloseReason::from_error(code, message));
+            }
+        }
     }
 
     /// Registers an opened connection; its slot was reserved and is released on close.
     pub(crate) fn connection_opened(&self, app: &AppId, conn: &ConnHandle) {
-        if let Some(l) = self.local(app) {
-            write(&l.conns).insert(conn.socket_id().clone(), conn.clone());
-        }
+        let l = self.local_or_insert(app);
+        write(&l.conns).insert(conn.socket_id().clone(), conn.clone());
+        // Admitted just before the app was removed or disabled, and registered just after
+        // `apply_app_changes` looked: closed here instead.
+        match self.0.apps.by_id(app.as_str()) {
+            None => conn.close(CloseReason::from_error(
+                ErrorCode::AppNotFound,
+                "App deleted",
+            )),
+            Some(a) if !a.enabled => conn.close(CloseReason::from_error(
+                ErrorCode::AppDisabled,
+                "App disabled",
+            )),
+            Some(_) => true,
+        };
     }
 
     pub(crate) fn connection_closed(&self, app: &AppId, socket: &SocketId) {
@@ -635,7 +690,7 @@ impl Hub {
     /// After the backplane's subscription was re-established: its membership counters may have
     /// started again (the store restarted empty), so nothing is filtered by older versions.
     pub fn forget_membership_versions(&self) {
-        for l in self.0.local.values() {
+        for l in read(&self.0.local).values() {
             for subs in write(&l.channels).values_mut() {
                 lock(&subs.latest).clear();
                 for sub in subs.active.values_mut() {
@@ -647,8 +702,7 @@ impl Hub {
 
     /// Every local connection, for a graceful drain.
     pub fn connections(&self) -> Vec<ConnHandle> {
-        self.0
-            .local
+        read(&self.0.local)
             .values()
             .flat_map(|l| read(&l.conns).values().cloned().collect::<Vec<_>>())
             .collect()

@@ -17,11 +17,15 @@ mod reaped;
 pub mod redact;
 pub mod session;
 pub mod smallmap;
+pub mod store;
 mod subscription_count;
 pub mod sync;
 pub mod webhook;
 
-pub use app::{App, AppFeatures, AppId, Apps, WebhookEndpoint, WebhookTarget};
+pub use app::{
+    App, AppChanges, AppFeatures, AppId, AppSet, Apps, PreviousSecret, WebhookEndpoint,
+    WebhookTarget,
+};
 pub use backplane::{Backplane, BackplaneError, MemoryBackplane};
 pub use conn::{CloseReason, ConnHandle, Outbox, Outgoing, Sent};
 pub use hub::{Hub, HubConfig};

@@ -10,7 +10,7 @@ use crate::hub::{Hub, member_removed};
 
 /// Announces what reaping a dead node changed, as the dead node would have.
 pub(crate) async fn announce(hub: &Hub, app: &AppId, event: Reaped) {
-    let Some(app) = hub.apps().by_id(app.as_str()).cloned() else {
+    let Some(app) = hub.apps().by_id(app.as_str()) else {
         return;
     };
     match event {

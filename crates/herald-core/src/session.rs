@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_protocol::event::encode;
+use herald_protocol::signature::verify_auth;
 use herald_protocol::{
     ChannelName, ClientEvent, ErrorCode, ProtocolError, SocketId, SubscriptionErrorKind as SubErr,
     UserId,
@@ -65,6 +66,18 @@ fn server_error(channel: &ChannelName, e: BackplaneError) -> ProtocolError {
 }
 
 impl Session {
+    /// Whether `auth` signs `payload` with one of the app's secrets as of now (the app may have
+    /// been changed or its secret rotated since this connection opened).
+    fn verifies(&self, auth: &str, payload: &str) -> bool {
+        let app = self
+            .hub
+            .apps()
+            .by_id(self.app.id.as_str())
+            .unwrap_or_else(|| self.app.clone());
+        app.verifying_secrets()
+            .any(|secret| verify_auth(&app.key, secret, auth, payload))
+    }
+
     /// Opens a connection of `app` (already admitted by `Hub::admit`): counts it against the
     /// app's quota and queues `connection_established`.
     pub async fn open(hub: &Hub, app: Arc<App>) -> Result<(Session, Outbox), ProtocolError> {

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::backplane::Envelope;
 use crate::hub::Hub;
 use crate::sync::lock;
-use crate::{App, AppId, Apps};
+use crate::{App, AppId};
 
 /// Coalescing state of one channel.
 #[derive(Default)]
@@ -24,21 +24,13 @@ struct CountState {
     last_sent: Option<Instant>,
 }
 
-/// Per app: channel → coalescing state (only channels whose count changed recently).
+/// (app, channel) → coalescing state (only channels whose count changed recently).
+#[derive(Default)]
 pub(crate) struct SubscriptionCounts {
-    apps: HashMap<AppId, Mutex<HashMap<String, CountState>>>,
+    channels: Mutex<HashMap<(AppId, String), CountState>>,
 }
 
 impl SubscriptionCounts {
-    pub(crate) fn new(apps: &Apps) -> SubscriptionCounts {
-        SubscriptionCounts {
-            apps: apps
-                .iter()
-                .map(|a| (a.id.clone(), Mutex::default()))
-                .collect(),
-        }
-    }
-
     /// The channel's count changed: schedule an event unless one is already on its way, no
     /// sooner than a second after the last.
     pub(crate) fn changed(&self, hub: &Hub, app: &Arc<App>, channel: &ChannelName) {
@@ -48,12 +40,11 @@ impl SubscriptionCounts {
         {
             return;
         }
-        let Some(counts) = self.apps.get(&app.id) else {
-            return;
-        };
         let delay = {
-            let mut counts = lock(counts);
-            let state = counts.entry(channel.as_str().to_owned()).or_default();
+            let mut counts = lock(&self.channels);
+            let state = counts
+                .entry((app.id.clone(), channel.as_str().to_owned()))
+                .or_default();
             if state.pending {
                 return;
             }
@@ -73,14 +64,13 @@ impl SubscriptionCounts {
     }
 
     fn sent(&self, app: &AppId, channel: &ChannelName, vacant: bool) {
-        if let Some(counts) = self.apps.get(app) {
-            let mut counts = lock(counts);
-            if vacant {
-                counts.remove(channel.as_str());
-            } else if let Some(state) = counts.get_mut(channel.as_str()) {
-                state.pending = false;
-                state.last_sent = Some(Instant::now());
-            }
+        let key = (app.clone(), channel.as_str().to_owned());
+        let mut counts = lock(&self.channels);
+        if vacant {
+            counts.remove(&key);
+        } else if let Some(state) = counts.get_mut(&key) {
+            state.pending = false;
+            state.last_sent = Some(Instant::now());
         }
     }
 }

@@ -26,10 +26,8 @@ impl Channels for RedisBackplane {
         let _gate = i.gate.read().await;
         // Apps whose leaves schedule the debounced channel_vacated have it cancelled here.
         let vacated = i
-            .config
-            .checks
-            .get(app)
-            .is_some_and(|c| c.vacated)
+            .checks(app)
+            .vacated
             .then(|| Check::Vacated(channel.clone()).key());
         match i
             .run_occupancy(

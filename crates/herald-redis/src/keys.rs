@@ -140,8 +140,26 @@ impl Keys {
         format!("{}:{{{app}}}:ctl", self.prefix)
     }
 
+    /// Apps kept in Redis (`app_store = "redis"`): app id → record (JSON).
+    pub fn apps(&self) -> String {
+        format!("{}:apps", self.global)
+    }
+
+    /// app key → app id, so keys stay unique.
+    pub fn app_keys(&self) -> String {
+        format!("{}:app-keys", self.global)
+    }
+
+    /// Pub/sub channel announcing a change of the stored apps to every node.
+    pub fn apps_topic(&self) -> String {
+        format!("{}:apps-changed", self.global)
+    }
+
     /// What a pub/sub channel name refers to.
     pub fn parse_topic<'a>(&self, topic: &'a str) -> Option<Topic<'a>> {
+        if topic == self.apps_topic() {
+            return Some(Topic::Apps);
+        }
         let rest = topic
             .strip_prefix(self.prefix.as_str())?
             .strip_prefix(":{")?;
@@ -159,8 +177,15 @@ impl Keys {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Topic<'a> {
-    Channel { app: &'a str, channel: &'a str },
-    Control { app: &'a str },
+    /// The stored apps changed.
+    Apps,
+    Channel {
+        app: &'a str,
+        channel: &'a str,
+    },
+    Control {
+        app: &'a str,
+    },
 }
 
 /// A node's contribution, as stored in its per-app node set.

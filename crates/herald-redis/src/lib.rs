@@ -6,6 +6,7 @@
 //! **Invariant:** this is the only crate that knows Redis, and `keys.rs` the only file that
 //! formats a key. Queries read shared state; nothing here ever asks other nodes.
 
+mod apps;
 mod cache;
 mod channels;
 mod keys;
@@ -24,13 +25,15 @@ mod webhooks;
 #[doc(hidden)]
 pub mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use herald_core::Apps;
 use herald_core::backplane::{BackplaneError, Health, Inbound, Joined, Left, Member, Occupancy};
+use herald_protocol::webhook::WebhookKind;
 use herald_protocol::{ChannelName, SocketId, UserId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -51,12 +54,10 @@ pub struct RedisConfig {
     pub heartbeat: Duration,
     /// A node silent this long is dead and gets reaped.
     pub node_timeout: Duration,
-    /// The configured app ids (their control topics are always subscribed; reaping walks them).
-    pub apps: Vec<String>,
-    /// Per app: which debounced removal webhooks a leave the node replays for others (reaping
-    /// a dead node, withdrawing at shutdown) schedules in the leave's own step. Apps absent
-    /// here schedule nothing.
-    pub checks: HashMap<String, RemovalChecks>,
+    /// The node's apps, live: their control topics are subscribed (an app added at runtime's
+    /// at once), reaping walks them, and their webhooks say which debounced removal checks a
+    /// leave schedules in its own step (`RemovalChecks`).
+    pub apps: Apps,
     /// How long those checks wait for a re-join (`webhook_debounce_ms`).
     pub debounce: Duration,
 }
@@ -77,7 +78,6 @@ struct Inner {
     node: String,
     /// Where Redis is (behind Sentinel it moves); every connection comes from here.
     link: Arc<Link>,
-    apps: Vec<String>,
     config: RedisConfig,
     listen: mpsc::UnboundedSender<ListenCmd>,
     inbound: mpsc::Sender<Inbound>,
@@ -90,6 +90,9 @@ struct Inner {
     fences: AtomicU64,
     /// Held while fencing or restoring: one settles at a time.
     settling: tokio::sync::Mutex<()>,
+    /// Bumped when another node announced a change of the app store (and on every pub/sub
+    /// reconnection: an announcement may have been missed).
+    apps_announced: tokio::sync::watch::Sender<u64>,
     /// Pub/sub reconnections after the first connection (a metric).
     reconnects: AtomicU64,
     mirror: Mutex<Mirror>,
@@ -139,7 +142,6 @@ impl RedisBackplane {
             },
             node,
             link: link.clone(),
-            apps: config.apps.clone(),
             config,
             listen,
             inbound,
@@ -148,6 +150,7 @@ impl RedisBackplane {
             epoch: Mutex::new(None),
             fences: AtomicU64::new(0),
             settling: tokio::sync::Mutex::new(()),
+            apps_announced: tokio::sync::watch::Sender::new(0),
             reconnects: AtomicU64::new(0),
             mirror: Mutex::new(Mirror::default()),
             gate: tokio::sync::RwLock::new(()),
@@ -166,6 +169,13 @@ impl RedisBackplane {
         })
     }
 
+    /// The apps kept in this cluster's Redis (`app_store = "redis"`).
+    pub fn app_store(&self) -> Arc<dyn herald_core::store::AppStore> {
+        Arc::new(apps::RedisAppStore {
+            inner: self.inner.clone(),
+        })
+    }
+
     /// This node's id in the cluster.
     pub fn node_id(&self) -> &str {
         &self.inner.node
@@ -173,6 +183,44 @@ impl RedisBackplane {
 }
 
 impl Inner {
+    /// Topics subscribed for as long as the node runs: the apps topic and every app's control
+    /// topic.
+    fn fixed_topics(&self) -> HashSet<String> {
+        let mut topics: HashSet<String> = self
+            .app_ids()
+            .iter()
+            .map(|a| self.keys.control_topic(a))
+            .collect();
+        topics.insert(self.keys.apps_topic());
+        topics
+    }
+
+    /// The control topics of apps added since `fixed` was made (recorded in it).
+    fn new_fixed_topics(&self, fixed: &mut HashSet<String>) -> Vec<String> {
+        self.fixed_topics()
+            .into_iter()
+            .filter(|t| fixed.insert(t.clone()))
+            .collect()
+    }
+
+    /// The ids of the node's apps as of now.
+    fn app_ids(&self) -> Vec<String> {
+        self.config.apps.iter().map(|a| a.id.to_string()).collect()
+    }
+
+    /// Which debounced removal checks a leave of `app` schedules in its own step: those of the
+    /// webhooks the app takes (none for an app this node does not know).
+    fn checks(&self, app: &str) -> RemovalChecks {
+        self.config
+            .apps
+            .by_id(app)
+            .map(|a| RemovalChecks {
+                vacated: a.wants_webhook(WebhookKind::ChannelVacated),
+                member_removed: a.wants_webhook(WebhookKind::MemberRemoved),
+            })
+            .unwrap_or_default()
+    }
+
     async fn conn(&self) -> Result<link::Conn, BackplaneError> {
         self.link.conn().await
     }

@@ -34,6 +34,7 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     let mut moves = inner.link.generation();
+    let mut apps_changed = inner.config.apps.changes();
     loop {
         // Where Redis is now (behind Sentinel, the master the sentinels name).
         moves.borrow_and_update();
@@ -53,11 +54,9 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
             }
         };
         let (mut sink, mut stream) = conn.split();
-        let mut topics: Vec<String> = inner
-            .apps
-            .iter()
-            .map(|a| inner.keys.control_topic(a))
-            .collect();
+        apps_changed.borrow_and_update();
+        let mut fixed = inner.fixed_topics();
+        let mut topics: Vec<String> = fixed.iter().cloned().collect();
         topics.extend(
             counts
                 .iter()
@@ -89,6 +88,7 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
         // has fenced itself and sends its clients to rejoin). A node just started has none.
         if !first {
             let _ = inner.inbound.send(Inbound::Resubscribed).await;
+            inner.apps_announced.send_modify(|n| *n += 1);
             inner.clone().recover().await;
         }
         first = false;
@@ -111,6 +111,15 @@ pub async fn run(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<ListenCmd>
                 Ok(()) = moves.changed() => {
                     mark_down(&inner, "the Redis master moved");
                     break;
+                }
+                // An app was added at runtime: its control topic from now on.
+                Ok(()) = apps_changed.changed() => {
+                    let new = inner.new_fixed_topics(&mut fixed);
+                    if !new.is_empty() && let Err(e) = answered(sink.subscribe(&new)).await {
+                        mark_down(&inner, &e);
+                        inner.link.suspect();
+                        break;
+                    }
                 }
                 cmd = cmds.recv() => {
                     let Some(cmd) = cmd else { return };
@@ -148,6 +157,7 @@ async fn run_sharded(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<Listen
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
+    let mut apps_changed = inner.config.apps.changes();
     loop {
         let (push, mut pushes) = mpsc::unbounded_channel();
         let mut conn = match answered(inner.link.cluster_pubsub(push)).await {
@@ -160,11 +170,9 @@ async fn run_sharded(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<Listen
                 continue;
             }
         };
-        let mut topics: Vec<String> = inner
-            .apps
-            .iter()
-            .map(|a| inner.keys.control_topic(a))
-            .collect();
+        apps_changed.borrow_and_update();
+        let mut fixed = inner.fixed_topics();
+        let mut topics: Vec<String> = fixed.iter().cloned().collect();
         topics.extend(
             counts
                 .iter()
@@ -186,6 +194,7 @@ async fn run_sharded(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<Listen
                 "Redis Cluster pub/sub reconnected; re-asserting this node's state"
             );
             let _ = inner.inbound.send(Inbound::Resubscribed).await;
+            inner.apps_announced.send_modify(|n| *n += 1);
             inner.clone().recover().await;
         }
         first = false;
@@ -201,6 +210,13 @@ async fn run_sharded(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<Listen
                     let ping_cmd = redis::cmd("PING");
                     if let Err(e) = answered(ping_cmd.query_async::<redis::Value>(&mut conn)).await {
                         mark_down(&inner, &format!("PING to the cluster's masters unanswered: {e}"));
+                        break;
+                    }
+                }
+                Ok(()) = apps_changed.changed() => {
+                    let new = inner.new_fixed_topics(&mut fixed);
+                    if let Err(e) = shard_subscribe(&conn, new).await {
+                        mark_down(&inner, &e);
                         break;
                     }
                 }
@@ -237,7 +253,7 @@ async fn run_sharded(inner: Arc<Inner>, mut cmds: mpsc::UnboundedReceiver<Listen
                         (redis::PushKind::SUnsubscribe, [topic, ..]) => {
                             let topic = bytes(topic).map(|t| String::from_utf8_lossy(t).into_owned());
                             let wanted = topic.as_ref().is_some_and(|t| {
-                                counts.get(t).is_some_and(|n| *n > 0) || inner.keys.parse_topic(t).is_some_and(|p| matches!(p, Topic::Control { .. }))
+                                counts.get(t).is_some_and(|n| *n > 0) || fixed.contains(t)
                             });
                             if let (true, Some(topic)) = (wanted, topic) {
                                 tracing::info!(topic, "Redis dropped a shard subscription (its slot moved); subscribing again");
@@ -441,6 +457,12 @@ async fn dispatch(inner: &Inner, topic: &str, payload: &[u8]) {
                 return;
             }
         },
+        Some(Topic::Apps) => {
+            // Another node changed the app store: reload (this node's own change too; the
+            // reload is idempotent).
+            inner.apps_announced.send_modify(|n| *n += 1);
+            return;
+        }
         Some(Topic::Control { app }) => match wire::decode_control(payload) {
             Some((origin, control)) if origin != inner.node => Inbound::Control {
                 app: herald_core::AppId::new(app),

@@ -205,7 +205,7 @@ pub(crate) fn cluster_version(advertised: &[Option<u32>]) -> u32 {
 /// Undoes everything `node` contributed, announcing each transition through this node's hub.
 async fn reap(inner: &Inner, node: &str) -> Result<usize, BackplaneError> {
     let mut total = 0;
-    for app in &inner.apps {
+    for app in &inner.app_ids() {
         let mut c = inner.conn().await?;
         let entries: Vec<String> = redis::cmd("SMEMBERS")
             .arg(inner.keys.node(app, node))
@@ -241,7 +241,7 @@ async fn undo(
     // The removal webhooks' debounced checks are scheduled by the leave scripts themselves, as
     // on a live leave: a node that dies midway through this loop loses none of those already
     // replayed, and whoever resumes replays only what is left in the node's set.
-    let checks = inner.config.checks.get(app).copied().unwrap_or_default();
+    let checks = inner.checks(app);
     let due = now_ms() + inner.config.debounce.as_millis() as u64;
     for (done, entry) in entries.into_iter().enumerate() {
         if done % 64 == 63 {
@@ -430,7 +430,7 @@ impl Inner {
 
     async fn try_reassert(&self) -> Result<(), BackplaneError> {
         let _exclusive = self.gate.write().await;
-        for app in &self.apps {
+        for app in &self.app_ids() {
             let (local, connections) = {
                 let m = herald_core::sync::lock(&self.mirror);
                 (
@@ -483,7 +483,7 @@ impl Inner {
     /// Graceful shutdown: remove what is left of this node's state and leave the node list.
     pub(crate) async fn withdraw(&self) {
         let result = async {
-            for app in &self.apps {
+            for app in &self.app_ids() {
                 let mut c = self.conn().await?;
                 let entries: Vec<String> = redis::cmd("SMEMBERS")
                     .arg(self.keys.node(app, &self.node))

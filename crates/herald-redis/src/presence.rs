@@ -23,10 +23,8 @@ impl Presence for RedisBackplane {
         let _gate = i.gate.read().await;
         // Apps whose leaves schedule the debounced member_removed have it cancelled here.
         let removal_check = i
-            .config
-            .checks
-            .get(app)
-            .is_some_and(|c| c.member_removed)
+            .checks(app)
+            .member_removed
             .then(|| Check::MemberRemoved(channel.clone(), member.user_id.clone()).key());
         let joined = i
             .run_join(

@@ -7,10 +7,6 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// The heartbeat. KEYS: nodes, versions, epoch, this node's reaped mark. ARGV: now ms, node,
-/// wire version, a fresh epoch id. Returns {status, epoch}: status 0 listed, 1 was missing (now
-/// listed), 2 reaped (the mark is set: not listed again; the node must fence). The score only
-/// grows, so a beat delivered late never makes a live node look older than it is.
 /// One HTTP API request of an app against its per-second budget, for the whole cluster.
 /// KEYS: the app's rate key. ARGV: requests per second. Redis's own clock decides the second
 /// (nodes' clocks may differ); the key holds `second:count` and expires after two seconds.
@@ -32,6 +28,10 @@ return 1
     )
 });
 
+/// The heartbeat. KEYS: nodes, versions, epoch, this node's reaped mark. ARGV: now ms, node,
+/// wire version, a fresh epoch id. Returns {status, epoch}: status 0 listed, 1 was missing (now
+/// listed), 2 reaped (the mark is set: not listed again; the node must fence). The score only
+/// grows, so a beat delivered late never makes a live node look older than it is.
 pub static BEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -202,6 +202,53 @@ end
 local total = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
 return total
+",
+    )
+});
+
+/// App store: adds an app. KEYS: apps, app keys. ARGV: id, key, record. Returns 0 done, 1 the
+/// id is taken, 2 the key is.
+pub static APP_CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 2 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+return 0
+",
+    )
+});
+
+/// App store: replaces an app's record if it is still the one read. KEYS: apps, app keys.
+/// ARGV: id, expected record, its key, new key, new record. Returns 0 done, 2 the new key is
+/// another app's, 3 no such app, 4 the record changed since it was read.
+pub static APP_UPDATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 3 end
+if current ~= ARGV[2] then return 4 end
+local owner = redis.call('HGET', KEYS[2], ARGV[4])
+if owner and owner ~= ARGV[1] then return 2 end
+if ARGV[3] ~= ARGV[4] then redis.call('HDEL', KEYS[2], ARGV[3]) end
+redis.call('HSET', KEYS[2], ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])
+return 0
+",
+    )
+});
+
+/// App store: removes an app. KEYS: apps, app keys. ARGV: id. Returns 0 done, 3 no such app.
+pub static APP_DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 3 end
+local key = cjson.decode(current)['key']
+if key and redis.call('HGET', KEYS[2], key) == ARGV[1] then redis.call('HDEL', KEYS[2], key) end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 0
 ",
     )
 });

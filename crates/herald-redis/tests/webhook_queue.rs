@@ -14,8 +14,8 @@ fn config(url: &str, prefix: &str) -> RedisConfig {
         prefix: prefix.to_owned(),
         heartbeat: Duration::from_millis(200),
         node_timeout: Duration::from_secs(1),
-        apps: vec!["app-1".into()],
-        checks: Default::default(),
+        apps: herald_core::Apps::new(vec![herald_core::App::new("app-1", "key-1", "secret")])
+            .expect("apps"),
         debounce: Duration::from_secs(3),
     }
 }

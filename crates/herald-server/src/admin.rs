@@ -31,6 +31,8 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING")
             } else if !state.hub.backplane().health.is_ready() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "BACKPLANE UNAVAILABLE")
+            } else if state.app_store.as_ref().is_some_and(|s| !s.is_loaded()) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "APPS NOT LOADED")
             } else if state.config.max_connections.is_some_and(|max| {
                 // Above the high-water mark the load balancer steers new clients away.
                 state.hub.connection_count() * 100
@@ -50,6 +52,21 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
                 "cluster_version": state.hub.backplane().health.cluster_version(),
             });
             json(StatusCode::OK, body.to_string())
+        }
+        p if p == "/admin/apps" || p.starts_with("/admin/apps/") => {
+            // Requests with a body must be JSON; rotation and deletion carry none.
+            let m = req.method();
+            let change = if m == hyper::Method::PATCH
+                || (m == hyper::Method::POST && req.uri().path() == "/admin/apps")
+            {
+                Change::Yes
+            } else {
+                Change::No
+            };
+            if let Some(refused) = admin_refusal(&state, &req, change) {
+                return refused;
+            }
+            crate::admin_apps::route(&state, req).await
         }
         "/webhooks/dead-letters" if req.method() == hyper::Method::GET => {
             if let Some(refused) = admin_refusal(&state, &req, Change::No) {
@@ -74,7 +91,7 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
         }
         _ => json_error(
             StatusCode::NOT_FOUND,
-            "Not found: try /metrics, /health, /ready, /usage or /webhooks/dead-letters",
+            "Not found: try /metrics, /health, /ready, /usage, /admin/apps or /webhooks/dead-letters",
         ),
     }
 }

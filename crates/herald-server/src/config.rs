@@ -15,6 +15,8 @@ mod apps;
 mod env;
 mod raw;
 
+pub use apps::{PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS, app_from_record, app_view};
+
 use env::{checked_toml, env_config};
 use raw::{OneOrMany, RawConfig};
 
@@ -86,6 +88,12 @@ pub struct Config {
     /// Bearer token of the admin surfaces on the admin listener (dead letters; the apps API).
     /// None: they answer 404.
     pub admin_token: Option<herald_protocol::Secret>,
+    /// Where apps beside the file's come from (`app_store`).
+    pub app_store: AppStoreKind,
+    /// How often the node reads the app store again, whatever it was told.
+    pub app_cache: Duration,
+    /// How long a rotated-out secret still verifies (`secret_grace_secs`).
+    pub secret_grace: Duration,
     /// Peers whose `X-Forwarded-Proto: https` is believed (a TLS-terminating proxy in front):
     /// from anyone else the header is ignored, so `tls_only` cannot be talked around.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -93,6 +101,28 @@ pub struct Config {
     pub dev_app: bool,
     /// `HERALD_…` environment variables that are not configuration keys (logged as warnings).
     pub ignored_env: Vec<String>,
+}
+
+/// `app_store`: where apps managed at runtime live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppStoreKind {
+    /// Only the file's apps (and the environment's, or the development app).
+    File,
+    /// Managed through the admin API, kept in this node's memory: lost at restart (one node,
+    /// trying things out).
+    Memory,
+    /// Managed through the admin API, kept in the cluster's Redis and announced to every node.
+    Redis,
+}
+
+impl AppStoreKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AppStoreKind::File => "file",
+            AppStoreKind::Memory => "memory",
+            AppStoreKind::Redis => "redis",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,6 +284,9 @@ impl TryFrom<RawConfig> for Config {
                 &raw.admin_token,
                 "the admin API and the dead letters",
             )?,
+            app_store: app_store(&raw)?,
+            app_cache: secs("app_cache_secs", raw.app_cache_secs)?,
+            secret_grace: Duration::from_secs(raw.secret_grace_secs),
             client_ip_header: client_ip_header(&raw)?,
             api_auth_failures_per_minute: raw.api_auth_failures_per_minute,
             strict_protocol: raw.strict_protocol,
@@ -290,7 +323,8 @@ fn all_apps(raw: &RawConfig) -> Result<(Apps, bool), ConfigError> {
     if let Some(a) = apps::env_app(raw)? {
         apps.push(a);
     }
-    let dev_app = apps.is_empty();
+    // Apps from a store are enough: the development app is for a node with none at all.
+    let dev_app = apps.is_empty() && raw.app_store == "file";
     if dev_app {
         let (id, key, secret) = DEV_APP;
         let mut a = App::new(id, key, secret);
@@ -300,6 +334,36 @@ fn all_apps(raw: &RawConfig) -> Result<(Apps, bool), ConfigError> {
     }
     let apps = Apps::new(apps).map_err(|m| err("apps", m))?;
     Ok((apps, dev_app))
+}
+
+fn app_store(raw: &RawConfig) -> Result<AppStoreKind, ConfigError> {
+    let kind = match raw.app_store.as_str() {
+        "file" => AppStoreKind::File,
+        "memory" => AppStoreKind::Memory,
+        "redis" if raw.redis_url.is_none() => {
+            return Err(err(
+                "app_store",
+                "\"redis\" keeps apps in the cluster's Redis: set redis_url too (or use \"memory\" on a single node)",
+            ));
+        }
+        "redis" => AppStoreKind::Redis,
+        other => {
+            return Err(err(
+                "app_store",
+                format!("expected \"file\", \"memory\" or \"redis\", got '{other}'"),
+            ));
+        }
+    };
+    if raw.app_store_url.is_some() {
+        return Err(err(
+            "app_store_url",
+            format!(
+                "is for a SQL app store; app_store = \"{}\" takes no URL",
+                kind.name()
+            ),
+        ));
+    }
+    Ok(kind)
 }
 
 /// The Redis URL's form and the key prefix.

@@ -92,7 +92,7 @@ fn unlocked(state: &State, req: &Request<hyper::body::Incoming>) -> Option<Vec<A
         let token = state.config.console_token.as_ref()?;
         return token
             .matches(value)
-            .then(|| state.hub.apps().iter().cloned().collect());
+            .then(|| state.hub.apps().iter().collect());
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
@@ -164,9 +164,7 @@ fn sse(event: &str, data: &str) -> Frame<Bytes> {
 /// when this viewer or a node skipped lines to stay within its bounds.
 fn log_stream(state: &State, app: &App) -> Response<Body> {
     let connections = state.hub.app_connection_count(app.id.as_str()) as u64;
-    let Some(rx) = state.hub.console().viewer(&app.id, connections) else {
-        return json_error(StatusCode::NOT_FOUND, "Unknown app");
-    };
+    let rx = state.hub.console().viewer(&app.id, connections);
     let first = Frame::data(Bytes::from_static(b": connected\n\n"));
     let lines = stream::unfold(rx, |mut rx| async move {
         let frame = match tokio::time::timeout(KEEPALIVE, rx.recv()).await {

@@ -138,8 +138,7 @@ fn route(state: &State, path: &str, query: &str) -> Result<(Arc<App>, Endpoint),
         let app = state
             .hub
             .apps()
-            .by_id(&percent_decode_str(app_id).decode_utf8_lossy())
-            .cloned();
+            .by_id(&percent_decode_str(app_id).decode_utf8_lossy());
         return app
             .map(|a| (a, endpoint))
             .ok_or_else(|| ApiError::NotFound(format!("Unknown app id '{app_id}'")));
@@ -150,7 +149,7 @@ fn route(state: &State, path: &str, query: &str) -> Result<(Arc<App>, Endpoint),
             let key = form_urlencoded::parse(query.as_bytes())
                 .find(|(k, _)| k == "auth_key")
                 .map(|(_, v)| v.into_owned());
-            let app = key.and_then(|k| state.hub.apps().by_key(&k).cloned());
+            let app = key.and_then(|k| state.hub.apps().by_key(&k));
             app.map(|a| (a, endpoint))
                 .ok_or_else(|| ApiError::Unauthorized("Missing or unknown auth_key".into()))
         }
@@ -313,7 +312,7 @@ fn too_many(message: &str, retry_secs: u64) -> Response<Body> {
 
 /// The caller's address: the configured proxy header's last entry (the one the proxy added;
 /// earlier entries come from the client and may be forged), else the TCP peer.
-fn client_addr(state: &State, req: &Request<hyper::body::Incoming>) -> Option<IpAddr> {
+pub(crate) fn client_addr(state: &State, req: &Request<hyper::body::Incoming>) -> Option<IpAddr> {
     let from_header = state.config.client_ip_header.as_ref().and_then(|h| {
         let value = req.headers().get(h.as_str())?.to_str().ok()?;
         value.rsplit(',').next()?.trim().parse().ok()
@@ -414,14 +413,16 @@ async fn read_body(
 }
 
 /// A correctly signed request of an enabled app.
+/// During a rotation's grace the previous secret verifies too.
 fn admit(app: &App, signed: &SignedRequest<'_>) -> Result<(), Failure> {
-    verify_request(
-        signed,
-        &app.key,
-        &app.secret,
-        now_secs(),
-        app.limits.max_timestamp_skew_secs,
-    )?;
+    let now = now_secs();
+    let skew = app.limits.max_timestamp_skew_secs;
+    let verified = |secret| verify_request(signed, &app.key, secret, now, skew);
+    // The current secret's refusal is the one a caller sees.
+    let current = verified(&app.secret);
+    if current.is_err() && !app.verifying_secrets().skip(1).any(|s| verified(s).is_ok()) {
+        current?;
+    }
     if !app.enabled {
         return Err(Failure::from(ApiError::Forbidden(
             "Application disabled".into(),

@@ -6,6 +6,8 @@
 //! and `herald-protocol`.
 
 pub mod admin;
+pub mod admin_apps;
+pub mod app_store;
 pub mod config;
 pub mod console;
 pub mod http;
@@ -25,17 +27,18 @@ use herald_core::hub::HubConfig;
 use herald_core::webhook::WebhookStreams;
 use herald_core::{Backplane, CloseReason, Hub, MemoryWebhookQueue};
 use herald_protocol::ErrorCode;
-use herald_protocol::webhook::WebhookKind;
-use herald_redis::{RedisBackplane, RedisConfig, RemovalChecks};
+use herald_redis::{RedisBackplane, RedisConfig};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::AppStoreKind;
 pub use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::router::Role;
+use herald_core::store::{AppStore, MemoryAppStore};
 
 /// Everything a request handler needs.
 pub struct State {
@@ -49,6 +52,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     pub api_rate: http_api::ApiRate,
     pub auth_failures: http_api::AuthFailures,
+    /// The app store the admin API writes to (None with `app_store = "file"`).
+    pub app_store: Option<Arc<app_store::AppStoreHandle>>,
 }
 
 /// Listeners bound by the caller (tests bind port 0).
@@ -85,6 +90,10 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     // Webhook events wait in process memory on a single node (lost if it dies) and in a Redis
     // stream on a cluster (any node delivers them).
     let mut webhook_streams: Option<Arc<dyn WebhookStreams>> = None;
+    let mut store: Option<Arc<dyn AppStore>> = match config.app_store {
+        AppStoreKind::Memory => Some(Arc::new(MemoryAppStore::default())),
+        AppStoreKind::File | AppStoreKind::Redis => None,
+    };
     let hub = match &config.redis_url {
         None => Hub::new(
             config.apps.clone(),
@@ -99,18 +108,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
                 prefix: config.redis_prefix.clone(),
                 heartbeat: config.heartbeat_interval,
                 node_timeout: config.node_timeout,
-                apps: config.apps.iter().map(|a| a.id.to_string()).collect(),
-                checks: config
-                    .apps
-                    .iter()
-                    .map(|a| {
-                        let checks = RemovalChecks {
-                            vacated: a.wants_webhook(WebhookKind::ChannelVacated),
-                            member_removed: a.wants_webhook(WebhookKind::MemberRemoved),
-                        };
-                        (a.id.to_string(), checks)
-                    })
-                    .collect(),
+                apps: config.apps.clone(),
                 debounce: config.webhook_debounce,
             };
             let (backplane, inbound) =
@@ -118,6 +116,9 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
             hub_config.node_id = backplane.node_id().to_owned();
             let webhooks = backplane.webhook_queue();
             webhook_streams = Some(backplane.clone());
+            if config.app_store == AppStoreKind::Redis {
+                store = Some(backplane.app_store());
+            }
             let hub = Hub::new(
                 config.apps.clone(),
                 timed(Backplane::new(backplane)),
@@ -131,7 +132,17 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     let webhook_client =
         webhook::http_client(config.webhook_ca_file.as_deref()).map_err(StartError::Tls)?;
     hub.set_metrics(metrics.clone());
+    let app_store = store.map(|s| {
+        let has_redis = config.redis_url.is_some();
+        Arc::new(app_store::AppStoreHandle::new(
+            s,
+            hub.clone(),
+            has_redis,
+            config.app_cache,
+        ))
+    });
     Ok(Arc::new(State {
+        app_store,
         hub,
         webhook_client,
         webhook_streams,
@@ -168,6 +179,9 @@ pub async fn run(
     if let Some(api) = listeners.api {
         let api = accept(state.clone(), api, Some(Role::Api), None, stop_rx.clone());
         tasks.push(tokio::spawn(api));
+    }
+    if let Some(store) = &state.app_store {
+        store.spawn();
     }
     state.hub.hooks().spawn_debouncer();
     webhook::spawn(

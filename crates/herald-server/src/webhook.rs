@@ -183,7 +183,7 @@ pub fn spawn(
                 let Some(mut batch) = batches.remove(&key) else {
                     continue;
                 };
-                let Some(app) = apps.by_id(key.0.as_str()).cloned() else {
+                let Some(app) = apps.by_id(key.0.as_str()) else {
                     continue;
                 };
                 // Oversized batches go out in chunks of `batch_size`.

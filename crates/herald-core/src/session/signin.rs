@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use herald_protocol::event::encode;
-use herald_protocol::signature::{signin_payload, verify_auth};
+use herald_protocol::signature::signin_payload;
 use herald_protocol::user::parse_user_data;
 use herald_protocol::{ErrorCode, ProtocolError};
 
@@ -21,7 +21,7 @@ impl Session {
             ));
         }
         let payload = signin_payload(self.socket_id(), user_data);
-        if !verify_auth(&self.app.key, &self.app.secret, auth, &payload) {
+        if !self.verifies(auth, &payload) {
             return Err(ProtocolError::notice("Invalid signature: sign-in refused"));
         }
         let parsed = parse_user_data(user_data, self.app.limits.max_user_id_len)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_protocol::event::encode;
-use herald_protocol::signature::{channel_auth_payload, verify_auth};
+use herald_protocol::signature::channel_auth_payload;
 use herald_protocol::user::parse_channel_data;
 use herald_protocol::{ChannelKind, ChannelName, ProtocolError, SubscriptionErrorKind as SubErr};
 
@@ -23,9 +23,7 @@ impl Session {
     ) -> Result<(), ProtocolError> {
         let name = channel.as_str();
         let authed = |payload: String| {
-            let ok = auth
-                .as_deref()
-                .is_some_and(|a| verify_auth(&self.app.key, &self.app.secret, a, &payload));
+            let ok = auth.as_deref().is_some_and(|a| self.verifies(a, &payload));
             if ok {
                 Ok(())
             } else {

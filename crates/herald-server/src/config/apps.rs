@@ -186,3 +186,120 @@ fn webhook_endpoint(
         filter_suffix: w.filter.suffix.clone(),
     })
 }
+
+/// Keys of a stored record beside the `[[apps]]` ones: the secret a rotation replaced and until
+/// when (ms since the epoch) it still verifies.
+pub const PREVIOUS_SECRET: &str = "previous_secret";
+pub const PREVIOUS_SECRET_UNTIL_MS: &str = "previous_secret_until_ms";
+
+/// An app store's record (a JSON object with the `[[apps]]` keys, and the previous secret
+/// during a rotation's grace) validated into an `App`; an error names the key as written
+/// (`max_connections`, `webhooks[0].url`).
+pub fn app_from_record(record: &str, has_redis: bool) -> Result<App, ConfigError> {
+    let value: serde_json::Value =
+        serde_json::from_str(record).map_err(|e| err("", format!("not JSON: {e}")))?;
+    let serde_json::Value::Object(mut fields) = value else {
+        return Err(err("", "expected a JSON object with the [[apps]] keys"));
+    };
+    let previous = fields.remove(PREVIOUS_SECRET);
+    let until = fields.remove(PREVIOUS_SECRET_UNTIL_MS);
+    for required in ["id", "key", "secret"] {
+        if !fields.get(required).is_some_and(|v| v.is_string()) {
+            return Err(err(required, "required, a string"));
+        }
+    }
+    let raw: RawApp = serde_json::from_value(serde_json::Value::Object(fields.clone()))
+        .map_err(|e| record_error(&fields, &e.to_string()))?;
+    let mut app = app("", &raw, has_redis).map_err(|mut e| {
+        e.key = e.key.trim_start_matches('.').to_owned();
+        e
+    })?;
+    if let (Some(serde_json::Value::String(secret)), Some(until)) = (previous, until) {
+        let until_ms = until.as_u64().unwrap_or(0);
+        app.previous_secret = Some(herald_core::PreviousSecret {
+            secret: herald_protocol::Secret::new(secret),
+            until: std::time::UNIX_EPOCH + Duration::from_millis(until_ms),
+        });
+    }
+    Ok(app)
+}
+
+/// serde's message, naming the key at fault: the one an `unknown field` message names, else the
+/// one that fails on its own (serde's type errors do not say which key they are about).
+fn record_error(fields: &serde_json::Map<String, serde_json::Value>, message: &str) -> ConfigError {
+    if let Some(unknown) = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next())
+    {
+        return err(unknown, "unknown key (the [[apps]] keys are accepted)");
+    }
+    let failing = fields.iter().find(|(name, value)| {
+        let mut one = serde_json::Map::new();
+        one.insert((*name).clone(), (*value).clone());
+        serde_json::from_value::<RawApp>(serde_json::Value::Object(one)).is_err()
+    });
+    match failing {
+        Some((name, _)) => err(name.as_str(), message.to_owned()),
+        None => err("", message.to_owned()),
+    }
+}
+
+/// An app as the admin API shows it: the `[[apps]]` keys without the secret, webhook header
+/// values masked.
+pub fn app_view(app: &App) -> serde_json::Value {
+    let raw = RawApp {
+        id: app.id.to_string(),
+        key: app.key.clone(),
+        secret: String::new(),
+        enabled: app.enabled,
+        client_events: app.features.client_events,
+        user_authentication: app.features.user_authentication,
+        watchlist_events: app.features.watchlist_events,
+        subscription_count: app.features.subscription_count,
+        require_authorized_connection: app.features.require_authorized_connection,
+        authorized_connection_timeout_secs: app.authorized_connection_timeout.as_secs(),
+        tls_only: app.features.tls_only,
+        max_connections: app.max_connections,
+        max_event_payload_kb: app.limits.max_event_payload_bytes / 1024,
+        max_event_name_len: app.limits.max_event_name_len,
+        max_channel_name_len: app.limits.max_channel_name_len,
+        max_channels_per_trigger: app.limits.max_channels_per_trigger,
+        max_batch_events: app.limits.max_batch_events,
+        max_presence_members: app.limits.max_presence_members,
+        max_presence_user_info_kb: app.limits.max_presence_user_info_bytes / 1024,
+        client_events_per_second: app.limits.client_events_per_second,
+        max_channels_per_connection: app.limits.max_channels_per_connection,
+        cache_ttl_secs: app.cache_ttl.as_secs(),
+        api_requests_per_second: app.limits.api_requests_per_second,
+        verbose: app.verbose,
+        webhooks: app
+            .webhooks
+            .iter()
+            .map(|w| RawWebhook {
+                url: match &w.target {
+                    WebhookTarget::Http(url) => Some(herald_core::redact::mask_url(url)),
+                    WebhookTarget::Stream(_) => None,
+                },
+                stream: match &w.target {
+                    WebhookTarget::Stream(s) => Some(s.clone()),
+                    WebhookTarget::Http(_) => None,
+                },
+                event_types: w.event_types.iter().map(|k| k.to_string()).collect(),
+                headers: w
+                    .headers
+                    .iter()
+                    .map(|(n, _)| (n.clone(), "***".to_owned()))
+                    .collect(),
+                filter: super::raw::RawFilter {
+                    prefix: w.filter_prefix.clone(),
+                    suffix: w.filter_suffix.clone(),
+                },
+            })
+            .collect(),
+    };
+    let mut view = serde_json::to_value(raw).unwrap_or_default();
+    if let Some(fields) = view.as_object_mut() {
+        fields.remove("secret");
+    }
+    view
+}

@@ -86,6 +86,14 @@ pub(super) struct RawConfig {
     pub console_token: Option<String>,
     /// `Authorization: Bearer …` for the admin surfaces; absent = they answer 404.
     pub admin_token: Option<String>,
+    /// Where apps beside the file's come from: "file" (none), "memory", "redis".
+    pub app_store: String,
+    /// The database of a SQL app store.
+    pub app_store_url: Option<String>,
+    /// A cached app store is read again this often.
+    pub app_cache_secs: u64,
+    /// A rotated-out secret still verifies this long.
+    pub secret_grace_secs: u64,
     /// Peers whose `X-Forwarded-Proto: https` is believed: a TOML list, or one
     /// comma-separated string (environment).
     pub trusted_proxies: Option<OneOrMany>,
@@ -139,6 +147,10 @@ impl Default for RawConfig {
             client_ip_header: None,
             console_token: None,
             admin_token: None,
+            app_store: "file".into(),
+            app_store_url: None,
+            app_cache_secs: 10,
+            secret_grace_secs: 3600,
             trusted_proxies: None,
             webhook_url: None,
             app_id: None,

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod apps_runtime;
 mod authz;
 mod channels;
 mod client_events;
