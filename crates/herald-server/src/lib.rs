@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod admin_apps;
 pub mod app_store;
+pub mod cli_apps;
 pub mod config;
 pub mod console;
 pub mod http;

@@ -40,6 +40,119 @@ struct Cli {
     /// Log every frame in and out (debugging; noisy).
     #[arg(long)]
     verbose: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Manage apps through a running node's admin API (needs app_store = "redis" or "memory"
+    /// and admin_token on the node).
+    Apps(AppsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct AppsArgs {
+    /// The node's admin listener (its metrics_bind).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "HERALD_ADMIN_URL",
+        default_value = "http://127.0.0.1:9601",
+        global = true
+    )]
+    admin_url: String,
+    /// The node's admin_token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HERALD_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
+    #[command(subcommand)]
+    action: AppsAction,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum AppsAction {
+    /// Every app (file apps too), without secrets.
+    List,
+    /// One app, without its secret.
+    Get { id: String },
+    /// A new app; prints it with its secret (id, key and secret are made up when not given).
+    Create {
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
+        /// Prefer letting Herald make one up: a secret on a command line lands in shell history.
+        #[arg(long)]
+        secret: Option<String>,
+        /// An [[apps]] key: --set client_events=true --set max_connections=500 (values are JSON
+        /// when they parse, else strings).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// [[apps]] keys as a JSON object (webhooks, for instance); --set wins.
+        #[arg(long, value_name = "OBJECT")]
+        json: Option<String>,
+    },
+    /// Changes the keys given; the others stay (KEY=null resets one to its default).
+    Update {
+        id: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long, value_name = "OBJECT")]
+        json: Option<String>,
+    },
+    /// Deletes the app: its connections close with 4001.
+    Delete { id: String },
+    /// A new secret; the old one keeps verifying for secret_grace_secs. Prints the new one.
+    RotateSecret { id: String },
+}
+
+fn apps(args: AppsArgs) -> anyhow::Result<()> {
+    use herald_server::cli_apps::{AppsCommand, fields};
+    let token = args.token.ok_or_else(|| {
+        anyhow::anyhow!("the admin token is needed: --token or HERALD_ADMIN_TOKEN")
+    })?;
+    let command = match args.action {
+        AppsAction::List => AppsCommand::List,
+        AppsAction::Get { id } => AppsCommand::Get(id),
+        AppsAction::Create {
+            id,
+            key,
+            secret,
+            set,
+            json,
+        } => {
+            let mut f = fields(json.as_deref(), &set).map_err(anyhow::Error::msg)?;
+            for (k, v) in [("id", id), ("key", key), ("secret", secret)] {
+                if let Some(v) = v {
+                    f.insert(k.into(), serde_json::Value::String(v));
+                }
+            }
+            AppsCommand::Create(f)
+        }
+        AppsAction::Update { id, set, json } => AppsCommand::Update(
+            id,
+            fields(json.as_deref(), &set).map_err(anyhow::Error::msg)?,
+        ),
+        AppsAction::Delete { id } => AppsCommand::Delete(id),
+        AppsAction::RotateSecret { id } => AppsCommand::RotateSecret(id),
+    };
+    let out = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(herald_server::cli_apps::run(
+            &args.admin_url,
+            &token,
+            command,
+        ))
+        .map_err(anyhow::Error::msg)?;
+    println!("{out}");
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +167,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn start(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Apps(args)) = cli.command {
+        return apps(args);
+    }
     let mut overrides: Vec<(&'static str, String)> = Vec::new();
     for (key, value) in [
         ("bind", &cli.bind),

@@ -363,3 +363,109 @@ async fn the_admin_api_needs_its_token_and_a_store() {
     );
     assert_eq!(c.ended().await, Ended::Closed(4001));
 }
+
+/// `herald apps …` against a node: exit status, stdout and stderr.
+async fn cli(node: &TestServer, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("apps")
+        .args(args)
+        .arg("--admin-url")
+        .arg(format!("http://{}", node.admin))
+        .env("HERALD_ADMIN_TOKEN", token)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run herald apps");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_cli_drives_the_admin_api() {
+    let node = TestServer::with_config(&store_toml("memory")).await;
+    let (ok, out, err) = cli(
+        &node,
+        ADMIN_TOKEN,
+        &[
+            "create",
+            "--id",
+            "cli-1",
+            "--set",
+            "client_events=true",
+            "--set",
+            "max_connections=50",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).expect("the app as JSON");
+    assert_eq!(created["id"], "cli-1");
+    assert_eq!(created["client_events"], true);
+    assert_eq!(created["max_connections"], 50);
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let key = created["key"].as_str().unwrap().to_owned();
+    connect_when_known(&node, &key).await.close().await;
+
+    let (ok, out, _) = cli(&node, ADMIN_TOKEN, &["list"]).await;
+    assert!(ok);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("ID"), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("cli-1") && l.contains(&key) && l.ends_with("store")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("app-1") && l.ends_with("file")),
+        "{out}"
+    );
+    assert!(!out.contains(&secret));
+
+    let (ok, out, _) = cli(&node, ADMIN_TOKEN, &["rotate-secret", "cli-1"]).await;
+    assert!(ok);
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(rotated["secret"].as_str().unwrap(), secret);
+
+    let (ok, out, _) = cli(
+        &node,
+        ADMIN_TOKEN,
+        &["update", "cli-1", "--set", "enabled=false"],
+    )
+    .await;
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["enabled"],
+        false
+    );
+    refused_with(&node, &key, 4003).await;
+
+    // Refusals: the API's status and message, exit status 1.
+    let (ok, _, err) = cli(
+        &node,
+        ADMIN_TOKEN,
+        &["update", "cli-1", "--set", "max_connections=0"],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        err.contains("422") && err.contains("max_connections"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&node, "wrong-token", &["list"]).await;
+    assert!(!ok);
+    assert!(err.contains("401"), "{err}");
+    assert!(!err.contains("wrong-token"));
+    let (ok, _, err) = cli(&node, ADMIN_TOKEN, &["delete", "app-1"]).await;
+    assert!(!ok);
+    assert!(err.contains("409"), "{err}");
+
+    let (ok, out, _) = cli(&node, ADMIN_TOKEN, &["delete", "cli-1"]).await;
+    assert!(ok, "{out}");
+    refused_with(&node, &key, 4001).await;
+}
