@@ -15,6 +15,15 @@ need openssl "The TLS Redis of the compatibility tests gets its certificates fro
     echo "error: /usr/bin/chromium is missing. The console test drives it headless (Debian: apt-get install chromium)" >&2
     exit 1
 }
+# The SQL app store tests start their own Postgres and MariaDB.
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || {
+    echo "error: Postgres is missing. The SQL app store tests start their own (Debian: apt-get install postgresql)" >&2
+    exit 1
+}
+[ -x /usr/sbin/mariadbd ] || {
+    echo "error: MariaDB is missing. The SQL app store tests start their own (Debian: apt-get install mariadb-server)" >&2
+    exit 1
+}
 # haproxy lives in /usr/sbin on Debian, which is not on every user's PATH
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || {
     echo "error: haproxy is missing. The load-balancer tests start their own haproxy (Debian: apt-get install haproxy)" >&2

@@ -58,6 +58,19 @@ pub trait AppStore: Send + Sync + 'static {
     /// Bumped when the store's apps may have changed: a write through this store, or one
     /// another node announced. The server reloads the apps on it.
     fn changes(&self) -> watch::Receiver<u64>;
+    /// One app, by key (stores that are read lazily answer it; others have listed everything).
+    async fn find_key(&self, _key: &str) -> Result<Option<StoredApp>, BackplaneError> {
+        Ok(None)
+    }
+    /// Whether the admin API may write (a SQL table belongs to its owner: read-only).
+    fn writable(&self) -> bool {
+        true
+    }
+    /// Whether an unknown key or id is worth one lookup (the store may have changed since
+    /// the last full read, and says nothing when it does).
+    fn looks_up(&self) -> bool {
+        false
+    }
 }
 
 /// The apps of one node, in its memory.

@@ -132,12 +132,22 @@ async fn body(req: Request<Incoming>) -> Result<Map<String, Value>, Refusal> {
 
 /// The store the API writes to; refused when apps come from the file only.
 fn store(state: &State) -> Result<&AppStoreHandle, Refusal> {
-    state.app_store.as_deref().ok_or_else(|| {
+    let store = state.app_store.as_deref().ok_or_else(|| {
         Refusal::new(
             StatusCode::CONFLICT,
             "Apps come from the config file (app_store = \"file\"): set app_store = \"redis\" (or \"memory\" on one node) to manage apps through this API",
         )
-    })
+    })?;
+    if !store.store.writable() {
+        return Err(Refusal::new(
+            StatusCode::CONFLICT,
+            format!(
+                "Apps come from a database table (app_store = \"{}\"), which is read-only here: change its rows",
+                state.config.app_store.name()
+            ),
+        ));
+    }
+    Ok(store)
 }
 
 fn from_file(state: &State, id: &str) -> Result<(), Refusal> {

@@ -4,9 +4,12 @@
 //! a change (a write here, or on another node through Redis) and every `app_cache_secs`
 //! whatever it heard, so a missed announcement costs at most that long.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use herald_core::sync::lock;
 
 use herald_core::store::AppStore;
 use herald_core::{App, AppChanges, Hub};
@@ -22,6 +25,20 @@ pub struct AppStoreHandle {
     reloading: tokio::sync::Mutex<()>,
     /// The store was read once: its apps are served (readiness waits for it).
     loaded: AtomicBool,
+    /// Keys and ids looked up in vain, until when the answer stands: a flood of bad keys
+    /// reaches the store once per key per `every`, and at most `MAX_MISSES` are kept.
+    misses: std::sync::Mutex<HashMap<String, Instant>>,
+    /// Lookups in flight at once.
+    lookups: tokio::sync::Semaphore,
+}
+
+/// Most remembered misses; beyond them unknown keys are not looked up until some expire.
+const MAX_MISSES: usize = 10_000;
+
+/// What a lookup asks for.
+pub enum Lookup<'a> {
+    Key(&'a str),
+    Id(&'a str),
 }
 
 impl AppStoreHandle {
@@ -33,6 +50,62 @@ impl AppStoreHandle {
             every,
             reloading: tokio::sync::Mutex::new(()),
             loaded: AtomicBool::new(false),
+            misses: std::sync::Mutex::default(),
+            lookups: tokio::sync::Semaphore::new(4),
+        }
+    }
+
+    /// An app this node does not know was asked for (a handshake's key, an API request's id):
+    /// with a store read lazily, one lookup, and a reload when the store has it. True when the
+    /// app is served now.
+    pub async fn lookup(&self, what: Lookup<'_>) -> bool {
+        if !self.store.looks_up() {
+            return false;
+        }
+        let tag = match what {
+            Lookup::Key(k) => format!("k:{k}"),
+            Lookup::Id(i) => format!("i:{i}"),
+        };
+        {
+            let mut misses = lock(&self.misses);
+            let now = Instant::now();
+            if misses.get(&tag).is_some_and(|until| *until > now) {
+                return false;
+            }
+            if misses.len() >= MAX_MISSES {
+                misses.retain(|_, until| *until > now);
+                if misses.len() >= MAX_MISSES {
+                    return false;
+                }
+            }
+        }
+        let Ok(Ok(_permit)) =
+            tokio::time::timeout(Duration::from_secs(2), self.lookups.acquire()).await
+        else {
+            return false;
+        };
+        let found = match what {
+            Lookup::Key(k) => self.store.find_key(k).await,
+            Lookup::Id(i) => self.store.get(i).await,
+        };
+        match found {
+            Ok(Some(_)) => {
+                if let Err(e) = self.reload().await {
+                    tracing::warn!(error = %e, "app store not read after a lookup found an app");
+                }
+                match what {
+                    Lookup::Key(k) => self.hub.apps().by_key(k).is_some(),
+                    Lookup::Id(i) => self.hub.apps().by_id(i).is_some(),
+                }
+            }
+            Ok(None) => {
+                lock(&self.misses).insert(tag, Instant::now() + self.every);
+                false
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "app lookup failed");
+                false
+            }
         }
     }
 

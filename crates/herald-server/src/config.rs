@@ -104,7 +104,7 @@ pub struct Config {
 }
 
 /// `app_store`: where apps managed at runtime live.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum AppStoreKind {
     /// Only the file's apps (and the environment's, or the development app).
     File,
@@ -113,6 +113,27 @@ pub enum AppStoreKind {
     Memory,
     /// Managed through the admin API, kept in the cluster's Redis and announced to every node.
     Redis,
+    /// Read from a table in soketi's `apps` layout (`postgres` or `mysql`); read-only here.
+    Sql {
+        kind: &'static str,
+        url: String,
+        table: String,
+    },
+}
+
+/// The database URL's password never shows.
+impl std::fmt::Debug for AppStoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppStoreKind::Sql { kind, url, table } => f
+                .debug_struct("Sql")
+                .field("kind", kind)
+                .field("url", &herald_core::redact::mask_url(url))
+                .field("table", table)
+                .finish(),
+            other => f.write_str(other.name()),
+        }
+    }
 }
 
 impl AppStoreKind {
@@ -121,6 +142,7 @@ impl AppStoreKind {
             AppStoreKind::File => "file",
             AppStoreKind::Memory => "memory",
             AppStoreKind::Redis => "redis",
+            AppStoreKind::Sql { kind, .. } => kind,
         }
     }
 }
@@ -347,10 +369,44 @@ fn app_store(raw: &RawConfig) -> Result<AppStoreKind, ConfigError> {
             ));
         }
         "redis" => AppStoreKind::Redis,
+        sql @ ("postgres" | "mysql") => {
+            let Some(url) = &raw.app_store_url else {
+                return Err(err(
+                    "app_store_url",
+                    format!(
+                        "app_store = \"{sql}\" reads apps from a database: set app_store_url ({sql}://USER:PASSWORD@HOST:PORT/DB)"
+                    ),
+                ));
+            };
+            let kind = crate::sql_store::url_kind(url)
+                .filter(|k| *k == sql)
+                .ok_or_else(|| {
+                    err(
+                        "app_store_url",
+                        format!(
+                            "expected a {sql}:// URL for app_store = \"{sql}\", got '{}'",
+                            herald_core::redact::mask_url(url)
+                        ),
+                    )
+                })?;
+            if !crate::sql_store::valid_table(&raw.app_store_table) {
+                return Err(err(
+                    "app_store_table",
+                    "a table name (letters, digits, _), optionally schema.table",
+                ));
+            }
+            return Ok(AppStoreKind::Sql {
+                kind,
+                url: url.clone(),
+                table: raw.app_store_table.clone(),
+            });
+        }
         other => {
             return Err(err(
                 "app_store",
-                format!("expected \"file\", \"memory\" or \"redis\", got '{other}'"),
+                format!(
+                    "expected \"file\", \"memory\", \"redis\", \"postgres\" or \"mysql\", got '{other}'"
+                ),
             ));
         }
     };
@@ -358,7 +414,7 @@ fn app_store(raw: &RawConfig) -> Result<AppStoreKind, ConfigError> {
         return Err(err(
             "app_store_url",
             format!(
-                "is for a SQL app store; app_store = \"{}\" takes no URL",
+                "is for a SQL app store (\"postgres\" or \"mysql\"); app_store = \"{}\" takes no URL",
                 kind.name()
             ),
         ));

@@ -108,7 +108,36 @@ pub async fn handle(state: &Arc<State>, req: Request<hyper::body::Incoming>) -> 
     let started = Instant::now();
     let request_id = request_id(&req);
     let path = req.uri().path().to_owned();
-    let (label, mut res) = match route(state, &path, req.uri().query().unwrap_or("")) {
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let mut routed = route(state, &path, &query);
+    // An app this node does not know may be one just added to a SQL store: looked up once.
+    if let (Err(_), Some(store)) = (&routed, &state.app_store)
+        && store.store.looks_up()
+    {
+        let found = match path
+            .strip_prefix("/apps/")
+            .and_then(|r| r.split('/').next())
+        {
+            Some(id) => {
+                let id = percent_decode_str(id).decode_utf8_lossy();
+                state.hub.apps().by_id(&id).is_none()
+                    && store.lookup(crate::app_store::Lookup::Id(&id)).await
+            }
+            None => {
+                let key = form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == "auth_key")
+                    .map(|(_, v)| v.into_owned());
+                match key {
+                    Some(k) => store.lookup(crate::app_store::Lookup::Key(&k)).await,
+                    None => false,
+                }
+            }
+        };
+        if found {
+            routed = route(state, &path, &query);
+        }
+    }
+    let (label, mut res) = match routed {
         Ok((app, endpoint)) => (
             endpoint.label(),
             answer(state, &app, endpoint, &path, req, &request_id).await,

@@ -15,6 +15,7 @@ pub mod http;
 pub mod http_api;
 pub mod metrics;
 pub mod router;
+pub mod sql_store;
 pub mod tls;
 pub mod webhook;
 pub mod ws;
@@ -71,6 +72,9 @@ pub enum StartError {
     /// The certificate or key could not be loaded; the message names the config key.
     #[error("{0}")]
     Tls(String),
+    /// The app store could not be set up; the message names the config key.
+    #[error("{0}")]
+    AppStore(String),
 }
 
 /// The hub for a configuration: the in-memory backplane when no Redis is configured.
@@ -91,8 +95,12 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     // Webhook events wait in process memory on a single node (lost if it dies) and in a Redis
     // stream on a cluster (any node delivers them).
     let mut webhook_streams: Option<Arc<dyn WebhookStreams>> = None;
-    let mut store: Option<Arc<dyn AppStore>> = match config.app_store {
+    let mut store: Option<Arc<dyn AppStore>> = match &config.app_store {
         AppStoreKind::Memory => Some(Arc::new(MemoryAppStore::default())),
+        AppStoreKind::Sql { url, table, .. } => Some(
+            sql_store::SqlAppStore::new(url, table)
+                .map_err(|e| StartError::AppStore(format!("app_store_url: {e}")))?,
+        ),
         AppStoreKind::File | AppStoreKind::Redis => None,
     };
     let hub = match &config.redis_url {

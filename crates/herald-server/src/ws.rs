@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use herald_core::hub::Handshake;
 use herald_core::{CloseReason, Outbox, Outgoing, Session};
+use herald_protocol::ErrorCode;
 use herald_protocol::ProtocolError;
 use hyper::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use hyper::{Request, Response, StatusCode};
@@ -66,14 +67,28 @@ pub fn upgrade(
             _ => {}
         }
     }
-    let admission = state.hub.admission().admit(
-        app_key,
-        Handshake {
-            protocol: protocol.as_deref(),
-            version: version.as_deref(),
-            secure,
-        },
-    );
+    let owned_key = app_key.to_owned();
+    let admit = move |state: &State| {
+        state.hub.admission().admit(
+            &owned_key,
+            Handshake {
+                protocol: protocol.as_deref(),
+                version: version.as_deref(),
+                secure,
+            },
+        )
+    };
+    let admission = admit(state);
+    // A key this node does not know may be an app just added to a SQL store: looked up once
+    // (in the connection's task; the upgrade is answered at once).
+    let lookup = match (&admission, &state.app_store) {
+        (Err(e), Some(store))
+            if e.close_code() == Some(ErrorCode::AppNotFound) && store.store.looks_up() =>
+        {
+            Some((store.clone(), app_key.to_owned()))
+        }
+        _ => None,
+    };
     let state = state.clone();
     // Only the upgrade handle goes into the connection's task: a captured request (headers and
     // all) would stay in the task's memory for the connection's lifetime.
@@ -89,6 +104,12 @@ pub fn upgrade(
         };
         // The session opens before the WebSocket is built: nothing then holds the socket across
         // an await but `serve`, so the task's future does not store it twice.
+        let mut admission = admission;
+        if let Some((store, key)) = lookup
+            && store.lookup(crate::app_store::Lookup::Key(&key)).await
+        {
+            admission = admit(&state);
+        }
         let opened = match admission {
             Ok(app) => Box::pin(Session::open(&state.hub, app)).await,
             Err(e) => Err(e),

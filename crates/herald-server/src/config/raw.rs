@@ -90,6 +90,8 @@ pub(super) struct RawConfig {
     pub app_store: String,
     /// The database of a SQL app store.
     pub app_store_url: Option<String>,
+    /// Its table (soketi's layout).
+    pub app_store_table: String,
     /// A cached app store is read again this often.
     pub app_cache_secs: u64,
     /// A rotated-out secret still verifies this long.
@@ -149,6 +151,7 @@ impl Default for RawConfig {
             admin_token: None,
             app_store: "file".into(),
             app_store_url: None,
+            app_store_table: "apps".into(),
             app_cache_secs: 10,
             secret_grace_secs: 3600,
             trusted_proxies: None,
