@@ -469,3 +469,44 @@ async fn the_apps_cli_drives_the_admin_api() {
     assert!(ok, "{out}");
     refused_with(&node, &key, 4001).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_webhooks_apply_at_once_and_are_signed_with_the_new_secret() {
+    let hooks = crate::webhooks::Receiver::start(0).await;
+    let node =
+        TestServer::with_config(&format!("webhook_batch_ms = 50\n{}", store_toml("memory"))).await;
+    let created = admin(&node, "POST", "/admin/apps", Some(json!({"id": "wh-1"}))).await;
+    assert_eq!(created.status, 201);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    // A connection opened before the app had webhooks.
+    let mut c = connect_when_known(&node, &key).await;
+    let r = admin(
+        &node,
+        "PATCH",
+        "/admin/apps/wh-1",
+        Some(json!({"webhooks": [{"url": hooks.url, "event_types": ["channel_occupied"]}]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    c.subscribe("first").await;
+    let events = hooks.wait_events(1).await;
+    assert_eq!(events[0]["channel"], "first");
+    let signed = |req: &crate::webhooks::Received, s: &str| {
+        req.signature == herald_protocol::signature::sign(&Secret::new(s), req.body.as_bytes())
+    };
+    let first = hooks.requests()[0].clone();
+    assert_eq!(first.key, key);
+    assert!(signed(&first, &secret), "signed with the app's secret");
+
+    let rotated = admin(&node, "POST", "/admin/apps/wh-1/rotate-secret", None).await;
+    let new_secret = rotated.body["secret"].as_str().unwrap().to_owned();
+    c.subscribe("second").await;
+    hooks.wait_events(2).await;
+    let second = hooks.requests().last().unwrap().clone();
+    assert!(second.body.contains("second"));
+    assert!(
+        signed(&second, &new_secret) && !signed(&second, &secret),
+        "after a rotation webhooks are signed with the new secret only"
+    );
+}
