@@ -131,6 +131,8 @@ for set in "${VALUES_SETS[@]}"; do
     if [ "$name" = existing-secrets-values ]; then
         # That values set names Secrets the user creates.
         external=$("$PY" -c 'import sys, yaml; v = yaml.safe_load(open(sys.argv[1])); print(",".join([v["existingSecret"], v["redis"]["existingSecret"], v["redis"]["tls"]["existingSecret"]]))' "$set")
+    elif [ "$name" = sql-store-values ]; then
+        external=$("$PY" -c 'import sys, yaml; v = yaml.safe_load(open(sys.argv[1])); print(",".join([v["admin"]["existingSecret"], v["appStore"]["existingSecret"]]))' "$set")
     fi
     EXTERNAL_SECRETS=$external "${CHECKS[@]}" manifests README.md "helm $name" "$out"
     "${CHECKS[@]}" extract-toml "$TMP" "$out" >/dev/null
@@ -242,8 +244,12 @@ else
     first=1
     for f in "${TOML_FILES[@]}" "${RENDERED_TOML[@]}"; do
         log="$TMP/herald.log"
-        # An unreachable Redis (discard port): Herald must start anyway and wait, not ready.
-        HERALD_REDIS_URL=redis://127.0.0.1:9/0 "$HERALD" --config "$f" --bind 127.0.0.1:0 \
+        # An unreachable Redis (discard port): Herald must start anyway and wait, not ready. A
+        # SQL app store's URL comes from a Secret in the manifests: an unreachable one here.
+        store_env=()
+        kind=$(sed -n 's/^app_store = "\(postgres\|mysql\)"$/\1/p' "$f")
+        [ -z "$kind" ] || store_env=("HERALD_APP_STORE_URL=$kind://herald:pw@127.0.0.1:9/apps")
+        env "${store_env[@]}" HERALD_REDIS_URL=redis://127.0.0.1:9/0 "$HERALD" --config "$f" --bind 127.0.0.1:0 \
             --metrics-bind 127.0.0.1:0 >"$log" 2>&1 &
         HERALD_PID=$!
         port=""

@@ -117,8 +117,9 @@ def check_toml_text(text: str, keys, where: str) -> dict | None:
         fail(f"{where}: not valid TOML: {e}")
         return None
     check_config(cfg, keys, where)
-    if not cfg.get("apps"):
-        fail(f"{where}: no [[apps]] (Herald would fall back to its development app)")
+    # With an app store (app_store other than "file") the apps come from it.
+    if not cfg.get("apps") and cfg.get("app_store", "file") == "file":
+        fail(f"{where}: no [[apps]] and no app_store (Herald would fall back to its development app)")
     return cfg
 
 
@@ -298,9 +299,19 @@ def check_herald_container(d, c, pod, volumes, secrets, external, keys, cw) -> N
              f"{drain} + 10")
     names = {e["name"] for e in c.get("env", [])}
     tls_files = ("HERALD_REDIS_TLS_CA_FILE", "HERALD_REDIS_TLS_CERT_FILE", "HERALD_REDIS_TLS_KEY_FILE")
-    if any(n.startswith("HERALD_") and n not in ("HERALD_REDIS_URL", "HERALD_LOG") + tls_files
+    # Credentials come from Secrets, never as plain values in the manifest.
+    from_secrets = ("HERALD_ADMIN_TOKEN", "HERALD_APP_STORE_URL")
+    if any(n.startswith("HERALD_")
+           and n not in ("HERALD_REDIS_URL", "HERALD_LOG") + tls_files + from_secrets
            for n in names):
         fail(f"{cw}: unexpected HERALD_ variables {sorted(names)}")
+    for e in c.get("env", []):
+        if e["name"] in from_secrets:
+            ref = ((e.get("valueFrom") or {}).get("secretKeyRef")) or {}
+            if "value" in e or not ref:
+                fail(f"{cw}: {e['name']} must come from a Secret (valueFrom.secretKeyRef)")
+            elif ref.get("name") in secrets and ref.get("key") not in secret_data(secrets[ref["name"]]):
+                fail(f"{cw}: Secret {ref['name']} has no key {ref.get('key')} for {e['name']}")
     # The Redis TLS files must be where a volume is mounted.
     mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
     for e in c.get("env", []):
