@@ -69,6 +69,10 @@ struct ConnectionMetrics {
     closed: IntCounterVec,
     refused: IntCounterVec,
     slow_consumers: IntCounterVec,
+    /// Apps served, by source (file, store).
+    apps: IntGaugeVec,
+    /// Apps whose per-app gauges are set: a removed app's are dropped at the next scrape.
+    labelled: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl ConnectionMetrics {
@@ -109,6 +113,13 @@ impl ConnectionMetrics {
                 "WebSocket handshakes refused, by close code",
                 &["code"],
             ),
+            apps: gauges(
+                r,
+                "herald_apps",
+                "Apps this node serves, by source (file: the config file; store: the app store)",
+                &["source"],
+            ),
+            labelled: std::sync::Mutex::default(),
             slow_consumers: counter(
                 r,
                 "herald_slow_consumer_disconnects_total",
@@ -381,6 +392,29 @@ impl Metrics {
 
     /// The text exposition, with gauges read from the hub at scrape time.
     pub fn render(&self, hub: &Hub) -> String {
+        let apps = hub.apps().snapshot();
+        let fixed = apps.iter().filter(|a| apps.is_fixed(a.id.as_str())).count();
+        self.conns
+            .apps
+            .with_label_values(&["file"])
+            .set(fixed as i64);
+        self.conns
+            .apps
+            .with_label_values(&["store"])
+            .set((apps.len() - fixed) as i64);
+        {
+            // A removed app's gauges go with it (its counters stay: they only grow).
+            let mut labelled = herald_core::sync::lock(&self.conns.labelled);
+            labelled.retain(|id| {
+                let keep = apps.by_id(id).is_some();
+                if !keep {
+                    let _ = self.conns.connections.remove_label_values(&[id.as_str()]);
+                    let _ = self.conns.channels.remove_label_values(&[id.as_str()]);
+                }
+                keep
+            });
+            labelled.extend(apps.iter().map(|a| a.id.to_string()));
+        }
         for app in hub.apps().iter() {
             self.conns
                 .connections

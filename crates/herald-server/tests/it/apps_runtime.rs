@@ -344,6 +344,11 @@ async fn the_admin_api_needs_its_token_and_a_store() {
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["secret"], "m-secret");
     let mut c = connect_when_known(&mem, "m-key").await;
+    assert_eq!(mem.metric("herald_apps{source=\"store\"}").await, Some(1.0));
+    assert_eq!(
+        mem.metric("herald_connections{app=\"m-1\"}").await,
+        Some(1.0)
+    );
     let r = admin(&mem, "POST", "/admin/apps", Some(json!({"id": "m-1"}))).await;
     assert_eq!(r.status, 409, "the id is taken: {}", r.body);
     // A change without a JSON body type is refused (no browser sends one cross-site).
@@ -362,6 +367,9 @@ async fn the_admin_api_needs_its_token_and_a_store() {
         204
     );
     assert_eq!(c.ended().await, Ended::Closed(4001));
+    // A deleted app leaves the dashboards: no stale per-app gauge.
+    assert_eq!(mem.metric("herald_apps{source=\"store\"}").await, Some(0.0));
+    assert_eq!(mem.metric("herald_connections{app=\"m-1\"}").await, None);
 }
 
 /// `herald apps …` against a node: exit status, stdout and stderr.
