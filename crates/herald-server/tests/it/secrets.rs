@@ -138,3 +138,88 @@ async fn no_secret_appears_in_logs_metrics_or_error_bodies() {
         }
     }
 }
+
+const STORE_SECRET: &str = "store-secret-7d2e41";
+const DB_PASSWORD: &str = "db-pw-5b09c3";
+
+/// Apps at runtime: the audit log names changes, never a secret; reads never show one; a SQL
+/// store's URL password stays out of the log even when the database cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_apps_and_app_store_urls_keep_their_secrets() {
+    let log = std::env::temp_dir().join(format!("herald-secrets-store-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let toml = format!(
+        "verbose = true\napp_store = \"memory\"\nadmin_token = \"{ADMIN_TOKEN}\"\n{DEFAULT_TOML}"
+    );
+    let mut node = NodeProcess::start_logging(&toml, &log).await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let call = |method: &'static str, path: &'static str, body: String| {
+        let auth = auth.clone();
+        let admin = node.admin;
+        async move { raw_http_with(admin, method, path, &[("Authorization", &auth)], &body).await }
+    };
+    let created = call(
+        "POST",
+        "/admin/apps",
+        json!({"id": "rt", "key": "rt-key", "secret": STORE_SECRET}).to_string(),
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    let rotated = call("POST", "/admin/apps/rt/rotate-secret", String::new()).await;
+    let new_secret = rotated.body["secret"].as_str().unwrap().to_owned();
+    let mut bodies = Vec::new();
+    for (method, path, body) in [
+        ("GET", "/admin/apps", String::new()),
+        ("GET", "/admin/apps/rt", String::new()),
+        (
+            "PATCH",
+            "/admin/apps/rt",
+            json!({"enabled": false}).to_string(),
+        ),
+        (
+            "PATCH",
+            "/admin/apps/rt",
+            json!({"secret": "x"}).to_string(),
+        ),
+        (
+            "POST",
+            "/admin/apps",
+            json!({"id": "rt", "key": "k2"}).to_string(),
+        ),
+    ] {
+        bodies.push(call(method, path, body).await.body.to_string());
+    }
+    node.signal("TERM");
+    assert_eq!(node.wait_exit(15).await, Some(0));
+
+    // A SQL store whose database is down, at debug level.
+    let db_toml = format!(
+        "app_store = \"postgres\"\napp_store_url = \"postgres://herald:{DB_PASSWORD}@127.0.0.1:9/apps\"\napp_cache_secs = 1\n{DEFAULT_TOML}"
+    );
+    let db_log = std::env::temp_dir().join(format!("herald-secrets-db-{}.log", std::process::id()));
+    let mut db_node = NodeProcess::start_logging_unready(&db_toml, &db_log).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    db_node.signal("TERM");
+    assert_eq!(db_node.wait_exit(15).await, Some(0));
+
+    let logged =
+        std::fs::read_to_string(&log).unwrap() + &std::fs::read_to_string(&db_log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&db_log);
+    assert!(
+        logged.contains("app created through the admin API"),
+        "{logged}"
+    );
+    assert!(logged.contains("rotate-secret"), "{logged}");
+    for secret in [STORE_SECRET, new_secret.as_str(), ADMIN_TOKEN, DB_PASSWORD] {
+        for (i, line) in logged.lines().enumerate() {
+            assert!(
+                !line.contains(secret),
+                "log line {i} holds a secret: {line}"
+            );
+        }
+        for body in &bodies {
+            assert!(!body.contains(secret), "an answer holds a secret: {body}");
+        }
+    }
+}

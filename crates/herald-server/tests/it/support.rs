@@ -345,7 +345,7 @@ impl NodeProcess {
 
     /// A node of another herald build (the previous release, for mixed-version clusters).
     pub async fn start_binary(binary: &std::path::Path, toml: &str) -> NodeProcess {
-        NodeProcess::spawn_binary(binary, toml, None).await
+        NodeProcess::spawn_binary(binary, toml, None, true).await
     }
 
     /// Starts with `HERALD_LOG=debug`, stdout and stderr appended to `log`.
@@ -353,15 +353,23 @@ impl NodeProcess {
         NodeProcess::spawn(toml, Some(log)).await
     }
 
+    /// `start_logging` for a node that cannot become ready (its store is unreachable): waits
+    /// only for its admin listener.
+    pub async fn start_logging_unready(toml: &str, log: &std::path::Path) -> NodeProcess {
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_herald"));
+        NodeProcess::spawn_binary(binary, toml, Some(log), false).await
+    }
+
     async fn spawn(toml: &str, log: Option<&std::path::Path>) -> NodeProcess {
         let binary = std::path::Path::new(env!("CARGO_BIN_EXE_herald"));
-        NodeProcess::spawn_binary(binary, toml, log).await
+        NodeProcess::spawn_binary(binary, toml, log, true).await
     }
 
     async fn spawn_binary(
         binary: &std::path::Path,
         toml: &str,
         log: Option<&std::path::Path>,
+        ready: bool,
     ) -> NodeProcess {
         let config_path = std::env::temp_dir().join(format!(
             "herald-node-{}-{}.toml",
@@ -403,7 +411,7 @@ impl NodeProcess {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             if TcpStream::connect(node.admin).await.is_ok()
-                && raw_http(node.admin, "GET", "/ready", "").await.status == 200
+                && (!ready || raw_http(node.admin, "GET", "/ready", "").await.status == 200)
             {
                 break;
             }
