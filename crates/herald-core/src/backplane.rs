@@ -1,6 +1,7 @@
 //! The backplane: what nodes share, split by concern into small traits — `Relay` (traffic
 //! between nodes), `Channels` (subscription counts), `Presence`, `Users` (sign-in), `Cache`,
-//! `Schedule` (debounced webhook checks and markers), `Quota` (cluster-wide counts) and `Health`.
+//! `Schedule` (debounced webhook checks and markers), `Quota` (cluster-wide counts), `Load`
+//! (each node's connection count, for rebalancing) and `Health`.
 //! A node holds one `Backplane`: the bundle of them. `MemoryBackplane` serves a single node;
 //! `RedisBackplane` (crate `herald-redis`) serves a cluster. Each implements every concern, and
 //! each concern has its conformance module, run against both.
@@ -54,6 +55,7 @@ macro_rules! concern {
 mod cache;
 mod channels;
 mod health;
+mod load;
 mod memory;
 mod presence;
 mod quota;
@@ -65,6 +67,7 @@ mod users;
 pub use cache::Cache;
 pub use channels::Channels;
 pub use health::Health;
+pub use load::Load;
 pub use memory::MemoryBackplane;
 pub use presence::Presence;
 pub use quota::Quota;
@@ -257,6 +260,7 @@ pub struct Backplane {
     pub cache: Arc<dyn Cache>,
     pub schedule: Arc<dyn Schedule>,
     pub quota: Arc<dyn Quota>,
+    pub load: Arc<dyn Load>,
     pub health: Arc<dyn Health>,
 }
 
@@ -264,7 +268,7 @@ impl Backplane {
     /// One implementation serving every concern (both of ours do).
     pub fn new<T>(one: Arc<T>) -> Backplane
     where
-        T: Relay + Channels + Presence + Users + Cache + Schedule + Quota + Health,
+        T: Relay + Channels + Presence + Users + Cache + Schedule + Quota + Load + Health,
     {
         Backplane {
             relay: one.clone(),
@@ -274,6 +278,7 @@ impl Backplane {
             cache: one.clone(),
             schedule: one.clone(),
             quota: one.clone(),
+            load: one.clone(),
             health: one,
         }
     }
@@ -296,6 +301,7 @@ impl Backplane {
             cache: Timed::wrap(self.cache, m),
             schedule: Timed::wrap(self.schedule, m),
             quota: Timed::wrap(self.quota, m),
+            load: Timed::wrap(self.load, m),
             health: self.health,
         }
     }

@@ -61,6 +61,15 @@ struct Shared {
     close: OnceLock<Box<CloseReason>>,
     /// Set once, by `close` or `abandon`.
     closing: AtomicBool,
+    /// When the connection opened, in seconds since the process's first connection (`epoch`):
+    /// four bytes instead of an `Instant`'s sixteen.
+    opened: u32,
+}
+
+/// The instant `Shared::opened` counts from.
+fn epoch() -> std::time::Instant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
 }
 
 struct Queue {
@@ -102,6 +111,7 @@ impl ConnHandle {
             capacity: capacity.max(1),
             close: OnceLock::new(),
             closing: AtomicBool::new(false),
+            opened: epoch().elapsed().as_secs() as u32,
         });
         (ConnHandle(shared.clone()), Outbox { shared })
     }
@@ -149,6 +159,17 @@ impl ConnHandle {
     pub fn abandon(&self) {
         self.0.closing.store(true, Ordering::Release);
         self.0.waker.wake();
+    }
+
+    /// How long the connection has been open (to the second).
+    pub fn age(&self) -> std::time::Duration {
+        let now = epoch().elapsed().as_secs() as u32;
+        std::time::Duration::from_secs(u64::from(now.saturating_sub(self.0.opened)))
+    }
+
+    /// Whether the connection is already being closed.
+    pub fn is_closing(&self) -> bool {
+        self.0.closing.load(Ordering::Acquire)
     }
 
     /// The close code the server chose, if it closed the connection (None: the peer left).

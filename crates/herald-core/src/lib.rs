@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod hub;
 pub mod rate;
 mod reaped;
+pub mod rebalance;
 pub mod redact;
 pub mod session;
 pub mod smallmap;

@@ -150,6 +150,11 @@ impl Keys {
         format!("{}:app-keys", self.global)
     }
 
+    /// node id → `connections:accepting:ms` of its latest load report (rebalancing).
+    pub fn load(&self) -> String {
+        format!("{}:load", self.global)
+    }
+
     /// Pub/sub channel announcing a change of the stored apps to every node.
     pub fn apps_topic(&self) -> String {
         format!("{}:apps-changed", self.global)

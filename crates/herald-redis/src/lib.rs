@@ -13,6 +13,7 @@ mod keys;
 mod link;
 mod listener;
 mod liveness;
+mod load;
 mod presence;
 mod quota;
 mod relay;

@@ -128,6 +128,9 @@ async fn beat_and_reap(inner: &Inner, may_reap: bool) -> Result<Beat, BackplaneE
                 .cmd("HDEL")
                 .arg(inner.keys.versions())
                 .arg(&node)
+                .cmd("HDEL")
+                .arg(inner.keys.load())
+                .arg(&node)
                 .query_async::<()>(&mut c)
                 .await
                 .map_err(err)?;
@@ -506,6 +509,9 @@ impl Inner {
                 .arg(&self.node)
                 .cmd("HDEL")
                 .arg(self.keys.versions())
+                .arg(&self.node)
+                .cmd("HDEL")
+                .arg(self.keys.load())
                 .arg(&self.node)
                 .query_async::<()>(&mut c)
                 .await

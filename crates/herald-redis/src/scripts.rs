@@ -252,3 +252,31 @@ return 0
 ",
     )
 });
+
+/// Rebalancing: records a node's load and returns every listed node's latest one. KEYS: load,
+/// nodes. ARGV: node, connections, accepting (0/1), staleness (ms). Redis's clock stamps each
+/// report; a report older than the staleness, or of a node gone from the node list, is
+/// dropped. Returns a flat list: node, connections, accepting, …
+pub static LOAD_REPORT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. now)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local node, v = all[i], all[i + 1]
+  local count, accepting, at = string.match(v, '^(%d+):(%d):(%d+)$')
+  if count and tonumber(at) + tonumber(ARGV[4]) >= now and redis.call('ZSCORE', KEYS[2], node) then
+    table.insert(out, node)
+    table.insert(out, count)
+    table.insert(out, accepting)
+  else
+    redis.call('HDEL', KEYS[1], node)
+  end
+end
+return out
+",
+    )
+});

@@ -83,6 +83,7 @@ async fn the_relay_reaches_the_other_node_in_order_and_never_the_sender() {
     let mut b = node(&url, "relay").await;
     conformance::relay::reaches_other_nodes_in_order_and_never_the_sender(&mut a, Some(&mut b))
         .await;
+    conformance::load::reports_reach_the_other_nodes(&a.backplane, Some(&b.backplane)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

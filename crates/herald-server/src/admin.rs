@@ -26,22 +26,20 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
         p if p == "/console" || p.starts_with("/console/") => {
             crate::console::route(state, req).await
         }
-        "/ready" => {
-            if state.hub.admission().is_draining() {
-                text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING")
-            } else if !state.hub.backplane().health.is_ready() {
-                text(StatusCode::SERVICE_UNAVAILABLE, "BACKPLANE UNAVAILABLE")
-            } else if state.app_store.as_ref().is_some_and(|s| !s.is_loaded()) {
-                text(StatusCode::SERVICE_UNAVAILABLE, "APPS NOT LOADED")
-            } else if state.config.max_connections.is_some_and(|max| {
-                // Above the high-water mark the load balancer steers new clients away.
-                state.hub.connection_count() * 100
-                    >= max * state.config.ready_high_water_percent as usize
-            }) {
-                text(StatusCode::SERVICE_UNAVAILABLE, "FULL")
+        "/ready" => match readiness(&state) {
+            Ok(()) => text(StatusCode::OK, "OK"),
+            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, why),
+        },
+        "/admin/rebalance" => {
+            let change = if req.method() == hyper::Method::POST {
+                Change::Yes
             } else {
-                text(StatusCode::OK, "OK")
+                Change::No
+            };
+            if let Some(refused) = admin_refusal(&state, &req, change) {
+                return refused;
             }
+            rebalance(&state, req).await
         }
         "/usage" => {
             let body = json!({
@@ -94,6 +92,80 @@ pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Re
             "Not found: try /metrics, /health, /ready, /usage, /admin/apps or /webhooks/dead-letters",
         ),
     }
+}
+
+/// Whether this node takes new connections (`/ready`), or why not.
+pub fn readiness(state: &State) -> Result<(), &'static str> {
+    if state.hub.admission().is_draining() {
+        Err("DRAINING")
+    } else if !state.hub.backplane().health.is_ready() {
+        Err("BACKPLANE UNAVAILABLE")
+    } else if state.app_store.as_ref().is_some_and(|s| !s.is_loaded()) {
+        Err("APPS NOT LOADED")
+    } else if state.config.max_connections.is_some_and(|max| {
+        // Above the high-water mark the load balancer steers new clients away.
+        state.hub.connection_count() * 100 >= max * state.config.ready_high_water_percent as usize
+    }) {
+        Err("FULL")
+    } else {
+        Ok(())
+    }
+}
+
+/// `GET /admin/rebalance`: this node's connections, the cluster mean it sees, what it shed and
+/// what is left of a hand-off. `POST` with `{"connections": N}` or `{"percent": P}`: hand that
+/// many of this node's connections to other nodes (before maintenance), at the rebalancing pace.
+async fn rebalance(state: &State, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    use std::sync::atomic::Ordering;
+    let own = state.hub.connection_count() as u64;
+    if req.method() == hyper::Method::POST {
+        use http_body_util::BodyExt;
+        let body = match http_body_util::Limited::new(req.into_body(), 4096)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The body must be at most 4 KB",
+                );
+            }
+        };
+        let asked: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let n = match (asked["connections"].as_u64(), asked["percent"].as_f64()) {
+            (Some(n), None) => n,
+            (None, Some(p)) if (0.0..=100.0).contains(&p) => {
+                (own as f64 * p / 100.0).round() as u64
+            }
+            _ => {
+                return json_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Send {\"connections\": N} or {\"percent\": P} (0 to 100)",
+                );
+            }
+        };
+        state.rebalancer.handoff.store(n.min(own), Ordering::SeqCst);
+        tracing::info!(target: "herald::audit", action = "handoff", connections = n.min(own), "hand-off of connections asked through the admin API");
+        let body = json!({ "handoff": n.min(own), "connections": own });
+        return json(StatusCode::ACCEPTED, body.to_string());
+    }
+    if req.method() != hyper::Method::GET {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET or POST /admin/rebalance",
+        );
+    }
+    let r = &state.rebalancer;
+    let body = json!({
+        "node": state.hub.node_id(),
+        "connections": own,
+        "cluster_mean": r.mean(),
+        "shed_total": r.shed.load(Ordering::Relaxed),
+        "handoff_pending": r.handoff.load(Ordering::SeqCst),
+        "tolerance_percent": state.config.rebalance.tolerance_percent,
+    });
+    json(StatusCode::OK, body.to_string())
 }
 
 /// Whether a request changes state: those must also be ones no browser sends cross-site

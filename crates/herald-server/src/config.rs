@@ -94,6 +94,8 @@ pub struct Config {
     pub app_cache: Duration,
     /// How long a rotated-out secret still verifies (`secret_grace_secs`).
     pub secret_grace: Duration,
+    /// When and how fast connections move to less loaded nodes (`rebalance_*`).
+    pub rebalance: herald_core::rebalance::Policy,
     /// Peers whose `X-Forwarded-Proto: https` is believed (a TLS-terminating proxy in front):
     /// from anyone else the header is ignored, so `tls_only` cannot be talked around.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -309,6 +311,14 @@ impl TryFrom<RawConfig> for Config {
             app_store: app_store(&raw)?,
             app_cache: secs("app_cache_secs", raw.app_cache_secs)?,
             secret_grace: Duration::from_secs(raw.secret_grace_secs),
+            rebalance: herald_core::rebalance::Policy {
+                tolerance_percent: raw.rebalance_tolerance_percent,
+                min_connections: raw.rebalance_min_connections,
+                max_per_second: raw
+                    .rebalance_max_per_second
+                    .map(|n| positive("rebalance_max_per_second", n))
+                    .transpose()?,
+            },
             client_ip_header: client_ip_header(&raw)?,
             api_auth_failures_per_minute: raw.api_auth_failures_per_minute,
             strict_protocol: raw.strict_protocol,

@@ -14,6 +14,7 @@ pub mod console;
 pub mod http;
 pub mod http_api;
 pub mod metrics;
+pub mod rebalance;
 pub mod router;
 pub mod sql_store;
 pub mod tls;
@@ -56,6 +57,8 @@ pub struct State {
     pub auth_failures: http_api::AuthFailures,
     /// The app store the admin API writes to (None with `app_store = "file"`).
     pub app_store: Option<Arc<app_store::AppStoreHandle>>,
+    /// Connections moved to less loaded nodes, and hand-offs asked for.
+    pub rebalancer: rebalance::Rebalancer,
 }
 
 /// Listeners bound by the caller (tests bind port 0).
@@ -152,6 +155,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     });
     Ok(Arc::new(State {
         app_store,
+        rebalancer: rebalance::Rebalancer::default(),
         hub,
         webhook_client,
         webhook_streams,
@@ -192,6 +196,7 @@ pub async fn run(
     if let Some(store) = &state.app_store {
         store.spawn();
     }
+    rebalance::spawn(state.clone(), state.config.rebalance);
     state.hub.hooks().spawn_debouncer();
     webhook::spawn(
         state.config.apps.clone(),

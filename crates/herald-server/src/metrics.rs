@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use herald_core::{AppId, Hub};
@@ -71,6 +71,10 @@ struct ConnectionMetrics {
     slow_consumers: IntCounterVec,
     /// Apps served, by source (file, store).
     apps: IntGaugeVec,
+    /// Connections this node closed with 4200 to move them to less loaded nodes.
+    rebalanced: IntCounter,
+    /// Connections per accepting node, cluster-wide, as this node last saw it (NaN: unknown).
+    cluster_mean: Gauge,
     /// Apps whose per-app gauges are set: a removed app's are dropped at the next scrape.
     labelled: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -120,6 +124,22 @@ impl ConnectionMetrics {
                 &["source"],
             ),
             labelled: std::sync::Mutex::default(),
+            rebalanced: register(
+                r,
+                IntCounter::new(
+                    "herald_rebalanced_connections_total",
+                    "Connections this node closed with 4200 so they reconnect to a less loaded node (rebalancing and hand-offs)",
+                )
+                .expect("valid metric"),
+            ),
+            cluster_mean: register(
+                r,
+                Gauge::new(
+                    "herald_cluster_mean_connections",
+                    "Connections per ready node across the cluster, as this node last saw it (its rebalancing reference)",
+                )
+                .expect("valid metric"),
+            ),
             slow_consumers: counter(
                 r,
                 "herald_slow_consumer_disconnects_total",
@@ -337,6 +357,15 @@ impl Metrics {
             .closed
             .with_label_values(&[app.as_str(), &code])
             .inc();
+    }
+
+    /// The rebalancer closed `n` connections; the cluster mean it saw.
+    pub fn rebalanced(&self, n: u64) {
+        self.conns.rebalanced.inc_by(n);
+    }
+
+    pub fn cluster_mean(&self, mean: Option<f64>) {
+        self.conns.cluster_mean.set(mean.unwrap_or(f64::NAN));
     }
 
     pub fn connection_refused(&self, code: u16) {

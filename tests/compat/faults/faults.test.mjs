@@ -16,6 +16,11 @@
 //    on what an emptied Redis loses). After it settles, every
 //    client's pusher-js member list equals what every node's API reports, and each user's
 //    webhooks alternate member_added / member_removed, starting with added and ending with added.
+// 3. A scale-out: haproxy switched to leastconn, node2 stopped, 300 clients join (on node0
+//    and node1), node2 started again: within 60 s the three hold within 1.3x of each other's
+//    connections (README "Scaling out: rebalancing"); every moved client was back within 5 s of
+//    its 4200 with a complete member list; no tick published after its resubscription is missed,
+//    none twice on one connection; no member webhook pair.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -28,6 +33,7 @@ import {
   observe,
   pollUntil,
   publishTicks,
+  startLoadBalancer,
   useHerald,
   watchRoomAndPresence,
   withDeadline,
@@ -88,10 +94,13 @@ function memberIds(t) {
   return ids.sort();
 }
 
-/** Every node's answer to GET /channels/{channel}/users, asked of each node directly. */
+/** Nodes stopped on purpose for a while (not asked by usersOnEveryNode). */
+const stoppedNodes = new Set();
+
+/** Every running node's answer to GET /channels/{channel}/users, asked of each node directly. */
 async function usersOnEveryNode(channel) {
   return Promise.all(
-    ctx.servers.map(async (_, i) => {
+    ctx.servers.map((_, i) => i).filter((i) => !stoppedNodes.has(i)).map(async (i) => {
       try {
         const res = await ctx.sdkOn(i).get({ path: `/channels/${channel}/users` });
         const body = await res.json();
@@ -450,5 +459,151 @@ test(
     }
     const pairs = users.reduce((n, u) => n + ((byUser[u] || []).length - 1) / 2, 0);
     console.log(`after ${plan.length} faults every list agrees; ${pairs} real leave/rejoin pairs were announced`);
+  },
+);
+
+/** Every node's open connections, from /usage (null for a node that does not answer). */
+async function connectionsPerNode() {
+  return Promise.all(
+    ctx.servers.map(async (s) => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${s.metricsPort}/usage`, { signal: AbortSignal.timeout(2000) });
+        return (await res.json()).connections;
+      } catch {
+        return null;
+      }
+    }),
+  );
+}
+
+test(
+  'a scale-out moves load: a third node started under 300 clients gets its share within 60 s, nobody harmed',
+  { skip: SKIP, timeout: 240000 },
+  async () => {
+    const N = 300;
+    const ROOM = 'reb-room';
+    const ROOMS = 4; // presence channels hold at most 100 members each
+    const presenceOf = (i) => `presence-reb-${i % ROOMS}`;
+    // Rebalanced clients go where haproxy sends them: to the node with the fewest connections.
+    await ctx.lb.stop();
+    ctx.lb = await startLoadBalancer(ctx.servers, { balance: 'leastconn' });
+    // The third node is away while the clients arrive: they all land on the first two.
+    const third = ctx.servers[2];
+    const exited = third.exited();
+    third.signal('SIGTERM');
+    await withDeadline(exited, 15000, 'node2 exits');
+    await third.stop();
+    stoppedNodes.add(2);
+    const watched = [];
+    for (let i = 0; i < N; i++) {
+      const t = member(`reb-${i}`, ROOM, presenceOf(i));
+      watched.push({ ...t, room: presenceOf(i) });
+      if (i % 50 === 49) await observe(200);
+    }
+    await settled(watched, 60000);
+    const before = await connectionsPerNode();
+    assert.equal(before[0] + before[1], N, `clients on the first two nodes: ${JSON.stringify(before)}`);
+    const usersIn = (room) => watched.filter((t) => t.room === room).map((t) => t.user).sort();
+    for (let r = 0; r < ROOMS; r++) {
+      await agree(watched.filter((t) => t.room === presenceOf(r)), presenceOf(r), usersIn(presenceOf(r)), 20000, 'before the scale-out');
+    }
+    // The rebalancer never moves a connection younger than 10 s.
+    await observe(10000);
+    // Each 4200 and how long until connected again.
+    for (const t of watched) {
+      t.moves = [];
+      t.client.pusher.connection.bind('error', (e) => {
+        // pusher-js reports a 4200 twice: the pusher:error frame, then the close.
+        const last = t.moves[t.moves.length - 1];
+        const open = last && last.backMs === undefined;
+        if (e && e.data && e.data.code === 4200 && !open) t.moves.push({ at: Date.now() });
+      });
+      t.client.pusher.connection.bind('state_change', ({ current }) => {
+        const m = t.moves[t.moves.length - 1];
+        if (current === 'connected' && m && m.backMs === undefined) m.backMs = Date.now() - m.at;
+      });
+    }
+    const pub = publishTicks(ctx.sdk(), ROOM, TICK_MS);
+    let balancedAfterMs;
+    let after;
+    try {
+      const started = Date.now();
+      ctx.servers[2] = await third.restart();
+      stoppedNodes.delete(2);
+      await waitUp(2);
+      after = await pollUntil(
+        async () => {
+          const counts = await connectionsPerNode();
+          const ok = counts.every((c) => c !== null && c > 0) && Math.max(...counts) <= 1.3 * Math.min(...counts);
+          return { ok, value: counts };
+        },
+        'the three nodes within 1.3x of each other',
+        60000,
+        500,
+      );
+      balancedAfterMs = Date.now() - started;
+      // Settle: every moved client back, subscribed, with the complete list on every node.
+      await settled(watched, 20000);
+      for (let r = 0; r < ROOMS; r++) {
+        await agree(watched.filter((t) => t.room === presenceOf(r)), presenceOf(r), usersIn(presenceOf(r)), 20000, 'after the scale-out');
+      }
+      const lastSub = Math.max(...watched.map((t) => t.roomSubs.items[t.roomSubs.length - 1].at));
+      await pollUntil(
+        () => ({ ok: pub.published.filter((p) => p.at > lastSub).length >= 20, value: pub.published.length }),
+        '20 ticks after the last resubscription',
+        10000,
+      );
+    } finally {
+      await pub.stop();
+    }
+    assert.ok(pub.published.every((p) => p.ok), `every publish succeeded: ${JSON.stringify(pub.published.filter((p) => !p.ok).slice(0, 5))}`);
+    // The last tick reaches everyone (it was published after every resubscription).
+    const lastTick = pub.published[pub.published.length - 1].n;
+    await pollUntil(
+      () => {
+        const behind = watched.filter((t) => !t.ticks.items.includes(lastTick));
+        return { ok: behind.length === 0, value: behind.map((t) => t.client.label).slice(0, 5) };
+      },
+      `every client received the last tick ${lastTick}`,
+      10000,
+    );
+    // Each moved client: its 4200, then connected again within 5 s.
+    const moved = watched.filter((t) => t.moves.length > 0);
+    assert.ok(moved.length >= 60, `a fair share moved: ${moved.length} (counts ${JSON.stringify(after)})`);
+    for (const t of moved) {
+      for (const m of t.moves) {
+        assert.ok(m.backMs !== undefined && m.backMs <= 5000, `${t.client.label} back within 5 s of its 4200 (${m.backMs} ms)`);
+      }
+    }
+    // Nothing published after a client's latest subscription is missed; nothing twice on one connection.
+    for (const t of watched) {
+      const since = t.roomSubs.items[t.roomSubs.length - 1].at;
+      const due = pub.published.filter((p) => p.ok && p.at > since + 100).map((p) => p.n);
+      const got = new Set(t.ticks.items);
+      const missed = due.filter((n) => !got.has(n));
+      assert.deepEqual(missed, [], `${t.client.label} missed ticks published after it subscribed`);
+      const perConn = new Set();
+      for (const a of t.tickArrivals) {
+        const k = `${a.socketId}|${a.n}`;
+        assert.ok(!perConn.has(k), `${t.client.label}: tick ${a.n} twice on one connection`);
+        perConn.add(k);
+      }
+    }
+    // Moved members left and came back within the debounce: no webhook pair for anyone.
+    for (let r = 0; r < ROOMS; r++) await drainWebhooks(presenceOf(r), `reb${r}`);
+    for (let r = 0; r < ROOMS; r++) {
+      const byUser = webhooksByUser(presenceOf(r));
+      for (const user of usersIn(presenceOf(r))) {
+        assert.deepEqual(byUser[user], ['member_added'], `${user}: one member_added, no pair (webhooks ${JSON.stringify(byUser[user])})`);
+      }
+    }
+    // The nodes say what they did.
+    let shed = 0;
+    for (const s of ctx.servers) {
+      const m = (await metricsText(s)).match(/^herald_rebalanced_connections_total (\d+)/m);
+      shed += m ? Number(m[1]) : 0;
+    }
+    assert.ok(shed >= moved.length, `herald_rebalanced_connections_total ${shed} counts the ${moved.length} moves`);
+    console.log(`rebalanced: ${JSON.stringify(before)} + a new node -> ${JSON.stringify(after)} in ${balancedAfterMs} ms; ${moved.length} clients moved`);
   },
 );

@@ -11,6 +11,7 @@ use super::*;
 
 pub mod cache;
 pub mod channels;
+pub mod load;
 pub mod presence;
 pub mod quota;
 pub mod relay;
@@ -88,5 +89,6 @@ mod memory {
     async fn a_single_node_relays_to_nobody() {
         let mut a = Node::from(Backplane::memory());
         relay::reaches_other_nodes_in_order_and_never_the_sender(&mut a, None).await;
+        load::reports_reach_the_other_nodes(&a.backplane, None).await;
     }
 }

@@ -438,6 +438,18 @@ impl Schedule for MemoryBackplane {
     }
 }
 
+/// A single node has nobody to compare itself with.
+#[async_trait]
+impl Load for MemoryBackplane {
+    async fn report(
+        &self,
+        _connections: u64,
+        _accepting: bool,
+    ) -> Result<Vec<crate::rebalance::NodeLoad>, BackplaneError> {
+        Ok(Vec::new())
+    }
+}
+
 impl Health for MemoryBackplane {}
 fn list(p: &Presence) -> Vec<Member> {
     p.users.values().map(|(_, m)| m.clone()).collect()

@@ -96,6 +96,12 @@ pub(super) struct RawConfig {
     pub app_cache_secs: u64,
     /// A rotated-out secret still verifies this long.
     pub secret_grace_secs: u64,
+    /// Shed connections when above the cluster mean by more than this (percent; 0: off).
+    pub rebalance_tolerance_percent: u32,
+    /// A node holding fewer connections never sheds.
+    pub rebalance_min_connections: u64,
+    /// Most connections shed per second (absent: 2 % of the node's).
+    pub rebalance_max_per_second: Option<u64>,
     /// Peers whose `X-Forwarded-Proto: https` is believed: a TOML list, or one
     /// comma-separated string (environment).
     pub trusted_proxies: Option<OneOrMany>,
@@ -154,6 +160,9 @@ impl Default for RawConfig {
             app_store_table: "apps".into(),
             app_cache_secs: 10,
             secret_grace_secs: 3600,
+            rebalance_tolerance_percent: 20,
+            rebalance_min_connections: 100,
+            rebalance_max_per_second: None,
             trusted_proxies: None,
             webhook_url: None,
             app_id: None,

@@ -18,6 +18,7 @@ mod databases;
 mod floods;
 mod http_api;
 mod mixed_versions;
+mod rebalance;
 mod redis_topologies;
 mod secrets;
 mod shutdown;

@@ -722,6 +722,24 @@ impl Client {
         }
     }
 
+    /// How the connection ended, if it does within `wait` (frames before the close are skipped).
+    pub async fn ended_within(&mut self, wait: Duration) -> Option<Ended> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Close(Some(f))))) => {
+                    return Some(Ended::Closed(u16::from(f.code)));
+                }
+                Ok(Some(Ok(Message::Close(None))) | None | Some(Err(_))) => {
+                    return Some(Ended::Dropped);
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     pub async fn subscribe(&mut self, channel: &str) -> Value {
         self.send(serde_json::json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": ""}})).await;
         self.recv().await
