@@ -281,6 +281,11 @@ echo
 if [ ${#SKIPPED[@]} -gt 0 ]; then
     echo "deploy artefacts valid; skipped ${#SKIPPED[@]} check(s):"
     printf '  - %s\n' "${SKIPPED[@]}"
+    # CI (HERALD_DEPLOY_STRICT=1) runs every check: a skipped one fails it.
+    if [ "${HERALD_DEPLOY_STRICT:-0}" = 1 ]; then
+        echo "error: HERALD_DEPLOY_STRICT=1 and checks were skipped" >&2
+        exit 1
+    fi
 else
     echo "deploy artefacts valid; nothing skipped"
 fi

@@ -3,32 +3,54 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need() {
-    command -v "$1" >/dev/null 2>&1 || { echo "error: $1 is missing. $2" >&2; exit 1; }
+# What the suites start themselves, as Debian/Ubuntu packages: a check (true when present) and
+# the package that provides it. Missing ones are installed: with apt-get as root, through sudo
+# when it works without a password prompt, else the script stops with the one command to run.
+declare -a MISSING=()
+want() { eval "$1" >/dev/null 2>&1 || MISSING+=("$2"); }
+want 'command -v node' nodejs                 # the compatibility suite (Node.js 20 or newer)
+want 'command -v npm' npm
+want 'command -v redis-server' redis-server   # cluster tests: their own redis-server, Sentinel, Cluster
+want 'command -v openssl' openssl             # certificates of the compatibility suite's TLS Redis
+want 'command -v haproxy || [ -x /usr/sbin/haproxy ]' haproxy   # load-balancer and fault tests
+want '[ -x /usr/bin/chromium ]' chromium      # the console test drives it headless
+want 'ls /usr/lib/postgresql/*/bin/postgres' postgresql          # SQL app store tests
+want '[ -x /usr/sbin/mariadbd ]' mariadb-server
+want 'command -v python3' python3             # the Python SDK's tests (a venv of their own)
+want 'python3 -c "import venv, ensurepip"' python3-venv
+
+provision() {
+    [ ${#MISSING[@]} -eq 0 ] && return 0
+    local run=()
+    if [ "$(id -u)" = 0 ]; then
+        run=()
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        run=(sudo)
+    else
+        echo "error: missing ${MISSING[*]}. Install them with:" >&2
+        echo "  sudo apt-get install -y ${MISSING[*]}" >&2
+        exit 1
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: missing ${MISSING[*]} and no apt-get to install them; install the equivalents" >&2
+        exit 1
+    fi
+    echo "== installing what the tests need: ${MISSING[*]}"
+    "${run[@]}" apt-get update -q
+    DEBIAN_FRONTEND=noninteractive "${run[@]}" apt-get install -y -q "${MISSING[@]}"
+    # The packages start system services (redis on 6379, haproxy, postgres, mariadb); the tests
+    # start their own on free ports and never use these: stopped to save memory.
+    if command -v systemctl >/dev/null 2>&1; then
+        for service in redis-server haproxy postgresql mariadb; do
+            "${run[@]}" systemctl stop "$service" >/dev/null 2>&1 || true
+        done
+    fi
 }
-need cargo "Install Rust from https://rustup.rs"
-need node "Install Node.js 20 or newer (Debian: apt-get install nodejs npm)"
-need npm "Install npm (Debian: apt-get install npm)"
-need redis-server "The cluster tests start their own redis-server (Debian: apt-get install redis-server)"
-need openssl "The TLS Redis of the compatibility tests gets its certificates from openssl (Debian: apt-get install openssl)"
-[ -x /usr/bin/chromium ] || {
-    echo "error: /usr/bin/chromium is missing. The console test drives it headless (Debian: apt-get install chromium)" >&2
-    exit 1
-}
-# The SQL app store tests start their own Postgres and MariaDB.
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || {
-    echo "error: Postgres is missing. The SQL app store tests start their own (Debian: apt-get install postgresql)" >&2
-    exit 1
-}
-[ -x /usr/sbin/mariadbd ] || {
-    echo "error: MariaDB is missing. The SQL app store tests start their own (Debian: apt-get install mariadb-server)" >&2
-    exit 1
-}
-# haproxy lives in /usr/sbin on Debian, which is not on every user's PATH
-command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || {
-    echo "error: haproxy is missing. The load-balancer tests start their own haproxy (Debian: apt-get install haproxy)" >&2
-    exit 1
-}
+
+command -v cargo >/dev/null 2>&1 || { echo "error: cargo is missing. Install Rust from https://rustup.rs" >&2; exit 1; }
+provision
+# `tests/run.sh --setup`: install what is missing, run nothing (CI does this first).
+[ "${1:-}" = "--setup" ] && exit 0
 
 # The previous release's binary for the mixed-version cluster tests (built once, then cached).
 HERALD_PREVIOUS_BIN="$(tests/previous-release.sh)"

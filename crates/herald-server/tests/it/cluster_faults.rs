@@ -211,7 +211,8 @@ async fn a_reaper_killed_midway_loses_no_removal_webhook_and_sends_none_twice() 
     let rx = crate::webhooks::Receiver::start(0).await;
     let redis = herald_redis::test_support::RedisServer::start();
     let apps = format!(
-        "webhook_batch_ms = 50\nwebhook_debounce_ms = 300\n\
+        // Every member on the victim on purpose: rebalancing would move some to the others.
+        "webhook_batch_ms = 50\nwebhook_debounce_ms = 300\nrebalance_tolerance_percent = 0\n\
 [[apps]]\nid = \"{APP_ID}\"\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\nmax_presence_members = {MEMBERS}\n\
 [[apps.webhooks]]\nurl = \"{}\"\nevent_types = [\"member_removed\", \"channel_vacated\"]\n",
         rx.url
@@ -321,7 +322,8 @@ async fn a_node_paused_past_the_timeout_is_fenced_and_its_clients_rejoin() {
     let rx = crate::webhooks::Receiver::start(0).await;
     let redis = herald_redis::test_support::RedisServer::start();
     let apps = format!(
-        "webhook_batch_ms = 50\nwebhook_debounce_ms = 300\n\
+        // Every member on the victim on purpose: rebalancing would move some to the others.
+        "webhook_batch_ms = 50\nwebhook_debounce_ms = 300\nrebalance_tolerance_percent = 0\n\
 [[apps]]\nid = \"{APP_ID}\"\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\n\
 [[apps.webhooks]]\nurl = \"{}\"\nevent_types = [\"member_added\", \"member_removed\"]\n",
         rx.url
