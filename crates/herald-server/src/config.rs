@@ -177,6 +177,27 @@ pub struct Sources<'a> {
 
 impl Config {
     pub fn load(src: Sources<'_>) -> Result<Config, ConfigError> {
+        let (raw, ignored_env) = Config::layered(src)?;
+        let mut config = Config::try_from(raw)?;
+        config.ignored_env = ignored_env;
+        Ok(config)
+    }
+
+    /// `herald check-config`: validates the configuration from `src` as `load` does and
+    /// returns the effective settings (defaults, file, environment and flags layered) as TOML,
+    /// with every secret masked: tokens and app secrets as `***`, passwords in URLs masked,
+    /// webhook header values hidden.
+    pub fn effective(src: Sources<'_>) -> Result<String, ConfigError> {
+        let (raw, _) = Config::layered(src)?;
+        let mut value = serde_json::to_value(&raw).map_err(|e| err("", e.to_string()))?;
+        Config::try_from(raw)?;
+        mask_secrets(&mut value);
+        drop_nulls(&mut value);
+        toml::to_string(&value).map_err(|e| err("", e.to_string()))
+    }
+
+    /// The raw keys after layering every source, and the ignored `HERALD_…` variables.
+    fn layered(src: Sources<'_>) -> Result<(RawConfig, Vec<String>), ConfigError> {
         let mut b = config::Config::builder();
         if let Some(path) = src.file {
             if !path.exists() {
@@ -211,9 +232,43 @@ impl Config {
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| err(config_error_key(&e), e.to_string()))?;
-        let mut config = Config::try_from(raw)?;
-        config.ignored_env = ignored_env;
-        Ok(config)
+        Ok((raw, ignored_env))
+    }
+}
+
+/// Secrets in the effective settings: replaced, or masked where a URL carries them.
+fn mask_secrets(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(fields) = v else { return };
+    for (key, value) in fields.iter_mut() {
+        match (key.as_str(), &mut *value) {
+            ("secret" | "app_secret" | "admin_token" | "console_token", Value::String(s)) => {
+                *s = "***".to_owned();
+            }
+            ("redis_url" | "app_store_url" | "webhook_url" | "url", Value::String(s)) => {
+                *s = herald_core::redact::mask_url(s);
+            }
+            ("headers", Value::Object(h)) => {
+                for header in h.values_mut() {
+                    *header = Value::String("***".to_owned());
+                }
+            }
+            (_, Value::Array(items)) => items.iter_mut().for_each(mask_secrets),
+            (_, Value::Object(_)) => mask_secrets(value),
+            _ => {}
+        }
+    }
+}
+
+/// TOML has no null: unset keys are left out.
+fn drop_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(fields) => {
+            fields.retain(|_, f| !f.is_null());
+            fields.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 

@@ -46,6 +46,13 @@ struct Cli {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
+    /// Validate a configuration (FILE, or --config, with the HERALD_* environment and flags
+    /// layered on top) and print the effective settings, secrets masked. Exits 1 naming the
+    /// bad key.
+    CheckConfig {
+        /// TOML configuration file (default: --config, else none).
+        file: Option<PathBuf>,
+    },
     /// Manage apps through a running node's admin API (needs app_store = "redis" or "memory"
     /// and admin_token on the node).
     Apps(AppsArgs),
@@ -166,10 +173,30 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn start(cli: Cli) -> anyhow::Result<()> {
-    if let Some(Command::Apps(args)) = cli.command {
-        return apps(args);
+fn start(mut cli: Cli) -> anyhow::Result<()> {
+    match cli.command.take() {
+        Some(Command::Apps(args)) => return apps(args),
+        Some(Command::CheckConfig { file }) => {
+            return check_config(file.or(cli.config.clone()), &cli);
+        }
+        None => {}
     }
+    let config = Config::load(Sources {
+        file: cli.config.as_deref(),
+        toml: None,
+        env: std::env::vars().collect(),
+        overrides: overrides(&cli),
+    })
+    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    init_logging(&config);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(config))
+}
+
+/// The flags that override configuration keys.
+fn overrides(cli: &Cli) -> Vec<(&'static str, String)> {
     let mut overrides: Vec<(&'static str, String)> = Vec::new();
     for (key, value) in [
         ("bind", &cli.bind),
@@ -187,18 +214,23 @@ fn start(cli: Cli) -> anyhow::Result<()> {
     if cli.verbose {
         overrides.push(("verbose", "true".into()));
     }
-    let config = Config::load(Sources {
-        file: cli.config.as_deref(),
+    overrides
+}
+
+fn check_config(file: Option<PathBuf>, cli: &Cli) -> anyhow::Result<()> {
+    let text = Config::effective(Sources {
+        file: file.as_deref(),
         toml: None,
         env: std::env::vars().collect(),
-        overrides,
+        overrides: overrides(cli),
     })
     .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-    init_logging(&config);
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve(config))
+    let from = file.map_or("defaults and the environment".to_owned(), |f| {
+        f.display().to_string()
+    });
+    eprintln!("configuration OK ({from}); the effective settings, secrets masked:");
+    print!("{text}");
+    Ok(())
 }
 
 fn init_logging(config: &Config) {

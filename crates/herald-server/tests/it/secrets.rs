@@ -223,3 +223,62 @@ async fn runtime_apps_and_app_store_urls_keep_their_secrets() {
         }
     }
 }
+
+/// `herald check-config`: the effective settings with every secret masked; a bad key named.
+#[test]
+fn check_config_prints_the_effective_settings_without_secrets() {
+    let dir = std::env::temp_dir().join(format!("herald-check-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "redis_url = \"redis://:{DB_PASSWORD}@127.0.0.1:6379/0\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
+[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"{OTHER_SECRET}\"\n\
+[[apps.webhooks]]\nurl = \"http://u:{HOOK_PASSWORD}@127.0.0.1:9/h?token={HOOK_TOKEN}\"\nheaders = {{ Authorization = \"{STORE_SECRET}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let run = |file: &std::path::Path, env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+        cmd.arg("check-config").arg(file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&good, &[("HERALD_MAX_CONNECTIONS", "777")]);
+    assert!(ok, "{err}");
+    assert!(err.contains("configuration OK"), "{err}");
+    // Layered: the file, the environment, the defaults.
+    assert!(out.contains("max_connections = 777"), "{out}");
+    assert!(out.contains("id = \"a\""), "{out}");
+    assert!(out.contains("drain_secs = 10"), "{out}");
+    for secret in [
+        DB_PASSWORD,
+        ADMIN_TOKEN,
+        OTHER_SECRET,
+        HOOK_PASSWORD,
+        HOOK_TOKEN,
+        STORE_SECRET,
+    ] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{secret} shown:\n{out}"
+        );
+    }
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "drain_secs = 5\nmax_connections = 0\n").unwrap();
+    let (ok, out, err) = run(&bad, &[]);
+    assert!(!ok && out.is_empty());
+    assert!(
+        err.contains("max_connections: must be greater than 0"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
