@@ -36,6 +36,10 @@
 #      each of those configuration files is loaded by Herald itself (it must start; with an
 #      unreachable Redis it stays up, not ready), and the Dockerfile's HEALTHCHECK command is run
 #      against it.
+#   6. deploy/monitoring: `promtool check rules` and `promtool test rules` (Debian package
+#      prometheus, installed when missing) on the alerting rules; the Grafana dashboard parses and
+#      every panel has expressions (that each metric name exists in a live node's /metrics is
+#      `cargo test monitoring`).
 #
 # What is not checked here: that the image builds and runs (no container engine: the image's
 # binary is the one CI builds with cargo, the base images are pulled only by users), that the
@@ -192,6 +196,7 @@ section "3. docker-compose.yml and the Dockerfile"
 need_apt=()
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)   # promtool, for section 6
 if [ ${#need_apt[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
         echo "  installing ${need_apt[*]} (Debian packages, without the recommended Docker engine)"
@@ -220,6 +225,10 @@ else
 fi
 "${CHECKS[@]}" compose docker-compose.yml
 "${CHECKS[@]}" dockerfile Dockerfile .dockerignore
+# Debian's prometheus package starts a server; only its promtool is wanted here.
+if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl stop prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+fi
 
 # ---------------------------------------------------------------------------------------------
 section "4. configuration keys against README.md"
@@ -276,6 +285,21 @@ else
         echo "  ok   herald accepts ${f#"$TMP"/}"
     done
 fi
+
+# ---------------------------------------------------------------------------------------------
+section "6. monitoring: the alerting rules and the dashboard (deploy/monitoring)"
+if command -v promtool >/dev/null 2>&1; then
+    promtool check rules deploy/monitoring/alerts.yaml >"$TMP/promtool.log" 2>&1 \
+        || { cat "$TMP/promtool.log"; echo "  FAIL promtool check rules"; exit 1; }
+    echo "  ok   promtool check rules deploy/monitoring/alerts.yaml ($(grep -o '[0-9]* rules found' "$TMP/promtool.log"))"
+    (cd deploy/monitoring && promtool test rules alerts.test.yaml) >"$TMP/promtool.log" 2>&1 \
+        || { cat "$TMP/promtool.log"; echo "  FAIL promtool test rules"; exit 1; }
+    echo "  ok   promtool test rules deploy/monitoring/alerts.test.yaml (every alert fires on its unit test)"
+else
+    skip "promtool is not installed (Debian: apt-get install prometheus): the alerting rules were not checked"
+fi
+"$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["panels"] and all("expr" in t for p in d["panels"] for t in p.get("targets", [])), "panels without expressions"' deploy/monitoring/grafana-dashboard.json
+echo "  ok   deploy/monitoring/grafana-dashboard.json is a dashboard with expressions (metric names: cargo test monitoring)"
 
 echo
 if [ ${#SKIPPED[@]} -gt 0 ]; then

@@ -15,6 +15,7 @@ use crate::http::{Body, json, json_error, text};
 pub async fn route(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Response<Body> {
     match req.uri().path() {
         "/metrics" => {
+            state.metrics.set_ready(readiness(&state).is_ok());
             let mut res = Response::new(crate::http::full(state.metrics.render(&state.hub)));
             res.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,

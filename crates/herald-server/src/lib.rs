@@ -144,6 +144,7 @@ pub fn build_state(config: Config) -> Result<Arc<State>, StartError> {
     let webhook_client =
         webhook::http_client(config.webhook_ca_file.as_deref()).map_err(StartError::Tls)?;
     hub.set_metrics(metrics.clone());
+    metrics.set_max_connections(config.max_connections);
     let app_store = store.map(|s| {
         let has_redis = config.redis_url.is_some();
         Arc::new(app_store::AppStoreHandle::new(

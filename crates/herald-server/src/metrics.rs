@@ -75,6 +75,10 @@ struct ConnectionMetrics {
     rebalanced: IntCounter,
     /// Connections per accepting node, cluster-wide, as this node last saw it (NaN: unknown).
     cluster_mean: Gauge,
+    /// 1 while `/ready` answers 200.
+    ready: IntGauge,
+    /// `max_connections` (0: no cap).
+    max_connections: IntGauge,
     /// Apps whose per-app gauges are set: a removed app's are dropped at the next scrape.
     labelled: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -131,6 +135,16 @@ impl ConnectionMetrics {
                     "Connections this node closed with 4200 so they reconnect to a less loaded node (rebalancing and hand-offs)",
                 )
                 .expect("valid metric"),
+            ),
+            ready: gauge(
+                r,
+                "herald_ready",
+                "1 while this node takes new connections (GET /ready answers 200), else 0",
+            ),
+            max_connections: gauge(
+                r,
+                "herald_node_max_connections",
+                "This node's max_connections (0: no cap)",
             ),
             cluster_mean: register(
                 r,
@@ -359,6 +373,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Whether `/ready` answers 200 right now (set before each scrape).
+    pub fn set_ready(&self, ready: bool) {
+        self.conns.ready.set(i64::from(ready));
+    }
+
+    pub fn set_max_connections(&self, max: Option<usize>) {
+        self.conns.max_connections.set(max.unwrap_or(0) as i64);
+    }
+
     /// The rebalancer closed `n` connections; the cluster mean it saw.
     pub fn rebalanced(&self, n: u64) {
         self.conns.rebalanced.inc_by(n);
@@ -443,6 +466,30 @@ impl Metrics {
                 keep
             });
             labelled.extend(apps.iter().map(|a| a.id.to_string()));
+        }
+        // Every app's counters exist from the start at 0, so a dashboard's rate() and an
+        // alert see a series before the first event.
+        for app in apps.iter() {
+            let id = [app.id.as_str()];
+            self.conns.opened.with_label_values(&id);
+            self.conns.slow_consumers.with_label_values(&id);
+            for c in [
+                &self.traffic.messages_in,
+                &self.traffic.bytes_in,
+                &self.traffic.messages_out,
+                &self.traffic.bytes_out,
+                &self.traffic.dropped,
+                &self.api.events,
+            ] {
+                c.with_label_values(&id);
+            }
+            if !app.webhooks.is_empty() {
+                for outcome in ["queued", "delivered", "failed", "retried", "dead_lettered"] {
+                    self.hooks
+                        .events
+                        .with_label_values(&[app.id.as_str(), outcome]);
+                }
+            }
         }
         for app in hub.apps().iter() {
             self.conns

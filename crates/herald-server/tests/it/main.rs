@@ -18,6 +18,7 @@ mod databases;
 mod floods;
 mod http_api;
 mod mixed_versions;
+mod monitoring;
 mod rebalance;
 mod redis_topologies;
 mod secrets;
