@@ -426,6 +426,12 @@ fn all_apps(raw: &RawConfig) -> Result<(Apps, bool), ConfigError> {
 fn app_store(raw: &RawConfig) -> Result<AppStoreKind, ConfigError> {
     let kind = match raw.app_store.as_str() {
         "file" => AppStoreKind::File,
+        "memory" if raw.redis_url.is_some() => {
+            return Err(err(
+                "app_store",
+                "\"memory\" keeps apps in this node only, so the nodes of a cluster would disagree: use \"redis\" with redis_url",
+            ));
+        }
         "memory" => AppStoreKind::Memory,
         "redis" if raw.redis_url.is_none() => {
             return Err(err(

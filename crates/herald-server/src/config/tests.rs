@@ -216,3 +216,58 @@ fn every_key_is_settable_from_the_environment_and_documented() {
         "admin_token"
     );
 }
+
+#[test]
+fn app_stores_are_checked_against_the_rest_of_the_configuration() {
+    let redis = "redis_url = \"redis://127.0.0.1:6379\"\n";
+    assert_eq!(error_key(Some("app_store = \"redis\""), &[]), "app_store");
+    assert_eq!(
+        error_key(Some(&format!("{redis}app_store = \"memory\"")), &[]),
+        "app_store"
+    );
+    assert_eq!(error_key(Some("app_store = \"couchdb\""), &[]), "app_store");
+    assert_eq!(
+        error_key(Some("app_store = \"postgres\""), &[]),
+        "app_store_url"
+    );
+    assert_eq!(
+        error_key(
+            Some("app_store = \"postgres\"\napp_store_url = \"mysql://h/db\""),
+            &[]
+        ),
+        "app_store_url"
+    );
+    assert_eq!(
+        error_key(
+            Some(
+                "app_store = \"mysql\"\napp_store_url = \"mysql://h/db\"\napp_store_table = \"a;b\""
+            ),
+            &[]
+        ),
+        "app_store_table"
+    );
+    assert_eq!(
+        error_key(Some("app_store_url = \"postgres://h/db\""), &[]),
+        "app_store_url"
+    );
+    let ok = load(Some(&format!("{redis}app_store = \"redis\"")), &[]).unwrap();
+    assert_eq!(ok.app_store.name(), "redis");
+    assert!(!ok.dev_app, "a store's apps replace the development app");
+    let sql = load(
+        Some("app_store = \"postgres\""),
+        &[("HERALD_APP_STORE_URL", "postgres://u:pw@h/db")],
+    )
+    .unwrap();
+    assert!(
+        !format!("{:?}", sql.app_store).contains("pw"),
+        "{:?}",
+        sql.app_store
+    );
+    // Rebalancing knobs.
+    assert_eq!(
+        error_key(Some("rebalance_max_per_second = 0"), &[]),
+        "rebalance_max_per_second"
+    );
+    let d = load(None, &[]).unwrap();
+    assert_eq!(d.rebalance.tolerance_percent, 20);
+}
