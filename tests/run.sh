@@ -86,3 +86,7 @@ npm run test:faults
 
 echo "== the debug console in headless Chromium (playwright-core)"
 npm run test:console
+
+echo "== the HTTP API and the admin API fuzzed by schemathesis against their OpenAPI documents"
+cd ../..
+tests/api/run.sh

@@ -81,6 +81,10 @@ pub async fn route(state: &State, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, [id, action]) if action == "rotate-secret" => {
             rotate(state, id, &actor).await
         }
+        (_, [_, action]) if action == "rotate-secret" => Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {path}: POST rotates the secret"),
+        )),
         (_, [] | [_]) => Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!(
@@ -91,6 +95,28 @@ pub async fn route(state: &State, req: Request<Incoming>) -> Response<Body> {
             StatusCode::NOT_FOUND,
             format!("Not found: {path}"),
         )),
+    };
+    let allow = match segments.len() {
+        0 => "GET, POST",
+        1 => "GET, PATCH, DELETE",
+        _ => "POST",
+    };
+    let answer = answer.map_err(|r| {
+        if r.0 == StatusCode::METHOD_NOT_ALLOWED {
+            let mut res = r.response();
+            res.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static(allow),
+            );
+            Err(res)
+        } else {
+            Ok(r)
+        }
+    });
+    let answer = match answer {
+        Err(Err(res)) => return res,
+        Err(Ok(r)) => Err(r),
+        Ok(a) => Ok(a),
     };
     match answer {
         Ok((StatusCode::NO_CONTENT, _)) => {
@@ -261,6 +287,8 @@ async fn reload(store: &AppStoreHandle) {
 
 async fn create(state: &State, mut fields: Map<String, Value>, actor: &str) -> Answer {
     let store = store(state)?;
+    // null: the default, as if absent.
+    fields.retain(|_, v| !v.is_null());
     for reserved in [PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS] {
         if fields.contains_key(reserved) {
             return Err(Refusal::invalid(reserved, "is set by rotate-secret"));

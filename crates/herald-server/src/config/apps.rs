@@ -18,6 +18,12 @@ pub(super) fn check_credentials(key: &str, a: &App) -> Result<(), ConfigError> {
                 "must be non-empty, without '/', '?', '#', ':' or spaces",
             ));
         }
+        if value.chars().count() > 200 {
+            return Err(err(
+                format!("{key}.{field}"),
+                "must be at most 200 characters",
+            ));
+        }
     }
     if a.secret == herald_protocol::Secret::new("") {
         return Err(err(format!("{key}.secret"), "must not be empty"));
@@ -145,6 +151,21 @@ fn webhook_endpoint(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     headers.sort();
+    // What goes on the wire must be a valid header: checked now, not at the first delivery.
+    for (name, value) in &headers {
+        if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(err(
+                format!("{wk}.headers"),
+                format!("'{}' is not a valid HTTP header name", name.escape_debug()),
+            ));
+        }
+        if hyper::header::HeaderValue::from_str(value).is_err() {
+            return Err(err(
+                format!("{wk}.headers"),
+                format!("the value of '{name}' is not a valid HTTP header value (visible ASCII)"),
+            ));
+        }
+    }
     if let Some((h, _)) = headers.iter().find(|(h, _)| {
         let h = h.to_ascii_lowercase();
         h == "x-pusher-key" || h == "x-pusher-signature" || h == "content-type"
@@ -301,5 +322,7 @@ pub fn app_view(app: &App) -> serde_json::Value {
     if let Some(fields) = view.as_object_mut() {
         fields.remove("secret");
     }
+    // An unset limit or webhook field is absent, as in the file.
+    super::drop_nulls(&mut view);
     view
 }

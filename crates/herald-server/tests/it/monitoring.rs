@@ -77,3 +77,23 @@ async fn the_dashboard_and_alerts_use_only_metrics_a_live_node_exposes() {
     assert!(text.contains("herald_ready 0"), "not ready without Redis");
     assert!(text.contains("herald_node_max_connections 100"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_descriptions_are_served_on_the_admin_listener() {
+    let node = TestServer::start().await;
+    for (doc, path) in [
+        ("http-api.json", "/apps/{app_id}/events"),
+        ("admin-api.json", "/admin/apps/{id}/rotate-secret"),
+    ] {
+        let r = raw_http(node.admin, "GET", &format!("/openapi/{doc}"), "").await;
+        assert_eq!(r.status, 200, "{doc}");
+        assert_eq!(r.content_type, "application/json");
+        assert_eq!(r.body["openapi"], "3.0.3", "{doc}");
+        assert!(
+            r.body["paths"].get(path).is_some(),
+            "{doc} describes {path}"
+        );
+    }
+    let r = raw_http(node.admin, "POST", "/openapi/http-api.json", "").await;
+    assert_eq!(r.status, 405);
+}
