@@ -101,23 +101,16 @@ pub async fn route(state: &State, req: Request<Incoming>) -> Response<Body> {
         1 => "GET, PATCH, DELETE",
         _ => "POST",
     };
-    let answer = answer.map_err(|r| {
-        if r.0 == StatusCode::METHOD_NOT_ALLOWED {
-            let mut res = r.response();
-            res.headers_mut().insert(
-                hyper::header::ALLOW,
-                hyper::header::HeaderValue::from_static(allow),
-            );
-            Err(res)
-        } else {
-            Ok(r)
-        }
-    });
-    let answer = match answer {
-        Err(Err(res)) => return res,
-        Err(Ok(r)) => Err(r),
-        Ok(a) => Ok(a),
-    };
+    if let Err(r) = &answer
+        && r.0 == StatusCode::METHOD_NOT_ALLOWED
+    {
+        let mut res = Refusal(r.0, r.1.clone(), None).response();
+        res.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static(allow),
+        );
+        return res;
+    }
     match answer {
         Ok((StatusCode::NO_CONTENT, _)) => {
             let mut res = Response::new(crate::http::full(""));
