@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes a live node's HTTP API and admin API with schemathesis against the OpenAPI documents the
 # node serves (/openapi/http-api.json, /openapi/admin-api.json on its admin listener): a bounded
-# number of generated requests per operation (HERALD_API_EXAMPLES, default 25), HTTP API requests
+# number of generated requests per operation (HERALD_API_EXAMPLES, default 25; HERALD_API_SEED
+# replays another seed, default 1), HTTP API requests
 # signed by hooks.py. Every check of schemathesis applies: no 5xx, statuses, content types and
 # bodies as documented (errors are JSON {"error": …}). The node runs from $HERALD_BIN (default
 # target/debug/herald) on free ports and is stopped by pid, pass or fail. tests/run.sh calls this.
@@ -54,7 +55,7 @@ run() {
     echo "== schemathesis: $doc against http://127.0.0.1:$base ($EXAMPLES examples per operation)"
     SCHEMATHESIS_HOOKS=hooks .venv/bin/schemathesis run "http://127.0.0.1:$admin/openapi/$doc" \
         --url "http://127.0.0.1:$base" --checks all --max-examples "$EXAMPLES" \
-        --seed 1 --no-color "$@"
+        --seed "${HERALD_API_SEED:-1}" --no-color "$@"
 }
 status=0
 # hooks.py signs every HTTP API request, also those schemathesis meant to send with missing or

@@ -186,7 +186,7 @@ SETTINGS = {
     "subscription_count": {"type": "boolean"}, "require_authorized_connection": {"type": "boolean"},
     "authorized_connection_timeout_secs": SECS,
     "tls_only": {"type": "boolean"},
-    "max_connections": SMALL,
+    "max_connections": {"type": "integer", "minimum": 1, "maximum": 1000000000},
     "max_event_payload_kb": {"type": "integer", "minimum": 1, "maximum": 10240},
     "max_event_name_len": SMALL,
     "max_channel_name_len": SMALL,

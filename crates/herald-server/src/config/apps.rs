@@ -31,6 +31,25 @@ pub(super) fn check_credentials(key: &str, a: &App) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Upper bounds of an app's limits: far above any real need, and low enough that no size,
+/// count or clock arithmetic can overflow (the OpenAPI document states the same).
+const KB: usize = 10 * 1024;
+const COUNT: usize = 1_000_000;
+const CONNECTIONS: u64 = 1_000_000_000;
+const YEAR: u64 = 365 * 24 * 3600;
+
+/// A positive value no greater than `max`, or an error naming the key.
+fn within<T>(key: &str, v: T, max: T) -> Result<T, ConfigError>
+where
+    T: PartialOrd + Default + std::fmt::Display + Copy,
+{
+    let v = positive(key, v)?;
+    if v > max {
+        return Err(err(key, format!("must be at most {max}, got {v}")));
+    }
+    Ok(v)
+}
+
 pub(super) fn webhook_url(key: &str, url: &str) -> Result<String, ConfigError> {
     let ok = (url.starts_with("http://") || url.starts_with("https://")) && url.len() > 8;
     if ok {
@@ -58,19 +77,21 @@ pub(super) fn app(key: &str, a: &RawApp, has_redis: bool) -> Result<App, ConfigE
     };
     let k = |f: &str| format!("{key}.{f}");
     app.limits = Limits {
-        max_event_payload_bytes: positive(&k("max_event_payload_kb"), a.max_event_payload_kb)?
+        max_event_payload_bytes: within(&k("max_event_payload_kb"), a.max_event_payload_kb, KB)?
             * 1024,
-        max_event_name_len: positive(&k("max_event_name_len"), a.max_event_name_len)?,
-        max_channel_name_len: positive(&k("max_channel_name_len"), a.max_channel_name_len)?,
-        max_channels_per_trigger: positive(
+        max_event_name_len: within(&k("max_event_name_len"), a.max_event_name_len, COUNT)?,
+        max_channel_name_len: within(&k("max_channel_name_len"), a.max_channel_name_len, COUNT)?,
+        max_channels_per_trigger: within(
             &k("max_channels_per_trigger"),
             a.max_channels_per_trigger,
+            COUNT,
         )?,
-        max_batch_events: positive(&k("max_batch_events"), a.max_batch_events)?,
-        max_presence_members: positive(&k("max_presence_members"), a.max_presence_members)?,
-        max_presence_user_info_bytes: positive(
+        max_batch_events: within(&k("max_batch_events"), a.max_batch_events, COUNT)?,
+        max_presence_members: within(&k("max_presence_members"), a.max_presence_members, COUNT)?,
+        max_presence_user_info_bytes: within(
             &k("max_presence_user_info_kb"),
             a.max_presence_user_info_kb,
+            KB,
         )? * 1024,
         client_events_per_second: positive(
             &k("client_events_per_second"),
@@ -80,20 +101,22 @@ pub(super) fn app(key: &str, a: &RawApp, has_redis: bool) -> Result<App, ConfigE
             .api_requests_per_second
             .map(|n| positive(&k("api_requests_per_second"), n))
             .transpose()?,
-        max_channels_per_connection: positive(
+        max_channels_per_connection: within(
             &k("max_channels_per_connection"),
             a.max_channels_per_connection,
+            COUNT,
         )?,
         ..Limits::default()
     };
     app.max_connections = a
         .max_connections
-        .map(|n| positive(&k("max_connections"), n))
+        .map(|n| within(&k("max_connections"), n, CONNECTIONS))
         .transpose()?;
-    app.cache_ttl = Duration::from_secs(positive(&k("cache_ttl_secs"), a.cache_ttl_secs)?);
-    app.authorized_connection_timeout = Duration::from_secs(positive(
+    app.cache_ttl = Duration::from_secs(within(&k("cache_ttl_secs"), a.cache_ttl_secs, YEAR)?);
+    app.authorized_connection_timeout = Duration::from_secs(within(
         &k("authorized_connection_timeout_secs"),
         a.authorized_connection_timeout_secs,
+        YEAR,
     )?);
     for (i, w) in a.webhooks.iter().enumerate() {
         let endpoint = webhook_endpoint(&format!("{key}.webhooks[{i}]"), w, has_redis)?;
