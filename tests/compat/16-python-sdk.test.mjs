@@ -19,14 +19,10 @@
 //   /wait_webhook {channel, name}        → {headers, body} of a webhook request with that event
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CLUSTER, Recorder, WAIT_MS, useHerald } from './harness.mjs';
-import { VENV_PY, ensureVenv } from './python/venv.mjs';
+import { ensureVenv, runUnittest } from './python/venv.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const HOOK_PREFIX = 'py-hook-';
 /**
  * The Python SDK only accepts numeric app ids (`app_id_re = \A[0-9]+\Z`, ValueError otherwise),
@@ -169,8 +165,7 @@ filter = { prefix = "${HOOK_PREFIX}" }`,
 before(() => ensureVenv(), { timeout: 600000 });
 
 test('Python pusher SDK: python/test_sdk.py passes against Herald', { timeout: 120000 }, async (t) => {
-  const env = {
-    ...process.env,
+  const { code, out } = await runUnittest(t, 'test_sdk', {
     HERALD_HOST: '127.0.0.1',
     HERALD_PORTS: ctx.ports.join(','),
     HERALD_APP_ID: PY_APP.id,
@@ -180,15 +175,7 @@ test('Python pusher SDK: python/test_sdk.py passes against Herald', { timeout: 1
     HERALD_HOOK_PREFIX: HOOK_PREFIX,
     HERALD_WAIT_MS: String(WAIT_MS),
     HERALD_CLUSTER: String(CLUSTER),
-    PYTHONDONTWRITEBYTECODE: '1',
-    PYTHONUNBUFFERED: '1',
-  };
-  const py = spawn(VENV_PY, ['-m', 'unittest', '-v', 'test_sdk'], { cwd: path.join(HERE, 'python'), env });
-  let out = '';
-  py.stdout.on('data', (d) => (out += d));
-  py.stderr.on('data', (d) => (out += d));
-  const code = await new Promise((resolve) => py.on('exit', (c, s) => resolve(c ?? s)));
-  for (const l of out.split('\n')) if (/ \.\.\. /.test(l) || /^Ran /.test(l)) t.diagnostic(l);
+  });
   assert.equal(code, 0, `python -m unittest test_sdk failed:\n${out}`);
   assert.match(out, /\nOK/);
 });

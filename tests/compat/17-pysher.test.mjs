@@ -6,13 +6,9 @@
 // SDK use different nodes) and runs it.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CLUSTER, WAIT_MS, useHerald } from './harness.mjs';
-import { VENV_PY, ensureVenv } from './python/venv.mjs';
+import { ensureVenv, runUnittest } from './python/venv.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** The Python SDK only accepts numeric app ids: this file adds its own app. */
 const PY_APP = { id: '4343', key: 'pysher-key', secret: 'pysher-secret' };
 
@@ -28,8 +24,7 @@ client_events = true`,
 before(() => ensureVenv(), { timeout: 600000 });
 
 test('pysher: python/test_pysher.py passes against Herald', { timeout: 120000 }, async (t) => {
-  const env = {
-    ...process.env,
+  const { code, out } = await runUnittest(t, 'test_pysher', {
     HERALD_HOST: '127.0.0.1',
     HERALD_PORTS: ctx.ports.join(','),
     HERALD_APP_ID: PY_APP.id,
@@ -37,15 +32,7 @@ test('pysher: python/test_pysher.py passes against Herald', { timeout: 120000 },
     HERALD_APP_SECRET: PY_APP.secret,
     HERALD_WAIT_MS: String(WAIT_MS),
     HERALD_CLUSTER: String(CLUSTER),
-    PYTHONDONTWRITEBYTECODE: '1',
-    PYTHONUNBUFFERED: '1',
-  };
-  const py = spawn(VENV_PY, ['-m', 'unittest', '-v', 'test_pysher'], { cwd: path.join(HERE, 'python'), env });
-  let out = '';
-  py.stdout.on('data', (d) => (out += d));
-  py.stderr.on('data', (d) => (out += d));
-  const code = await new Promise((resolve) => py.on('exit', (c, s) => resolve(c ?? s)));
-  for (const l of out.split('\n')) if (/ \.\.\. /.test(l) || /^Ran /.test(l)) t.diagnostic(l);
+  });
   assert.equal(code, 0, `python -m unittest test_pysher failed:\n${out}`);
   assert.match(out, /\nOK/);
 });

@@ -2,7 +2,7 @@
 // `node python/venv.mjs` prepares it (tests/run.sh does, before the suites, so its first-time pip
 // install is not counted against a test's timeout); 16-python-sdk.test.mjs calls ensureVenv()
 // too, so the file also runs on its own.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,6 +37,24 @@ export function ensureVenv() {
   });
   if (!pip.ok) throw new Error(`pip install -r ${REQUIREMENTS} failed:\n${pip.out}`);
   fs.writeFileSync(STAMP, `${want}\n`);
+}
+
+/**
+ * Runs `python -m unittest -v MODULE` in python/ with the venv's interpreter and `env` added to
+ * this process's environment; resolves with { code, out } (stdout and stderr together) and
+ * reports each test line to the node test context `t` as a diagnostic.
+ */
+export async function runUnittest(t, module, env) {
+  const py = spawn(VENV_PY, ['-m', 'unittest', '-v', module], {
+    cwd: HERE,
+    env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1', ...env },
+  });
+  let out = '';
+  py.stdout.on('data', (d) => (out += d));
+  py.stderr.on('data', (d) => (out += d));
+  const code = await new Promise((resolve) => py.on('exit', (c, s) => resolve(c ?? s)));
+  for (const l of out.split('\n')) if (/ \.\.\. /.test(l) || /^Ran /.test(l)) t.diagnostic(l);
+  return { code, out };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
