@@ -37,9 +37,12 @@
 #      unreachable Redis it stays up, not ready), and the Dockerfile's HEALTHCHECK command is run
 #      against it.
 #   6. deploy/monitoring: `promtool check rules` and `promtool test rules` (Debian package
-#      prometheus, installed when missing) on the alerting rules; the Grafana dashboard parses and
-#      every panel has expressions (that each metric name exists in a live node's /metrics is
-#      `cargo test monitoring`).
+#      prometheus, installed when missing) on the alerting rules, and `promtool check rules` on
+#      the chart's rendered PrometheusRule (prometheus-operator kinds have no Kubernetes schema:
+#      section 2 splits them off and checks.py checks the ServiceMonitor selects the metrics
+#      Service's port); the chart's files/ copies equal deploy/monitoring's; the Grafana dashboard
+#      parses and every panel has expressions (that each metric name exists in a live node's
+#      /metrics is `cargo test monitoring`).
 #
 # What is not checked here: that the image builds and runs (no container engine: the image's
 # binary is the one CI builds with cargo, the base images are pulled only by users), that the
@@ -130,6 +133,13 @@ for set in "${VALUES_SETS[@]}"; do
     render "${args[@]}" >"$out"
     render "${args[@]}" --notes >"$TMP/notes-$name.txt"
     echo "  ok   rendered $CHART with $set values ($(grep -c '^kind:' "$out") objects, NOTES.txt $(wc -l <"$TMP/notes-$name.txt") lines)"
+    # prometheus-operator's kinds (monitoring.*) have no Kubernetes schema: split off, checked
+    # by checks.py here and their rules by promtool in section 6.
+    crds=$("${CHECKS[@]}" split-crds "$out" "$out.k8s" "$TMP/crds-$name.yaml")
+    if [ "$crds" -gt 0 ]; then
+        "${CHECKS[@]}" crds "$TMP/crds-$name.yaml" "$out.k8s" "$TMP/rendered-rules-$name.yaml"
+    fi
+    out="$out.k8s"
     validate_k8s "$out"
     external=""
     if [ "$name" = existing-secrets-values ]; then
@@ -298,6 +308,20 @@ if command -v promtool >/dev/null 2>&1; then
 else
     skip "promtool is not installed (Debian: apt-get install prometheus): the alerting rules were not checked"
 fi
+for rendered in "$TMP"/rendered-rules-*.yaml; do
+    [ -e "$rendered" ] || continue
+    if command -v promtool >/dev/null 2>&1; then
+        promtool check rules "$rendered" >"$TMP/promtool.log" 2>&1 \
+            || { cat "$TMP/promtool.log"; echo "  FAIL promtool check rules (the chart's PrometheusRule)"; exit 1; }
+        echo "  ok   promtool check rules: the chart's PrometheusRule ($(basename "$rendered"))"
+    fi
+done
+# The chart ships copies (Helm reads only files inside the chart): they must not drift.
+for f in alerts.yaml grafana-dashboard.json; do
+    cmp -s "deploy/monitoring/$f" "helm/herald/files/$f" \
+        || { echo "  FAIL helm/herald/files/$f differs from deploy/monitoring/$f: copy it over"; exit 1; }
+done
+echo "  ok   helm/herald/files/ holds the same alerts and dashboard as deploy/monitoring/"
 "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["panels"] and all("expr" in t for p in d["panels"] for t in p.get("targets", [])), "panels without expressions"' deploy/monitoring/grafana-dashboard.json
 echo "  ok   deploy/monitoring/grafana-dashboard.json is a dashboard with expressions (metric names: cargo test monitoring)"
 

@@ -1,5 +1,6 @@
 # Generates grafana-dashboard.json (python3 deploy/monitoring/gen_dashboard.py): one place to
-# change panels; the JSON is committed for users to import.
+# change panels; the JSON is committed for users to import, and copied to helm/herald/files/
+# (deploy/validate.sh checks the copy).
 import json
 panels=[]
 y=0
@@ -62,3 +63,6 @@ dash={
 }
 import os
 json.dump(dash, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'grafana-dashboard.json'), 'w'), indent=2)
+import shutil
+shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'grafana-dashboard.json'),
+                os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'helm', 'herald', 'files', 'grafana-dashboard.json'))

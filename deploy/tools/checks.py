@@ -468,6 +468,50 @@ def ignored_allows(rules: list[str], src: str) -> bool:
     return allowed
 
 
+# Kinds of prometheus-operator's CRDs: no Kubernetes schema knows them; checked here instead.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+
+def split_crds(src: str, k8s_out: str, crd_out: str) -> int:
+    """Writes the documents of `src` whose kind is a CRD to `crd_out`, the others to `k8s_out`;
+    returns how many CRD documents there were."""
+    docs = load_docs([src])
+    for d in docs:
+        d.pop("__file", None)  # load_docs' bookkeeping, not part of the object
+    crds = [d for d in docs if d.get("kind") in CRD_KINDS]
+    with open(k8s_out, "w") as f:
+        yaml.safe_dump_all([d for d in docs if d.get("kind") not in CRD_KINDS], f)
+    with open(crd_out, "w") as f:
+        yaml.safe_dump_all(crds, f)
+    return len(crds)
+
+
+def check_crds(crd_file: str, manifests: str, rules_out: str) -> None:
+    """ServiceMonitor: its selector selects the metrics Service and its port is one of that
+    Service's named ports. PrometheusRule: spec.groups is written to `rules_out` for promtool."""
+    crds = load_docs([crd_file])
+    services = [d for d in load_docs([manifests]) if d.get("kind") == "Service"]
+    for d in crds:
+        where = f"{d['kind']}/{d['metadata']['name']}"
+        if d["kind"] == "ServiceMonitor":
+            want = d["spec"]["selector"]["matchLabels"]
+            hits = [s for s in services if selects(want, s["metadata"].get("labels", {}))]
+            if len(hits) != 1:
+                fail(f"{where}: selects {len(hits)} Services, want exactly the metrics one")
+                continue
+            ports = {p.get("name") for p in hits[0]["spec"]["ports"]}
+            for e in d["spec"]["endpoints"]:
+                if e.get("port") not in ports:
+                    fail(f"{where}: endpoint port {e.get('port')} is not a port of {hits[0]['metadata']['name']}")
+        elif d["kind"] == "PrometheusRule":
+            groups = d.get("spec", {}).get("groups")
+            if not groups:
+                fail(f"{where}: no rule groups")
+            with open(rules_out, "w") as f:
+                yaml.safe_dump({"groups": groups}, f)
+    done(f"{len(crds)} prometheus-operator object(s) consistent")
+
+
 def main() -> None:
     cmd, *args = sys.argv[1:]
     if cmd == "readme-keys":
@@ -482,6 +526,10 @@ def main() -> None:
     elif cmd == "manifests":
         external = set(filter(None, os.environ.get("EXTERNAL_SECRETS", "").split(",")))
         check_manifests(args[0], args[1], args[2:], external)
+    elif cmd == "split-crds":
+        print(split_crds(*args))
+    elif cmd == "crds":
+        check_crds(*args)
     elif cmd == "extract-toml":
         extract_toml(args[0], args[1:])
     elif cmd == "adapter":

@@ -14,6 +14,7 @@ What it implements (anything else is an error, never a silent guess):
   * the functions the chart calls: default, required, fail, quote, toYaml, toJson, indent,
     nindent, eq, ne, lt, le, gt, ge, not, and, or, empty, kindIs, b64enc, sha256sum, print,
     printf (%s %d %v %q), toString, int, add;
+  * .Files.Get "path" (a file of the chart, as text);
   * .Values (values.yaml deep-merged with --values files, like Helm, and checked against
     values.schema.json), .Release.Name /
     .Namespace / .Service / .IsInstall, .Chart.Name / .Version / .AppVersion.
@@ -21,7 +22,7 @@ Numbers print as Helm prints them (Helm reads values as float64: 1000000 prints 
 Maps and lists cannot be printed directly (Helm would print Go syntax): use toYaml or toJson.
 
 What it is not: Helm. Sprig has hundreds of functions, Go templates have more syntax (define,
-include, template, block, break, continue…), and Helm adds lookup, tpl, .Capabilities, .Files and
+include, template, block, break, continue…), and Helm adds lookup, tpl, .Capabilities, the rest of .Files and
 subcharts; a template using any of them fails here with "unsupported". deploy/validate.sh also
 runs the real Helm engine (`helm lint`, through the helm-sdkpy wheel, which bundles Helm's Go
 library) when Python 3.12+ is available, which checks that the same templates parse and render
@@ -519,9 +520,20 @@ def eval_pipe(node, dot, scope, where):
             except TemplateError as e:
                 raise TemplateError(f"{where}: {e}") from None
         else:
-            if len(args) != 1 or not first:
-                raise TemplateError(f"{where}: cannot pipe into a non-function")
-            value = eval_operand(head, dot, scope, where)
+            target = eval_operand(head, dot, scope, where)
+            if callable(target):
+                # A method such as .Files.Get: called with the command's arguments.
+                vals = [eval_operand(a, dot, scope, where) for a in args[1:]]
+                if not first:
+                    vals.append(value)
+                try:
+                    value = target(*vals)
+                except TemplateError as e:
+                    raise TemplateError(f"{where}: {e}") from None
+            else:
+                if len(args) != 1 or not first:
+                    raise TemplateError(f"{where}: cannot pipe into a non-function")
+                value = target
         first = False
     return value
 
@@ -670,7 +682,17 @@ def context(chart: str, values, release: str, namespace: str):
                     "IsInstall": True, "IsUpgrade": False, "Revision": 1},
         "Chart": {"Name": meta["name"], "Version": meta["version"],
                   "AppVersion": meta.get("appVersion", "")},
+        "Files": {"Get": lambda name: chart_file(chart, name)},
     }
+
+
+def chart_file(chart: str, name: str) -> str:
+    """`.Files.Get`: a file of the chart (not under templates/), as text."""
+    path = os.path.normpath(os.path.join(chart, name))
+    if not path.startswith(os.path.normpath(chart) + os.sep) or "/templates/" in path:
+        raise TemplateError(f".Files.Get {name!r}: not a file of the chart")
+    with open(path) as f:
+        return f.read()
 
 
 def render_chart(chart: str, values_files: list[str], release="herald", namespace="default"):
