@@ -42,10 +42,12 @@ impl Session {
         watchlist.truncate(app.limits.max_watchlist);
         self.authorized = true;
         self.hub.add_user(&app.id, &parsed.id, &self.conn);
-        self.send(encode::signin_success(user_data));
+        // Recorded (and, on a cluster, the user's #server-to-user- topic listened to) before the
+        // client hears it is signed in: a message sent to the user right after reaches it.
         self.hub
             .user_signed(&app, &parsed.id, self.socket_id(), true)
             .await;
+        self.send(encode::signin_success(user_data));
         if over_limit {
             self.report(ProtocolError::Notice {
                 code: Some(ErrorCode::WatchlistLimit),
