@@ -255,6 +255,14 @@ fn validated(state: &State, fields: &Map<String, Value>) -> Result<StoredApp, Re
     })
 }
 
+/// Ok when the write was done, else the answer saying why not.
+fn done(written: Written, id: &str) -> Result<(), Refusal> {
+    match written {
+        Written::Done => Ok(()),
+        other => Err(refused(other, id)),
+    }
+}
+
 /// Answers that depend only on how a write went.
 fn refused(written: Written, id: &str) -> Refusal {
     match written {
@@ -305,10 +313,7 @@ async fn create(state: &State, mut fields: Map<String, Value>, actor: &str) -> A
         .or_insert_with(|| Value::String(random_hex(16)));
     from_file(state, &id)?;
     let stored = validated(state, &fields)?;
-    match store.store.create(&stored).await.map_err(unavailable)? {
-        Written::Done => {}
-        other => return Err(refused(other, &id)),
-    }
+    done(store.store.create(&stored).await.map_err(unavailable)?, &id)?;
     tracing::info!(target: "herald::audit", actor, action = "create", app = %id, "app created through the admin API");
     reload(store).await;
     let secret = fields.get("secret").cloned().unwrap_or_default();
@@ -369,15 +374,14 @@ async fn update(state: &State, id: &str, patch: Map<String, Value>, actor: &str)
         }
     }
     let next = validated(state, &fields)?;
-    match store
-        .store
-        .update(&current, &next)
-        .await
-        .map_err(unavailable)?
-    {
-        Written::Done => {}
-        other => return Err(refused(other, id)),
-    }
+    done(
+        store
+            .store
+            .update(&current, &next)
+            .await
+            .map_err(unavailable)?,
+        id,
+    )?;
     let keys: Vec<&str> = patch.keys().map(String::as_str).collect();
     tracing::info!(target: "herald::audit", actor, action = "update", app = %id, keys = %keys.join(","), "app changed through the admin API");
     reload(store).await;
@@ -387,10 +391,7 @@ async fn update(state: &State, id: &str, patch: Map<String, Value>, actor: &str)
 async fn delete(state: &State, id: &str, actor: &str) -> Answer {
     let store = store(state)?;
     from_file(state, id)?;
-    match store.store.delete(id).await.map_err(unavailable)? {
-        Written::Done => {}
-        other => return Err(refused(other, id)),
-    }
+    done(store.store.delete(id).await.map_err(unavailable)?, id)?;
     tracing::info!(target: "herald::audit", actor, action = "delete", app = %id, "app deleted through the admin API");
     reload(store).await;
     Ok((StatusCode::NO_CONTENT, Value::Null))
@@ -415,15 +416,14 @@ async fn rotate(state: &State, id: &str, actor: &str) -> Answer {
         }
     }
     let next = validated(state, &fields)?;
-    match store
-        .store
-        .update(&current, &next)
-        .await
-        .map_err(unavailable)?
-    {
-        Written::Done => {}
-        other => return Err(refused(other, id)),
-    }
+    done(
+        store
+            .store
+            .update(&current, &next)
+            .await
+            .map_err(unavailable)?,
+        id,
+    )?;
     tracing::info!(target: "herald::audit", actor, action = "rotate-secret", app = %id, grace_secs = grace.as_secs(), "app secret rotated through the admin API");
     reload(store).await;
     let mut body = json!({ "id": id, "secret": secret });

@@ -113,13 +113,7 @@ impl SqlAppStore {
                 if let Some((_, v)) = filter {
                     q = q.bind(v.to_owned());
                 }
-                q.fetch_all(pool)
-                    .await
-                    .map_err(sql_err)?
-                    .iter()
-                    .map(|r| r.try_get::<String, _>(0))
-                    .collect::<Result<_, _>>()
-                    .map_err(sql_err)?
+                first_texts(q.fetch_all(pool).await.map_err(sql_err)?)?
             }
             Pool::MySql(pool) => {
                 // MySQL has no row_to_json: the object is built from the table's columns.
@@ -127,7 +121,7 @@ impl SqlAppStore {
                     Some((s, n)) => (Some(s), n),
                     None => (None, self.table.as_str()),
                 };
-                let columns: Vec<String> = sqlx::query(
+                let columns = sqlx::query(
                     "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
                      WHERE TABLE_NAME = ? AND TABLE_SCHEMA = COALESCE(?, DATABASE()) \
                      ORDER BY ORDINAL_POSITION",
@@ -136,11 +130,8 @@ impl SqlAppStore {
                 .bind(schema)
                 .fetch_all(pool)
                 .await
-                .map_err(sql_err)?
-                .iter()
-                .map(|r| r.try_get::<String, _>(0))
-                .collect::<Result<_, _>>()
                 .map_err(sql_err)?;
+                let columns = first_texts(columns)?;
                 if columns.is_empty() {
                     return Err(sql_err(format!("table {} not found", self.table)));
                 }
@@ -161,13 +152,7 @@ impl SqlAppStore {
                 if let Some((_, v)) = filter {
                     q = q.bind(v.to_owned());
                 }
-                q.fetch_all(pool)
-                    .await
-                    .map_err(sql_err)?
-                    .iter()
-                    .map(|r| r.try_get::<String, _>(0))
-                    .collect::<Result<_, _>>()
-                    .map_err(sql_err)?
+                first_texts(q.fetch_all(pool).await.map_err(sql_err)?)?
             }
         };
         Ok(texts
@@ -184,6 +169,19 @@ impl SqlAppStore {
             record: record.to_string(),
         })
     }
+}
+
+/// Each row's first column, as text (the queries above select one text column).
+fn first_texts<R>(rows: Vec<R>) -> Result<Vec<String>, BackplaneError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(sql_err)
 }
 
 fn quote_pg(table: &str) -> String {
