@@ -27,10 +27,6 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 HERALD_TOML = """
-# A benchmark places its clients itself: rebalancing (README "Scaling out") would move some
-# between nodes mid-run and measure that instead.
-rebalance_tolerance_percent = 0
-
 [[apps]]
 id = "app-1"
 key = "app-key"
@@ -74,8 +70,12 @@ class Herald:
                "--metrics-bind", f"127.0.0.1:{free_port()}"]
         if redis_url:
             cmd += ["--redis-url", redis_url]
+        # A benchmark places its clients itself: rebalancing (README "Scaling out") would move
+        # some between nodes mid-run and measure that instead. Turned off through the
+        # environment, which builds from before the key ignore (they refuse unknown file keys).
+        env = {**os.environ, "HERALD_REBALANCE_TOLERANCE_PERCENT": "0"}
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
         self.procs.append(proc)
         wait_port(port, proc)
         return proc.pid

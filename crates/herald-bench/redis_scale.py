@@ -103,7 +103,9 @@ class Topology:
         proc = subprocess.Popen(
             [binary, "--config", config, "--bind", f"127.0.0.1:{port}",
              "--metrics-bind", f"127.0.0.1:{metrics}", "--redis-url", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            # Clients are placed by the bench: no rebalancing (as in compare.py).
+            env={**os.environ, "HERALD_REBALANCE_TOLERANCE_PERCENT": "0"})
         self.procs.append(proc)
         wait_port(port, proc)
         # Ready: the node answers /ready once its pub/sub connection is up.
