@@ -6,8 +6,9 @@ server for every run) and print each figure's mean per server and its ratio to t
     crates/herald-bench/compare.py herald sockudo --cluster -- fanout --subscribers 1000 --rate 100
 
 A server is `herald` (target/release/herald, or $HERALD_BIN), `herald@PATH` (another herald
-binary, such as an earlier commit's build, for before/after figures), `soketi` or `sockudo` (started by
-../shared/peers, which must have installed them). Every server gets the same app (app-1 /
+binary, such as an earlier commit's build, for before/after figures), `floor` (the reference
+server, `herald-bench floor`: the least work a fan-out takes on Herald's stack, one process, no
+cluster), `soketi` or `sockudo` (started by ../shared/peers, which must have installed them). Every server gets the same app (app-1 /
 app-key / app-secret), listens on 127.0.0.1 and is stopped after its run, pass or fail. With
 --cluster every server runs as two nodes sharing a fresh redis-server; the bench gets --port and
 --port2 (clients split across the nodes) and both pids. The last stdout line of every run is the
@@ -108,6 +109,30 @@ class Herald:
         os.unlink(self.config.name)
 
 
+class Floor:
+    """The reference server (`herald-bench floor`): the least work a fan-out takes on this stack."""
+
+    def __init__(self, bench):
+        self.name = "floor"
+        self.bench = bench
+        self.proc = None
+
+    def start(self, port):
+        self.proc = subprocess.Popen([self.bench, "floor", "--bind", f"127.0.0.1:{port}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        wait_port(port, self.proc)
+        return [self.proc.pid]
+
+    def start_cluster(self, port, port2):
+        sys.exit("the floor is one process: it has no cluster mode (leave it out of --cluster)")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
 class Peer:
     def __init__(self, name, peers_dir):
         self.name = name
@@ -136,7 +161,9 @@ class Peer:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def server(name, peers_dir):
+def server(name, peers_dir, bench):
+    if name == "floor":
+        return Floor(bench)
     if name == "herald":
         return Herald()
     if name.startswith("herald@"):
@@ -144,7 +171,7 @@ def server(name, peers_dir):
         return Herald(name, os.path.abspath(name.split("@", 1)[1]))
     if name in ("soketi", "sockudo"):
         return Peer(name, peers_dir)
-    sys.exit(f"unknown server {name!r}: herald, soketi or sockudo")
+    sys.exit(f"unknown server {name!r}: herald, herald@PATH, floor, soketi or sockudo")
 
 
 def numbers(obj, prefix=""):
@@ -164,7 +191,8 @@ def numbers(obj, prefix=""):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("servers", nargs="+", metavar="server",
-                   help="herald, soketi or sockudo; two or more, the first is the reference")
+                   help="herald, herald@PATH, floor, soketi or sockudo; two or more, the first "
+                        "is the reference")
     p.add_argument("--runs", type=int, default=2, help="runs per server (default 2)")
     p.add_argument("--cluster", action="store_true",
                    help="two nodes per server on a shared redis-server (clients split with --port2)")
@@ -186,7 +214,7 @@ def main():
     results = {name: [] for name in args.servers}
     for run in range(args.runs):
         for name in args.servers:
-            srv = server(name, args.peers_dir)
+            srv = server(name, args.peers_dir, args.bench)
             print(f"… run {run + 1}/{args.runs}: {name}{' cluster' if args.cluster else ''}",
                   file=sys.stderr, flush=True)
             try:

@@ -6,6 +6,7 @@ mod api;
 mod clientevents;
 mod conns;
 mod fanout;
+mod floor;
 mod presence;
 mod proc_stat;
 mod redis_ops;
@@ -46,6 +47,9 @@ enum Scenario {
     /// Redis commands per connect, subscribe, presence join, publish and disconnect (INFO
     /// commandstats of every --redis node), then publish throughput and Redis CPU per publish.
     RedisOps(redis_ops::RedisOpsArgs),
+    /// Run the reference server benchmarks measure against: the least work a Pusher-compatible
+    /// server does for a fan-out (no auth, limits or metrics), on Herald's stack.
+    Floor(floor::FloorArgs),
 }
 
 /// Where the server is and which app to use (the peers' shared test app by default).
@@ -94,6 +98,9 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Scenario::Floor(a) = cli.scenario {
+        return rt.block_on(floor::run(a));
+    }
     let target = match &cli.scenario {
         Scenario::Conns(a) => a.target.clone(),
         Scenario::Fanout(a) => a.target.clone(),
@@ -101,6 +108,7 @@ fn main() -> anyhow::Result<()> {
         Scenario::Presence(a) => a.target.clone(),
         Scenario::Soak(a) => a.target.clone(),
         Scenario::RedisOps(a) => a.target.clone(),
+        Scenario::Floor(_) => unreachable!("served above"),
     };
     // Before any traffic: a non-loopback target needs --allow-remote.
     target.check()?;
@@ -112,6 +120,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Presence(a) => tokio::spawn(presence::run(a)),
             Scenario::Soak(a) => tokio::spawn(soak::run(a)),
             Scenario::RedisOps(a) => tokio::spawn(redis_ops::run(a)),
+            Scenario::Floor(_) => unreachable!("served above"),
         };
         match tokio::time::timeout(Duration::from_secs(target.deadline_secs), run).await {
             Ok(joined) => joined?,
