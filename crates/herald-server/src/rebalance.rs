@@ -81,24 +81,32 @@ pub fn spawn(state: Arc<State>, policy: Policy) -> tokio::task::JoinHandle<()> {
             );
             state.rebalancer.set_mean(d.mean);
             state.metrics.cluster_mean(d.mean);
-            if d.shedding && !shedding {
+            let shed = if d.shed == 0 {
+                0
+            } else {
+                shed_oldest(&state, d.shed as usize)
+            };
+            // A node is shedding once it has moved someone: a passing imbalance while every
+            // connection is younger than MIN_AGE (two nodes filling up at start) moves nobody
+            // and must not start the hysteresis that would later shed a node within tolerance.
+            let now_shedding = d.shedding && (shedding || shed > 0);
+            if now_shedding && !shedding {
                 tracing::info!(
                     connections = own,
                     mean = d.mean.unwrap_or(0.0).round(),
                     tolerance_percent = policy.tolerance_percent,
                     "above the cluster mean: moving connections to less loaded nodes"
                 );
-            } else if shedding && !d.shedding {
+            } else if shedding && !now_shedding {
                 tracing::info!(
                     connections = own,
                     "back near the cluster mean: rebalancing done"
                 );
             }
-            shedding = d.shedding;
-            if d.shed == 0 {
+            shedding = now_shedding;
+            if shed == 0 {
                 continue;
             }
-            let shed = shed_oldest(&state, d.shed as usize);
             state
                 .rebalancer
                 .shed
