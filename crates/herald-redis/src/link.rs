@@ -1,10 +1,10 @@
 //! Where this node's Redis is and how to reach it: one server (`redis://`, `rediss://`,
 //! `unix://`) or the master of a Sentinel set (`redis+sentinel://`, `rediss+sentinel://`).
-//! Every connection the node opens (the command pool, the pub/sub connection) comes from here,
-//! with the URL's credentials and TLS trust.
+//! Every connection the node opens (the shared command connection, the pool for blocking reads,
+//! the pub/sub connection) comes from here, with the URL's credentials and TLS trust.
 //!
 //! Behind Sentinel the master moves. `refresh` asks the sentinels again; when the master
-//! changed it swaps in a pool for the new one and bumps `generation`, which the pub/sub
+//! changed it swaps in connections to the new one and bumps `generation`, which the pub/sub
 //! listener watches to move its subscriptions. A refresh is asked for whenever something
 //! suggests a move: a connection that cannot be had, a failed heartbeat (a demoted master
 //! answers writes with `READONLY`), and the sentinels' own `+switch-master` announcement.
@@ -16,6 +16,7 @@ use base64::Engine;
 use deadpool_redis::{Pool, Runtime};
 use futures_util::StreamExt;
 use herald_core::backplane::BackplaneError;
+use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
@@ -291,9 +292,111 @@ fn certificates(tls: &RedisTls) -> TlsCertificates {
 #[derive(Clone)]
 pub(crate) struct Current {
     pub client: Client,
+    /// Connections for blocking reads (XREADGROUP … BLOCK), which would hold up every command
+    /// queued behind them on a shared connection.
     pub pool: Pool,
+    /// The connection every other command shares.
+    shared: Arc<Shared>,
     /// `host:port`, for logs.
     pub addr: String,
+}
+
+/// One multiplexed connection shared by every command (the redis crate pipelines what callers
+/// send at once), as on a Redis Cluster. A pooled connection is checked each time it is handed
+/// out (`UNWATCH` + `PING`, a round trip more per command); this one is opened on first use and
+/// dropped when a command on it fails at the connection (an I/O error, a dropped connection,
+/// no answer within `COMMAND_TIMEOUT`), so the next command opens a new one.
+struct Shared {
+    client: Client,
+    config: AsyncConnectionConfig,
+    /// The open connection and its number.
+    open: std::sync::Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// Held while opening, so that many callers after a failure open one connection.
+    opening: tokio::sync::Mutex<u64>,
+    /// When opening last failed: until `REOPEN_AFTER` has passed, callers fail at once (an
+    /// HTTP 503 now) instead of each waiting out the connection timeout again while Redis is
+    /// cut off.
+    failed_open: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long after a failed open the shared connection is not tried again.
+const REOPEN_AFTER: Duration = Duration::from_millis(500);
+
+impl Shared {
+    fn open_now(&self) -> Option<(u64, MultiplexedConnection)> {
+        herald_core::sync::lock(&self.open).clone()
+    }
+
+    async fn get(self: &Arc<Self>) -> redis::RedisResult<SharedConn> {
+        let found = match self.open_now() {
+            Some(found) => found,
+            None => {
+                self.check_recent_failure()?;
+                let mut opened = self.opening.lock().await;
+                match self.open_now() {
+                    Some(found) => found,
+                    None => {
+                        self.check_recent_failure()?;
+                        let conn = self
+                            .client
+                            .get_multiplexed_async_connection_with_config(&self.config)
+                            .await
+                            .inspect_err(|_| {
+                                *herald_core::sync::lock(&self.failed_open) =
+                                    Some(std::time::Instant::now());
+                            })?;
+                        *opened += 1;
+                        *herald_core::sync::lock(&self.open) = Some((*opened, conn.clone()));
+                        (*opened, conn)
+                    }
+                }
+            }
+        };
+        Ok(SharedConn {
+            number: found.0,
+            conn: found.1,
+            shared: self.clone(),
+        })
+    }
+
+    fn check_recent_failure(&self) -> redis::RedisResult<()> {
+        match *herald_core::sync::lock(&self.failed_open) {
+            Some(at) if at.elapsed() < REOPEN_AFTER => {
+                Err(redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "no connection to Redis (the last attempt just failed)",
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Connection `number` failed: the next command opens a new one (unless one already did).
+    fn failed(&self, number: u64) {
+        let mut open = herald_core::sync::lock(&self.open);
+        if open.as_ref().is_some_and(|(n, _)| *n == number) {
+            *open = None;
+        }
+    }
+}
+
+/// The shared connection as one caller holds it.
+pub(crate) struct SharedConn {
+    number: u64,
+    conn: MultiplexedConnection,
+    shared: Arc<Shared>,
+}
+
+impl SharedConn {
+    /// Forgets the connection when `r` failed at the connection rather than in a command.
+    fn check<T>(&self, r: redis::RedisResult<T>) -> redis::RedisResult<T> {
+        if let Err(e) = &r
+            && (e.is_io_error() || e.is_unrecoverable_error())
+        {
+            self.shared.failed(self.number);
+        }
+        r
+    }
 }
 
 enum Source {
@@ -359,6 +462,7 @@ impl ClusterSource {
 /// shared connection.
 pub(crate) enum Conn {
     Pooled(deadpool_redis::Connection),
+    Shared(SharedConn),
     Cluster(ClusterConnection),
 }
 
@@ -369,6 +473,10 @@ impl redis::aio::ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
             Conn::Pooled(c) => c.req_packed_command(cmd),
+            Conn::Shared(c) => Box::pin(async move {
+                let r = c.conn.req_packed_command(cmd).await;
+                c.check(r)
+            }),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -381,6 +489,10 @@ impl redis::aio::ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
             Conn::Pooled(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Shared(c) => Box::pin(async move {
+                let r = c.conn.req_packed_commands(cmd, offset, count).await;
+                c.check(r)
+            }),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
@@ -388,6 +500,7 @@ impl redis::aio::ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Conn::Pooled(c) => c.get_db(),
+            Conn::Shared(c) => c.conn.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
     }
@@ -468,21 +581,25 @@ impl Link {
             let shared = c.shared.get_or_try_init(|| c.connect()).await;
             return shared.cloned().map(Conn::Cluster).map_err(crate::err);
         }
-        let pool = self.pool().await?;
-        pool.get().await.map(Conn::Pooled).map_err(|e| {
+        let shared = self.current().await?.shared;
+        shared.get().await.map(Conn::Shared).map_err(|e| {
             // Behind Sentinel, a connection that cannot be had may mean the master moved.
             self.suspect();
             crate::err(e)
         })
     }
 
-    /// A connection for a blocking read (XREADGROUP … BLOCK): never the cluster's shared one.
+    /// A connection for a blocking read (XREADGROUP … BLOCK): never a shared one.
     pub async fn blocking_conn(self: &Arc<Self>) -> Result<Conn, BackplaneError> {
         if let Source::Cluster(c) = &self.source {
             let own = c.blocking.get_or_try_init(|| c.connect()).await;
             return own.cloned().map(Conn::Cluster).map_err(crate::err);
         }
-        self.conn().await
+        let pool = self.pool().await?;
+        pool.get().await.map(Conn::Pooled).map_err(|e| {
+            self.suspect();
+            crate::err(e)
+        })
     }
 
     /// A new cluster connection speaking RESP3 whose pushes (sharded messages, disconnections)
@@ -659,6 +776,13 @@ fn current_for(
 ) -> Result<Current, redis::RedisError> {
     let info = client.get_connection_info().clone();
     let addr = info.addr().to_string();
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        config: connection.clone(),
+        open: std::sync::Mutex::new(None),
+        opening: tokio::sync::Mutex::new(0),
+        failed_open: std::sync::Mutex::new(None),
+    });
     let manager = deadpool_redis::Manager::new_with_config(info, connection.clone())?;
     let pool = Pool::builder(manager)
         .max_size(16)
@@ -668,7 +792,12 @@ fn current_for(
         .recycle_timeout(Some(Duration::from_secs(2)))
         .build()
         .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-    Ok(Current { client, pool, addr })
+    Ok(Current {
+        client,
+        pool,
+        shared,
+        addr,
+    })
 }
 
 fn sentinel_client(spec: SentinelSpec, tls: &RedisTls) -> redis::RedisResult<SentinelClient> {
