@@ -174,6 +174,30 @@ def server(name, peers_dir, bench):
     sys.exit(f"unknown server {name!r}: herald, herald@PATH, floor, soketi or sockudo")
 
 
+def run_one(srv, cluster, bench, scenario):
+    """Starts `srv` (two nodes with `cluster`), runs the bench scenario against it, stops it
+    (pass or fail) and returns the run's JSON line with `server` and `cluster` added."""
+    try:
+        if cluster:
+            ports = ((free_port(), free_port()) if isinstance(srv, Herald) else (6001, 6002))
+            pids = srv.start_cluster(*ports)
+            target = ["--port", str(ports[0]), "--port2", str(ports[1])]
+        else:
+            port = free_port()
+            pids = srv.start(port)
+            target = ["--port", str(port)]
+        pid_arg = ",".join(str(p) for p in pids)
+        out = subprocess.run([bench] + scenario + target + ["--server-pid", pid_arg],
+                             check=True, capture_output=True, text=True).stdout
+    finally:
+        srv.stop()
+    print(out, end="", file=sys.stderr)
+    line = json.loads(out.strip().splitlines()[-1])
+    line["server"] = srv.name
+    line["cluster"] = cluster
+    return line
+
+
 def numbers(obj, prefix=""):
     """Flattens the numeric fields of a bench JSON line."""
     out = {}
@@ -217,26 +241,7 @@ def main():
             srv = server(name, args.peers_dir, args.bench)
             print(f"… run {run + 1}/{args.runs}: {name}{' cluster' if args.cluster else ''}",
                   file=sys.stderr, flush=True)
-            try:
-                if args.cluster:
-                    ports = ((free_port(), free_port()) if isinstance(srv, Herald)
-                             else (6001, 6002))
-                    pids = srv.start_cluster(*ports)
-                    target = ["--port", str(ports[0]), "--port2", str(ports[1])]
-                else:
-                    port = free_port()
-                    pids = srv.start(port)
-                    target = ["--port", str(port)]
-                pid_arg = ",".join(str(p) for p in pids)
-                out = subprocess.run(
-                    [args.bench] + scenario + target + ["--server-pid", pid_arg],
-                    check=True, capture_output=True, text=True).stdout
-            finally:
-                srv.stop()
-            print(out, end="", file=sys.stderr)
-            line = json.loads(out.strip().splitlines()[-1])
-            line["server"] = name
-            line["cluster"] = args.cluster
+            line = run_one(srv, args.cluster, args.bench, scenario)
             results[name].append(line)
             if args.out:
                 with open(args.out, "a") as f:

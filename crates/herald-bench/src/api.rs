@@ -66,6 +66,20 @@ impl Publisher {
         Ok(self.request("POST", "events", &body).await?.0)
     }
 
+    /// `POST /apps/{id}/batch_events`: one event per (channel, data); returns the HTTP status.
+    pub async fn trigger_batch(
+        &mut self,
+        event: &str,
+        events: &[(&str, String)],
+    ) -> anyhow::Result<u16> {
+        let batch: Vec<serde_json::Value> = events
+            .iter()
+            .map(|(channel, data)| serde_json::json!({"name": event, "channel": channel, "data": data}))
+            .collect();
+        let body = serde_json::json!({ "batch": batch }).to_string();
+        Ok(self.request("POST", "batch_events", &body).await?.0)
+    }
+
     /// A signed request to `/apps/{id}/{rest}` (no query parameters of its own); the status
     /// and the body.
     pub async fn request(

@@ -1,4 +1,4 @@
-//! `fanout`: S subscribers on one channel; R events/s through the HTTP API for T seconds.
+//! `fanout`: S subscribers on one channel (or spread over C); R events/s through the HTTP API for T seconds.
 //! Each event carries a sequence number and its send time; subscribers record latency, loss,
 //! duplicates and order violations.
 
@@ -34,6 +34,24 @@ pub struct FanoutArgs {
     /// (open loop), and order is checked per connection (Pusher orders events per publisher).
     #[arg(long, default_value_t = 8)]
     pub publishers: usize,
+    /// Channels: subscriber `i` joins channel `i % channels`, event `seq` goes to channel
+    /// `seq % channels` (so each event reaches subscribers / channels of them).
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
+    /// Events per request: above 1, each publishing connection sends its events in batches
+    /// (`POST /apps/{id}/batch_events`, at most 10), so every subscriber gets that many frames
+    /// at once (the rate stays in events per second).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=10))]
+    pub batch: u16,
+}
+
+/// The name of fan-out channel `i` of `count`.
+fn channel_name(i: usize, count: usize) -> String {
+    if count == 1 {
+        "bench-fanout".to_owned()
+    } else {
+        format!("bench-fanout-{i}")
+    }
 }
 
 #[derive(Default)]
@@ -77,8 +95,12 @@ fn now_micros() -> u64 {
 
 pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
     let t = a.target.clone();
-    let channel = "bench-fanout";
-    eprintln!("… connecting {} subscribers", a.subscribers);
+    let channels = a.channels.max(1);
+    let names: Vec<String> = (0..channels).map(|i| channel_name(i, channels)).collect();
+    eprintln!(
+        "… connecting {} subscribers to {channels} channel(s)",
+        a.subscribers
+    );
     let mut conns = Vec::with_capacity(a.subscribers);
     for i in 0..a.subscribers {
         let port = match t.port2 {
@@ -86,18 +108,21 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
             _ => t.port,
         };
         let mut c = ws::connect(&t.host, port, &t.key).await?;
-        ws::subscribe(&mut c, channel).await?;
+        ws::subscribe(&mut c, &names[i % channels]).await?;
         conns.push(c);
     }
     let total = (a.rate as u64) * a.seconds;
+    // Events for channel `ch`: the sequence numbers below `total` that are `ch` modulo channels.
+    let events_for = |ch: usize| (total + (channels - 1 - ch) as u64) / channels as u64;
     let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
     let tallies = Arc::new(Mutex::new(Vec::new()));
     let mut readers = Vec::new();
     let publishers = a.publishers.max(1);
-    for c in conns {
+    for (i, c) in conns.into_iter().enumerate() {
         let (hist, tallies) = (hist.clone(), tallies.clone());
+        let expected = events_for(i % channels);
         readers.push(tokio::spawn(async move {
             let mut ws = c.ws;
             let mut tally = Tally::default();
@@ -106,7 +131,7 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
             let mut last: Vec<Option<u64>> = vec![None; publishers];
             let mut local =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
-            while tally.received < total {
+            while tally.received < expected {
                 let Ok(Ok(text)) =
                     tokio::time::timeout(Duration::from_secs(5), ws::next_text(&mut ws)).await
                 else {
@@ -143,23 +168,36 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
         let mut publisher =
             Publisher::connect(&t.host, t.port, &t.app_id, &t.key, &t.secret).await?;
         let padding = padding.clone();
+        let names = names.clone();
         let rate = a.rate as u64;
+        let batch = usize::from(a.batch);
         senders.push(tokio::spawn(async move {
             let mut publish = Histogram::<u64>::new(3).expect("valid sigfig");
             let mut errors = 0u64;
-            for seq in (first..total).step_by(publishers) {
-                tokio::time::sleep_until((started + interval * seq as u32).into()).await;
-                let data =
-                    serde_json::json!({"seq": seq, "t": now_micros(), "pad": padding.as_str()})
-                        .to_string();
+            let seqs: Vec<u64> = (first..total).step_by(publishers).collect();
+            for chunk in seqs.chunks(batch) {
+                tokio::time::sleep_until((started + interval * chunk[0] as u32).into()).await;
+                let stamp = now_micros();
+                let events: Vec<(&str, String)> = chunk
+                    .iter()
+                    .map(|&seq| {
+                        let data =
+                            serde_json::json!({"seq": seq, "t": stamp, "pad": padding.as_str()})
+                                .to_string();
+                        (names[seq as usize % names.len()].as_str(), data)
+                    })
+                    .collect();
                 let sent = Instant::now();
-                match publisher.trigger(channel, "bench", &data).await {
-                    Ok(200) => {}
-                    _ => errors += 1,
+                let status = match events.as_slice() {
+                    [(channel, data)] => publisher.trigger(channel, "bench", data).await,
+                    _ => publisher.trigger_batch("bench", &events).await,
+                };
+                if !matches!(status, Ok(200)) {
+                    errors += chunk.len() as u64;
                 }
                 let _ = publish.record(sent.elapsed().as_micros() as u64);
-                if seq % rate.max(1) == 0 {
-                    eprintln!("… {seq}/{total} published");
+                if chunk.iter().any(|seq| seq % rate.max(1) == 0) {
+                    eprintln!("… {}/{total} published", chunk[0]);
                 }
             }
             (publish, errors)
@@ -184,12 +222,12 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
     let tallies = tallies.lock().await;
     let h = hist.lock().await;
     let delivered: u64 = tallies.iter().map(|t| t.received).sum();
-    let expected = total * a.subscribers as u64;
+    let expected: u64 = (0..a.subscribers).map(|i| events_for(i % channels)).sum();
     let dups: u64 = tallies.iter().map(|t| t.duplicates).sum();
     let ooo: u64 = tallies.iter().map(|t| t.out_of_order).sum();
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "fanout: {} subscribers × {total} events: {delivered}/{expected} delivered ({:.0}/s), {} lost, {dups} duplicates, {ooo} out of order, {errors} publish errors",
+        "fanout: {} subscribers on {channels} channel(s) × {total} events: {delivered}/{expected} delivered ({:.0}/s), {} lost, {dups} duplicates, {ooo} out of order, {errors} publish errors",
         a.subscribers,
         delivered as f64 / took,
         expected - delivered
@@ -223,7 +261,7 @@ pub async fn run(a: FanoutArgs) -> anyhow::Result<()> {
         );
     }
     let json = serde_json::json!({
-        "scenario": "fanout", "subscribers": a.subscribers, "rate": a.rate, "seconds": a.seconds,
+        "scenario": "fanout", "subscribers": a.subscribers, "channels": channels, "batch": a.batch, "rate": a.rate, "seconds": a.seconds,
         "delivered": delivered, "expected": expected, "lost": expected - delivered, "duplicates": dups, "out_of_order": ooo,
         "publish_errors": errors, "deliveries_per_sec": delivered as f64 / took,
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": h.max() as f64 / 1000.0},

@@ -1,7 +1,7 @@
 //! `floor`: the reference server benchmarks measure every real server against. It does the
 //! least any Pusher-compatible server must do for a fan-out, on Herald's own stack (tokio,
 //! hyper, tokio-tungstenite): accept a WebSocket at `/app/{key}`, confirm subscriptions, answer
-//! pings, take `POST /apps/{id}/events`, encode each channel's frame once and hand it to every
+//! pings, take `POST /apps/{id}/events` (and `batch_events`), encode each channel's frame once and hand it to every
 //! subscriber's socket. No authentication, signatures, limits, metrics, presence or timers: a
 //! figure as a ratio to the floor is the price of everything a real server adds.
 //!
@@ -111,6 +111,11 @@ async fn route(
             Ok(body) => events(&floor, &body.to_bytes()),
             Err(_) => status(StatusCode::BAD_REQUEST, "{}"),
         }
+    } else if path.starts_with("/apps/") && path.ends_with("/batch_events") {
+        match req.into_body().collect().await {
+            Ok(body) => batch_events(&floor, &body.to_bytes()),
+            Err(_) => status(StatusCode::BAD_REQUEST, "{}"),
+        }
     } else {
         status(StatusCode::NOT_FOUND, "{}")
     })
@@ -143,10 +148,32 @@ struct EventFrame<'a> {
     data: &'a str,
 }
 
+/// The body of `POST /apps/{id}/batch_events`.
+#[derive(Deserialize)]
+struct Batch<'a> {
+    #[serde(borrow)]
+    batch: Vec<Trigger<'a>>,
+}
+
 fn events(floor: &Floor, body: &[u8]) -> Response<Full<Bytes>> {
     let Ok(t) = serde_json::from_slice::<Trigger>(body) else {
         return status(StatusCode::BAD_REQUEST, "{}");
     };
+    publish(floor, &t);
+    status(StatusCode::OK, "{}")
+}
+
+fn batch_events(floor: &Floor, body: &[u8]) -> Response<Full<Bytes>> {
+    let Ok(b) = serde_json::from_slice::<Batch>(body) else {
+        return status(StatusCode::BAD_REQUEST, "{}");
+    };
+    for t in &b.batch {
+        publish(floor, t);
+    }
+    status(StatusCode::OK, r#"{"batch":[]}"#)
+}
+
+fn publish(floor: &Floor, t: &Trigger) {
     for channel in t.channels.iter().copied().chain(t.channel) {
         let frame = EventFrame {
             event: t.name,
@@ -156,7 +183,6 @@ fn events(floor: &Floor, body: &[u8]) -> Response<Full<Bytes>> {
         let text = serde_json::to_string(&frame).expect("strings serialize");
         floor.publish(channel, &Utf8Bytes::from(text));
     }
-    status(StatusCode::OK, "{}")
 }
 
 fn upgrade(floor: Arc<Floor>, mut req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
