@@ -118,7 +118,7 @@ pub fn upgrade(
         // small (a larger message is simply read in more steps).
         let config = WebSocketConfig::default()
             .read_buffer_size(256)
-            .write_buffer_size(0)
+            .write_buffer_size(WRITE_BUFFER)
             .max_write_buffer_size(state.config.max_message_bytes * 4 + 64 * 1024)
             .max_message_size(Some(state.config.max_message_bytes))
             .max_frame_size(Some(state.config.max_message_bytes));
@@ -377,6 +377,11 @@ enum End {
 
 /// Most frames written between two flushes and per wake-up (then the reader gets its turn).
 const WRITE_BATCH: usize = 64;
+
+/// Frames waiting together are written to the socket in one write of up to this many bytes
+/// (the writer flushes once per batch); a lone frame goes out at once, on the flush. Small on
+/// purpose: tungstenite keeps its write buffer's capacity after a burst, for every connection.
+const WRITE_BUFFER: usize = 1024;
 
 /// The write half of the connection's loop: moves frames from the outbox into the socket.
 struct Writer {
