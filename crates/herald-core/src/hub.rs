@@ -360,9 +360,13 @@ impl Hub {
         let Some(l) = self.local(app) else { return };
         let mut channels = write(&l.channels);
         let subs = channels.entry(channel.as_str().to_owned()).or_default();
-        {
-            // The store's counter is now `since`: anything recorded above it is from before
-            // the channel emptied (the counter starts again) and would hold back new frames.
+        if subs.active.is_empty() {
+            // The store's counter is now `since`: with nobody active here, anything recorded
+            // above it may be from before the channel emptied (the counter starts again) and
+            // would hold back new frames. With a subscriber active here the channel never
+            // emptied (its member leaves the store only after leaving `active`), so a higher
+            // version is a transition after this snapshot, and forgetting it would let an older
+            // frame still on its way through (a leave overtaken by the same user's rejoin).
             let mut latest = lock(&subs.latest);
             if latest.values().any(|v| *v > since) {
                 latest.clear();

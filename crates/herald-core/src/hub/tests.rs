@@ -280,3 +280,25 @@ async fn a_membership_frame_older_than_one_delivered_for_its_user_is_dropped() {
     hub.deliver_local(&app(), &membership("removed", "u", 1), true);
     assert_eq!(drain(&mut a_out).len(), 1);
 }
+
+#[tokio::test]
+async fn a_new_subscriber_with_an_older_snapshot_does_not_reopen_the_order_for_the_others() {
+    let hub = hub();
+    let (a, mut a_out) = conn(1);
+    hub.add_pending(&app(), &ch("presence-room"), &a);
+    hub.activate(&app(), &ch("presence-room"), &a, 3, None);
+    // b starts subscribing here; its snapshot is taken at version 4 (u just left).
+    let (b, mut b_out) = conn(2);
+    hub.add_pending(&app(), &ch("presence-room"), &b);
+    // u rejoined on another node (5); its frame overtakes its leave (4).
+    hub.deliver_local(&app(), &membership("added", "u", 5), true);
+    hub.activate(&app(), &ch("presence-room"), &b, 4, None);
+    // u's leave arrives last: stale for everyone here, a included.
+    hub.deliver_local(&app(), &membership("removed", "u", 4), true);
+    let got = drain(&mut a_out);
+    assert_eq!(got.len(), 1, "a gets u's rejoin only: {got:?}");
+    assert!(got[0].contains("member_added"));
+    let got = drain(&mut b_out);
+    assert_eq!(got.len(), 1, "b gets the rejoin it held: {got:?}");
+    assert!(got[0].contains("member_added"));
+}
