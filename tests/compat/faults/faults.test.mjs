@@ -542,6 +542,18 @@ test(
         500,
       );
       balancedAfterMs = Date.now() - started;
+      // Once shedding, a node goes on down to within a quarter of the tolerance: wait until
+      // nobody was moved for 3 s (the rebalancer sheds every second while it sheds), so the
+      // checks below do not race a last move (a tick published while its client reconnects).
+      await pollUntil(
+        () => {
+          const last = Math.max(0, ...watched.flatMap((t) => t.moves.map((m) => m.at)));
+          return { ok: Date.now() - last > 3000, value: `last move ${Date.now() - last} ms ago` };
+        },
+        'no client moved for 3 s',
+        30000,
+        500,
+      );
       // Settle: every moved client back, subscribed, with the complete list on every node.
       await settled(watched, 20000);
       for (let r = 0; r < ROOMS; r++) {
@@ -562,7 +574,7 @@ test(
     await pollUntil(
       () => {
         const behind = watched.filter((t) => !t.ticks.items.includes(lastTick));
-        return { ok: behind.length === 0, value: behind.map((t) => t.client.label).slice(0, 5) };
+        return { ok: behind.length === 0, value: behind.map((t) => ({ c: t.client.label, u: t.user, sid: t.client.pusher.connection.socket_id, ticks: t.ticks.items.slice(-5), subs: t.roomSubs.items.slice(-3), moves: t.moves, state: t.client.state })).slice(0, 5) };
       },
       `every client received the last tick ${lastTick}`,
       10000,
