@@ -289,7 +289,7 @@ impl Backplane {
     }
 
     /// The same backplane with every operation timed into `metrics` (on a cluster each
-    /// operation is one Redis round trip, pool wait included).
+    /// operation is one Redis round trip, connection wait included).
     pub fn timed(self, metrics: Arc<dyn BackplaneMetrics>) -> Backplane {
         use timed::Timed;
         let m = &metrics;

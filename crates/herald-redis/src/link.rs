@@ -458,8 +458,8 @@ impl ClusterSource {
     }
 }
 
-/// A connection for commands: from the pool (one server, Sentinel's master) or the cluster's
-/// shared connection.
+/// A connection for commands: the shared multiplexed one (one server, Sentinel's master), a
+/// pooled one for blocking reads, or the cluster's shared connection.
 pub(crate) enum Conn {
     Pooled(deadpool_redis::Connection),
     Shared(SharedConn),
@@ -522,7 +522,7 @@ impl Link {
         // A command unanswered for COMMAND_TIMEOUT fails (an HTTP 503, a retried heartbeat)
         // instead of hanging a caller while Redis is cut off without a reset. It is far above
         // any script's run time and above the longest XREADGROUP block the dispatcher asks
-        // for (half a second). The pool's waits bound getting a connection.
+        // for (half a second). The connection timeout and the pool's waits bound getting one.
         let connection = AsyncConnectionConfig::new()
             .set_response_timeout(Some(COMMAND_TIMEOUT))
             .set_connection_timeout(Some(Duration::from_secs(2)));
