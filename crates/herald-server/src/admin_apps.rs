@@ -16,7 +16,9 @@ use herald_core::store::{StoredApp, Written};
 
 use crate::State;
 use crate::app_store::AppStoreHandle;
-use crate::config::{PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS, app_from_record, app_view};
+use crate::config::{
+    PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS, app_from_record, app_view, is_app_key,
+};
 use crate::http::{Body, json as json_response};
 
 /// Largest request body (an app's record).
@@ -286,8 +288,21 @@ async fn reload(store: &AppStoreHandle) {
     }
 }
 
+/// A key set to null (the default) must still be one of the `[[apps]]` keys: dropped unchecked,
+/// a misspelt key would be accepted without effect.
+fn known_keys(fields: &Map<String, Value>) -> Result<(), Refusal> {
+    match fields.iter().find(|(k, v)| v.is_null() && !is_app_key(k)) {
+        Some((k, _)) => Err(Refusal::invalid(
+            k,
+            "unknown key (the [[apps]] keys are accepted)",
+        )),
+        None => Ok(()),
+    }
+}
+
 async fn create(state: &State, mut fields: Map<String, Value>, actor: &str) -> Answer {
     let store = store(state)?;
+    known_keys(&fields)?;
     // null: the default, as if absent.
     fields.retain(|_, v| !v.is_null());
     for reserved in [PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS] {
@@ -363,6 +378,7 @@ async fn update(state: &State, id: &str, patch: Map<String, Value>, actor: &str)
             ));
         }
     }
+    known_keys(&patch)?;
     let current = stored(state, store, id).await?;
     let mut fields = record_fields(&current)?;
     for (k, v) in &patch {

@@ -15,7 +15,7 @@ mod apps;
 mod env;
 mod raw;
 
-pub use apps::{PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS, app_from_record, app_view};
+pub use apps::{PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS, app_from_record, app_view, is_app_key};
 
 use env::{checked_toml, env_config};
 use raw::{OneOrMany, RawConfig};

@@ -270,6 +270,16 @@ pub fn app_from_record(record: &str, has_redis: bool) -> Result<App, ConfigError
 
 /// serde's message, naming the key at fault: the one an `unknown field` message names, else the
 /// one that fails on its own (serde's type errors do not say which key they are about).
+/// Whether `name` is one of the `[[apps]]` keys (a body's `"name": null` must still be one).
+pub fn is_app_key(name: &str) -> bool {
+    let mut one = serde_json::Map::new();
+    one.insert(name.to_owned(), serde_json::Value::Null);
+    match serde_json::from_value::<RawApp>(serde_json::Value::Object(one)) {
+        Ok(_) => true,
+        Err(e) => !e.to_string().starts_with("unknown field"),
+    }
+}
+
 fn record_error(fields: &serde_json::Map<String, serde_json::Value>, message: &str) -> ConfigError {
     if let Some(unknown) = message
         .strip_prefix("unknown field `")
