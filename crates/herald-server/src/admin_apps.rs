@@ -17,7 +17,8 @@ use herald_core::store::{StoredApp, Written};
 use crate::State;
 use crate::app_store::AppStoreHandle;
 use crate::config::{
-    PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS, app_from_record, app_view, is_app_key,
+    PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS, UNKNOWN_APP_KEY, app_from_record, app_view,
+    is_app_key,
 };
 use crate::http::{Body, json as json_response};
 
@@ -292,10 +293,7 @@ async fn reload(store: &AppStoreHandle) {
 /// a misspelt key would be accepted without effect.
 fn known_keys(fields: &Map<String, Value>) -> Result<(), Refusal> {
     match fields.iter().find(|(k, v)| v.is_null() && !is_app_key(k)) {
-        Some((k, _)) => Err(Refusal::invalid(
-            k,
-            "unknown key (the [[apps]] keys are accepted)",
-        )),
+        Some((k, _)) => Err(Refusal::invalid(k, UNKNOWN_APP_KEY)),
         None => Ok(()),
     }
 }

@@ -15,7 +15,10 @@ mod apps;
 mod env;
 mod raw;
 
-pub use apps::{PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS, app_from_record, app_view, is_app_key};
+pub use apps::{
+    PREVIOUS_SECRET, PREVIOUS_SECRET_UNTIL_MS, UNKNOWN_APP_KEY, app_from_record, app_view,
+    is_app_key,
+};
 
 use env::{checked_toml, env_config};
 use raw::{OneOrMany, RawConfig};

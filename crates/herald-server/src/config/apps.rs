@@ -268,8 +268,9 @@ pub fn app_from_record(record: &str, has_redis: bool) -> Result<App, ConfigError
     Ok(app)
 }
 
-/// serde's message, naming the key at fault: the one an `unknown field` message names, else the
-/// one that fails on its own (serde's type errors do not say which key they are about).
+/// What a key that is not one of the `[[apps]]` keys is told.
+pub const UNKNOWN_APP_KEY: &str = "unknown key (the [[apps]] keys are accepted)";
+
 /// Whether `name` is one of the `[[apps]]` keys (a body's `"name": null` must still be one).
 pub fn is_app_key(name: &str) -> bool {
     let mut one = serde_json::Map::new();
@@ -280,12 +281,14 @@ pub fn is_app_key(name: &str) -> bool {
     }
 }
 
+/// serde's message, naming the key at fault: the one an `unknown field` message names, else the
+/// one that fails on its own (serde's type errors do not say which key they are about).
 fn record_error(fields: &serde_json::Map<String, serde_json::Value>, message: &str) -> ConfigError {
     if let Some(unknown) = message
         .strip_prefix("unknown field `")
         .and_then(|m| m.split('`').next())
     {
-        return err(unknown, "unknown key (the [[apps]] keys are accepted)");
+        return err(unknown, UNKNOWN_APP_KEY);
     }
     let failing = fields.iter().find(|(name, value)| {
         let mut one = serde_json::Map::new();
